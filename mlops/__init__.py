@@ -1,0 +1,1 @@
+"""Shared plumbing for the template: the `mlops` CLI, params and paths."""

@@ -1,0 +1,69 @@
+"""The build side: data bootstrap, the four DVC stages, and the end-to-end demo."""
+
+from __future__ import annotations
+
+
+def _data(args) -> int:
+    from model.dataset import bootstrap
+
+    bootstrap(pull=not args.no_pull, push=not args.no_push)
+    return 0
+
+
+def _validate(args) -> int:
+    from model.validate import run
+
+    return run()
+
+
+def _prepare(args) -> int:
+    from model.prepare import run
+
+    run()
+    return 0
+
+
+def _train(args) -> int:
+    from model.train import run
+
+    run()
+    return 0
+
+
+def _evaluate(args) -> int:
+    from model.evaluate import run
+
+    run()
+    return 0
+
+
+def _demo(args) -> int:
+    from model.demo import run
+
+    return run()
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "data",
+        help="get the bundled dataset: dvc pull, else recreate it byte-identically and push it",
+    )
+    p.add_argument("--no-pull", action="store_true", help="skip `dvc pull`, always recreate")
+    p.add_argument("--no-push", action="store_true", help="do not `dvc push` the recreated data")
+    p.set_defaults(handler=_data)
+
+    sub.add_parser("validate", help="DVC stage: check the data against the schema in params.yaml").set_defaults(
+        handler=_validate
+    )
+    sub.add_parser("prepare", help="DVC stage: seeded stratified split, scaler fitted on train").set_defaults(
+        handler=_prepare
+    )
+    sub.add_parser("train", help="DVC stage: train the Lightning model, log it to MLflow").set_defaults(
+        handler=_train
+    )
+    sub.add_parser("evaluate", help="DVC stage: test-split metrics and plot data").set_defaults(
+        handler=_evaluate
+    )
+    sub.add_parser("demo", help="the main job: run the whole loop locally, end to end").set_defaults(
+        handler=_demo
+    )

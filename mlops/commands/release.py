@@ -1,0 +1,5 @@
+"""Placeholder: this area's commands are added by their issue."""
+
+
+def register(sub) -> None:
+    return None

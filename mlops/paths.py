@@ -1,0 +1,29 @@
+"""Where every pipeline artifact lives. dvc.yaml names the same paths; tests/test_dvc_yaml.py keeps them in step."""
+
+from pathlib import Path
+
+ROOT = Path.cwd()
+
+PARAMS = Path("params.yaml")
+DATA_DIR = Path("data")
+
+VALIDATION_REPORT = Path("reports/validation.json")
+
+PREPARED_DIR = Path("artifacts/prepared")
+TRAIN_SPLIT = PREPARED_DIR / "train.parquet"
+VAL_SPLIT = PREPARED_DIR / "val.parquet"
+TEST_SPLIT = PREPARED_DIR / "test.parquet"
+SCALER = PREPARED_DIR / "scaler.json"
+
+MODEL_DIR = Path("artifacts/model")
+MODEL_FILE = MODEL_DIR / "model.pt"  # TorchScript: raw features in, logits out (scaling baked in)
+MODEL_META = MODEL_DIR / "meta.json"  # features, classes, seed, MLflow run
+HISTORY = MODEL_DIR / "history.csv"  # per-epoch training curves
+
+EVAL_DIR = Path("eval")
+METRICS = EVAL_DIR / "metrics.json"
+PLOTS_DIR = EVAL_DIR / "plots"
+CONFUSION = PLOTS_DIR / "confusion.csv"
+ROC = PLOTS_DIR / "roc.csv"
+PR_CURVE = PLOTS_DIR / "pr.csv"
+TRAINING_CURVES = PLOTS_DIR / "training.csv"

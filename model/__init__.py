@@ -1,0 +1,1 @@
+"""The build side: data, schema validation, the Lightning model, training and evaluation."""

@@ -1,0 +1,125 @@
+"""DVC stage `train`: fit the Lightning model, export TorchScript, and record the run in MLflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from mlops import paths
+from mlops.params import Params, load_params
+
+
+def quiet_lightning() -> None:
+    """Lightning's tips and per-step chatter bury the stage output in DVC logs."""
+    os.environ.setdefault("PL_DISABLE_FORK", "1")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format caution, every run
+
+
+def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, logger=False, callbacks=()):
+    """Train deterministically from params; returns the fitted LightningModule and the Trainer."""
+    from model.datamodule import TabularDataModule
+    from model.net import LitClassifier
+
+    quiet_lightning()
+    cfg = params.train
+    pl.seed_everything(params.seed, workers=True, verbose=False)
+    module = LitClassifier(
+        scaler=scaler,
+        n_classes=len(params.data.classes),
+        hidden=list(cfg.get("hidden", [32, 16])),
+        dropout=float(cfg.get("dropout", 0.0)),
+        lr=float(cfg.get("lr", 1e-3)),
+        weight_decay=float(cfg.get("weight_decay", 0.0)),
+    )
+    data = TabularDataModule(train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed)
+    trainer = pl.Trainer(
+        max_epochs=int(cfg.get("max_epochs", 30)),
+        accelerator="cpu",
+        devices=1,
+        deterministic=True,
+        logger=logger,
+        callbacks=list(callbacks),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=data)
+    return module, trainer
+
+
+class History(pl.Callback):
+    """Collects the epoch-level metrics Lightning computed, for the training-curves plot."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_validation_epoch_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.rows.append({"epoch": trainer.current_epoch + 1, **metrics})
+
+
+def export(module, path) -> None:
+    """TorchScript of the plain network: serving needs torch only, not Lightning or this package."""
+    net = module.net.eval()
+    torch.jit.script(net).save(str(path))
+
+
+def run() -> None:
+    import mlflow
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from model import tracking
+
+    params = load_params()
+    train = pd.read_parquet(paths.TRAIN_SPLIT)
+    val = pd.read_parquet(paths.VAL_SPLIT)
+    scaler = json.loads(paths.SCALER.read_text())
+
+    experiment = params.mlflow.get("experiment", "default")
+    tracking.experiment_id(experiment)
+    logger = MLFlowLogger(experiment_name=experiment, tracking_uri=tracking.tracking_uri(), log_model=False)
+    logger.log_hyperparams({"seed": params.seed, **{f"train.{k}": v for k, v in params.train.items()},
+                            **{f"split.{k}": v for k, v in params.split.items()},
+                            "data.path": str(params.data.path), "data.rows.train": len(train)})
+    history = History()
+    module, _ = fit(params, train, val, scaler, logger=logger, callbacks=[history])
+
+    paths.MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    export(module, paths.MODEL_FILE)
+    pd.DataFrame(history.rows).to_csv(paths.HISTORY, index=False)
+    meta = {
+        "features": params.data.feature_names,
+        "label": params.data.label,
+        "classes": [str(c) for c in params.data.classes],
+        "seed": params.seed,
+        "mlflow": {"tracking_uri": tracking.tracking_uri(), "experiment": experiment, "run_id": logger.run_id},
+    }
+    paths.MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
+
+    with mlflow.start_run(run_id=logger.run_id):
+        mlflow.log_artifact(str(paths.MODEL_FILE), artifact_path="torchscript")
+        mlflow.log_artifact(str(paths.MODEL_META), artifact_path="torchscript")
+        mlflow.pytorch.log_model(
+            module.net,
+            name="model",
+            serialization_format="pickle",
+            pip_requirements=["torch==2.13.0"],
+        )
+    last = history.rows[-1] if history.rows else {}
+    print(
+        f"train: {len(history.rows)} epochs, val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
+        f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
+    )

@@ -1,0 +1,1 @@
+"""The watch side: inference logs, Evidently drift checks and the retraining PR."""

@@ -1,0 +1,1 @@
+"""The run side: TorchServe handler, server config and model archiving."""
