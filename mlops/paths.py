@@ -1,4 +1,4 @@
-"""Where every pipeline artifact lives. dvc.yaml names the same paths; tests/test_dvc_yaml.py keeps them in step."""
+"""Where every pipeline artifact lives. dvc.yaml names the same paths (tests/test_cli.py checks)."""
 
 from pathlib import Path
 

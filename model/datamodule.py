@@ -28,8 +28,9 @@ def batches(data: TensorDataset, batch_size: int, shuffle: bool, seed: int = 0) 
 
 
 class TabularDataModule(pl.LightningDataModule):
-    def __init__(self, train: pd.DataFrame, val: pd.DataFrame, features: list[str], batch_size: int,
-                 seed: int):
+    def __init__(
+        self, train: pd.DataFrame, val: pd.DataFrame, features: list[str], batch_size: int, seed: int
+    ):
         super().__init__()
         self.train_set = to_tensors(train, features)
         self.val_set = to_tensors(val, features)

@@ -37,7 +37,8 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[st
         "precision": skm.precision_score(y, pred, average=average, zero_division=0),
         "recall": skm.recall_score(y, pred, average=average, zero_division=0),
         "f1": skm.f1_score(y, pred, average=average, zero_division=0),
-        "roc_auc": skm.roc_auc_score(y, proba[:, 1]) if binary
+        "roc_auc": skm.roc_auc_score(y, proba[:, 1])
+        if binary
         else skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels),
         "log_loss": skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=labels),
     }
@@ -59,8 +60,11 @@ def curves(y: np.ndarray, proba: np.ndarray, n_classes: int) -> tuple[pd.DataFra
 def confusion(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> pd.DataFrame:
     matrix = skm.confusion_matrix(y, pred, labels=range(len(classes)))
     return pd.DataFrame(
-        [{"actual": classes[i], "predicted": classes[j], "count": int(matrix[i, j])}
-         for i in range(len(classes)) for j in range(len(classes))]
+        [
+            {"actual": classes[i], "predicted": classes[j], "count": int(matrix[i, j])}
+            for i in range(len(classes))
+            for j in range(len(classes))
+        ]
     )
 
 

@@ -28,7 +28,9 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def check_gates(candidate: dict, baseline: dict | None, gates: dict, baseline_name: str = "main") -> list[GateResult]:
+def check_gates(
+    candidate: dict, baseline: dict | None, gates: dict, baseline_name: str = "main"
+) -> list[GateResult]:
     results: list[GateResult] = []
     for metric, floor in (gates.get("min") or {}).items():
         value = candidate.get(metric)
@@ -39,8 +41,16 @@ def check_gates(candidate: dict, baseline: dict | None, gates: dict, baseline_na
         ok = value <= floor if lower else value >= floor
         op = "<=" if lower else ">="
         gap = "" if ok else f" (short by {abs(value - floor):.4f})"
-        results.append(GateResult(f"{'max' if lower else 'min'} {metric}", metric, value, floor, ok,
-                                  f"{_fmt(value)} {op} {floor}{gap}"))
+        results.append(
+            GateResult(
+                f"{'max' if lower else 'min'} {metric}",
+                metric,
+                value,
+                floor,
+                ok,
+                f"{_fmt(value)} {op} {floor}{gap}",
+            )
+        )
     for metric, allowed in (gates.get("max_regression") or {}).items():
         name = f"max regression {metric}"
         value = candidate.get(metric)
@@ -49,7 +59,9 @@ def check_gates(candidate: dict, baseline: dict | None, gates: dict, baseline_na
             results.append(GateResult(name, metric, None, allowed, False, "metric missing"))
             continue
         if base is None:
-            results.append(GateResult(name, metric, value, allowed, True, f"skipped: no {baseline_name} baseline"))
+            results.append(
+                GateResult(name, metric, value, allowed, True, f"skipped: no {baseline_name} baseline")
+            )
             continue
         drop = (value - base) if metric in LOWER_IS_BETTER else (base - value)
         ok = drop <= allowed + 1e-12

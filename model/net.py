@@ -48,12 +48,22 @@ class Classifier(nn.Module):
 class LitClassifier(pl.LightningModule):
     """Training logic only: loss, optimiser and the per-epoch metrics that MLflow records."""
 
-    def __init__(self, scaler: dict, n_classes: int, hidden: list[int], dropout: float, lr: float,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        scaler: dict,
+        n_classes: int,
+        hidden: list[int],
+        dropout: float,
+        lr: float,
+        weight_decay: float = 0.0,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["scaler"])
         self.net = Classifier(scaler, n_classes, hidden, dropout)
         self.loss = nn.CrossEntropyLoss()
+        # Manual optimisation: the same zero_grad/backward/step, without the closure machinery that
+        # costs more than a whole step of a small tabular model (see benchmarks/train_loop.py).
+        self.automatic_optimization = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -61,14 +71,44 @@ class LitClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss(self(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        optimiser = self.optimizers()
+        optimiser.zero_grad()
+        self.manual_backward(loss)
+        optimiser.step()
+        # Sum here and log once per epoch: self.log on every step costs more than the step itself.
+        self._epoch_loss = self._epoch_loss + loss.detach() * len(y)
+        self._epoch_rows += len(y)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss, self._epoch_rows = torch.zeros(()), 0
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        self.log("val_loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
-        self.log("val_accuracy", (logits.argmax(1) == y).float().mean(), on_epoch=True, batch_size=len(y))
+        self._val_sums = self._val_sums + torch.stack(
+            [
+                self.loss(logits, y) * len(y),
+                (logits.argmax(1) == y).sum().float(),
+                torch.tensor(float(len(y))),
+            ]
+        )
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(3)
+
+    def on_validation_epoch_end(self) -> None:
+        # Validation runs after the epoch's last training batch, so one log_dict carries both.
+        loss_sum, correct, rows = self._val_sums
+        self.log_dict(
+            {
+                "train_loss": self._epoch_loss / max(self._epoch_rows, 1),
+                "val_loss": loss_sum / rows,
+                "val_accuracy": correct / rows,
+            }
+        )
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

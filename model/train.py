@@ -41,7 +41,9 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
         lr=float(cfg.get("lr", 1e-3)),
         weight_decay=float(cfg.get("weight_decay", 0.0)),
     )
-    data = TabularDataModule(train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed)
+    data = TabularDataModule(
+        train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed
+    )
     trainer = pl.Trainer(
         max_epochs=int(cfg.get("max_epochs", 30)),
         accelerator="cpu",
@@ -53,6 +55,7 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
+        num_sanity_val_steps=0,
     )
     trainer.fit(module, datamodule=data)
     return module, trainer
@@ -91,9 +94,15 @@ def run() -> None:
     experiment = params.mlflow.get("experiment", "default")
     tracking.experiment_id(experiment)
     logger = MLFlowLogger(experiment_name=experiment, tracking_uri=tracking.tracking_uri(), log_model=False)
-    logger.log_hyperparams({"seed": params.seed, **{f"train.{k}": v for k, v in params.train.items()},
-                            **{f"split.{k}": v for k, v in params.split.items()},
-                            "data.path": str(params.data.path), "data.rows.train": len(train)})
+    logger.log_hyperparams(
+        {
+            "seed": params.seed,
+            **{f"train.{k}": v for k, v in params.train.items()},
+            **{f"split.{k}": v for k, v in params.split.items()},
+            "data.path": str(params.data.path),
+            "data.rows.train": len(train),
+        }
+    )
     history = History()
     module, _ = fit(params, train, val, scaler, logger=logger, callbacks=[history])
 
@@ -105,7 +114,11 @@ def run() -> None:
         "label": params.data.label,
         "classes": [str(c) for c in params.data.classes],
         "seed": params.seed,
-        "mlflow": {"tracking_uri": tracking.tracking_uri(), "experiment": experiment, "run_id": logger.run_id},
+        "mlflow": {
+            "tracking_uri": tracking.tracking_uri(),
+            "experiment": experiment,
+            "run_id": logger.run_id,
+        },
     }
     paths.MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
 

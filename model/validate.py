@@ -61,7 +61,8 @@ def _check_feature(frame: pd.DataFrame, spec) -> list[str]:
     if bad_type.any():
         example = col[bad_type].iloc[0]
         errors.append(
-            f"column {spec.name!r}: expected {spec.dtype}, got non-numeric value {example!r} at {_rows(bad_type)}"
+            f"column {spec.name!r}: expected {spec.dtype}, got non-numeric value {example!r}"
+            f" at {_rows(bad_type)}"
         )
     finite = np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
     infinite = pd.Series(~finite, index=col.index) & numeric.notna()
@@ -91,7 +92,8 @@ def _check_label(frame: pd.DataFrame, spec: DataSpec, min_per_class: int) -> tup
     if unknown.any():
         values = sorted(set(text[unknown]))[:5]
         errors.append(
-            f"column {spec.label!r} (label): unknown label {', '.join(map(repr, values))} at {_rows(unknown)};"
+            f"column {spec.label!r} (label): unknown label {', '.join(map(repr, values))}"
+            f" at {_rows(unknown)};"
             f" allowed: {', '.join(map(str, spec.classes))}"
         )
     counts = Counter(text[~missing & ~unknown])

@@ -16,25 +16,39 @@ def env(**extra: str) -> dict[str, str]:
     """The test environment: the venv first on PATH, no user git/DVC config leaking in."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DVC_", "MLFLOW_"))}
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
-    base.update({"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-                 "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"})
+    base.update(
+        {
+            "GIT_AUTHOR_NAME": "test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
+        }
+    )
     base.update(extra)
     return base
 
 
 def sh(cmd: list[str] | str, cwd: Path, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
     """Run a command, capture output; on failure show both streams in the assertion message."""
-    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra), text=True, capture_output=True,
-                          shell=isinstance(cmd, str))
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env(**extra), text=True, capture_output=True, shell=isinstance(cmd, str)
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        raise AssertionError(
+            f"{cmd} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
     return proc
 
 
 def source_files() -> list[str]:
     """Tracked plus untracked-but-not-ignored files: what a commit of this working tree would hold."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, text=True, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
 
 

@@ -52,9 +52,9 @@ def register(sub) -> None:
     p.add_argument("--no-push", action="store_true", help="do not `dvc push` the recreated data")
     p.set_defaults(handler=_data)
 
-    sub.add_parser("validate", help="DVC stage: check the data against the schema in params.yaml").set_defaults(
-        handler=_validate
-    )
+    sub.add_parser(
+        "validate", help="DVC stage: check the data against the schema in params.yaml"
+    ).set_defaults(handler=_validate)
     sub.add_parser("prepare", help="DVC stage: seeded stratified split, scaler fitted on train").set_defaults(
         handler=_prepare
     )

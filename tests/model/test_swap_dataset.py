@@ -1,0 +1,47 @@
+"""Bringing your own data is a data + config change only: no code edits (slow: real training)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from sklearn.datasets import load_wine
+
+from tests.repo import copy_project, sh
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_different_table_runs_the_whole_pipeline(tmp_path):
+    repo = copy_project(tmp_path / "repo", tmp_path / "remote")
+    # A different labelled table: 13 other columns, 3 classes, another label name, Parquet not CSV.
+    wine = load_wine(as_frame=True)
+    table = wine.frame.drop(columns="target").rename(columns=lambda c: c.replace("/", "_"))
+    table["cultivar"] = [f"cultivar_{t}" for t in wine.target]
+    (repo / "data").mkdir()
+    table.to_parquet(repo / "data/wine.parquet", index=False)
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"] = {
+        "path": "data/wine.parquet",
+        "label": "cultivar",
+        "classes": ["cultivar_0", "cultivar_1", "cultivar_2"],
+        "features": {c: {"dtype": "float", "min": 0} for c in table.columns if c != "cultivar"},
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(["dvc", "add", "data"], repo)
+
+    sh(["dvc", "repro"], repo)
+
+    metrics = json.loads((repo / "eval/metrics.json").read_text())
+    assert metrics["accuracy"] > 0.8 and 0 < metrics["roc_auc"] <= 1
+    meta = json.loads((repo / "artifacts/model/meta.json").read_text())
+    assert meta["features"] == list(params["data"]["features"])
+    confusion = pd.read_csv(repo / "eval/plots/confusion.csv")
+    assert len(confusion) == 9 and confusion["count"].sum() == len(
+        pd.read_parquet(repo / "artifacts/prepared/test.parquet")
+    )
+    report = json.loads((repo / "reports/validation.json").read_text())
+    assert report["ok"] and report["class_balance"] == {"cultivar_0": 59, "cultivar_1": 71, "cultivar_2": 48}
