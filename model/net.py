@@ -46,7 +46,12 @@ class Classifier(nn.Module):
 
 
 class LitClassifier(pl.LightningModule):
-    """Training logic only: loss, optimiser and the per-epoch metrics that MLflow records."""
+    """Training logic only: loss, optimiser and the per-epoch metrics that MLflow records.
+
+    Epoch metrics are summed in tensors and sent to the logger once per epoch. Lightning's
+    `self.log` costs about a millisecond a call, more than a whole step of a small tabular model
+    (benchmarks/train_loop.py measures the loop against plain PyTorch).
+    """
 
     def __init__(
         self,
@@ -61,52 +66,40 @@ class LitClassifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["scaler"])
         self.net = Classifier(scaler, n_classes, hidden, dropout)
         self.loss = nn.CrossEntropyLoss()
-        # Manual optimisation: the same zero_grad/backward/step, without the closure machinery that
-        # costs more than a whole step of a small tabular model (see benchmarks/train_loop.py).
-        self.automatic_optimization = False
+        self.history: list[dict[str, float]] = []  # one row per epoch: the training-curves plot
+        self._sums = torch.zeros(5)  # train loss*rows, train rows, val loss*rows, val correct, val rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def on_train_epoch_start(self) -> None:
+        self._sums = torch.zeros(5)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss(self(x), y)
-        optimiser = self.optimizers()
-        optimiser.zero_grad()
-        self.manual_backward(loss)
-        optimiser.step()
-        # Sum here and log once per epoch: self.log on every step costs more than the step itself.
-        self._epoch_loss = self._epoch_loss + loss.detach() * len(y)
-        self._epoch_rows += len(y)
+        self._sums[:2] += torch.stack([loss.detach() * len(y), torch.tensor(float(len(y)))])
         return loss
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_loss, self._epoch_rows = torch.zeros(()), 0
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        self._val_sums = self._val_sums + torch.stack(
-            [
-                self.loss(logits, y) * len(y),
-                (logits.argmax(1) == y).sum().float(),
-                torch.tensor(float(len(y))),
-            ]
-        )
-
-    def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(3)
+        correct = (logits.argmax(1) == y).sum()
+        self._sums[2:] += torch.stack([self.loss(logits, y) * len(y), correct, torch.tensor(len(y))]).float()
 
     def on_validation_epoch_end(self) -> None:
-        # Validation runs after the epoch's last training batch, so one log_dict carries both.
-        loss_sum, correct, rows = self._val_sums
-        self.log_dict(
-            {
-                "train_loss": self._epoch_loss / max(self._epoch_rows, 1),
-                "val_loss": loss_sum / rows,
-                "val_accuracy": correct / rows,
-            }
-        )
+        # Validation runs after the epoch's last training batch, so this row holds both.
+        if self.trainer.sanity_checking:
+            return
+        train_loss, train_rows, val_loss, correct, val_rows = self._sums.tolist()
+        row = {
+            "train_loss": train_loss / max(train_rows, 1),
+            "val_loss": val_loss / max(val_rows, 1),
+            "val_accuracy": correct / max(val_rows, 1),
+        }
+        self.history.append({"epoch": self.current_epoch + 1, **row})
+        if self.logger:
+            self.logger.log_metrics(row, step=self.current_epoch)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(

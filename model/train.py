@@ -25,7 +25,7 @@ def quiet_lightning() -> None:
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format caution, every run
 
 
-def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, logger=False, callbacks=()):
+def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, logger=False):
     """Train deterministically from params; returns the fitted LightningModule and the Trainer."""
     from model.datamodule import TabularDataModule
     from model.net import LitClassifier
@@ -50,7 +50,6 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
         devices=1,
         deterministic=True,
         logger=logger,
-        callbacks=list(callbacks),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -59,19 +58,6 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
     )
     trainer.fit(module, datamodule=data)
     return module, trainer
-
-
-class History(pl.Callback):
-    """Collects the epoch-level metrics Lightning computed, for the training-curves plot."""
-
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def on_validation_epoch_end(self, trainer, module):
-        if trainer.sanity_checking:
-            return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.rows.append({"epoch": trainer.current_epoch + 1, **metrics})
 
 
 def export(module, path) -> None:
@@ -103,12 +89,11 @@ def run() -> None:
             "data.rows.train": len(train),
         }
     )
-    history = History()
-    module, _ = fit(params, train, val, scaler, logger=logger, callbacks=[history])
+    module, _ = fit(params, train, val, scaler, logger=logger)
 
     paths.MODEL_DIR.mkdir(parents=True, exist_ok=True)
     export(module, paths.MODEL_FILE)
-    pd.DataFrame(history.rows).to_csv(paths.HISTORY, index=False)
+    pd.DataFrame(module.history).to_csv(paths.HISTORY, index=False)
     meta = {
         "features": params.data.feature_names,
         "label": params.data.label,
@@ -131,8 +116,8 @@ def run() -> None:
             serialization_format="pickle",
             pip_requirements=["torch==2.13.0"],
         )
-    last = history.rows[-1] if history.rows else {}
+    last = module.history[-1] if module.history else {}
     print(
-        f"train: {len(history.rows)} epochs, val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
+        f"train: {len(module.history)} epochs, val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
         f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
     )

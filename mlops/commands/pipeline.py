@@ -38,7 +38,7 @@ def _evaluate(args) -> int:
 
 
 def _demo(args) -> int:
-    from model.demo import run
+    from mlops.demo import run
 
     return run()
 
