@@ -1,0 +1,65 @@
+"""The new data snapshot: previous table + new labelled production records, validated like training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops.errors import UserError
+from mlops.params import load_params
+from model.validate import validate_table
+from monitoring.snapshot import build
+from tests.monitoring.logs import jittered, records, table, write_jsonl
+
+FEEDBACK = Path("feedback")
+
+
+def test_appends_new_labelled_records_and_validates(workspace):
+    spec = load_params().data
+    before = spec.path.read_bytes()
+    full = table()
+    fresh = records(jittered(full.iloc[:10], seed=3), label_key="label")
+    known = records(full.iloc[10:12], label_key="label")  # already in the table: skipped
+    write_jsonl(
+        FEEDBACK / "day1.jsonl", fresh + known + fresh[:1], raw_lines=('{"ts": "2026-01-01", "label": ',)
+    )
+    snap = build(spec, str(FEEDBACK))
+    assert (snap.previous_rows, snap.new_rows, snap.duplicates, snap.feedback.malformed) == (569, 10, 3, 1)
+    after = spec.path.read_bytes()
+    assert after.startswith(before)  # old rows byte-identical, new rows appended
+    report = validate_table(spec.path, spec)
+    assert report["ok"] and report["rows"] == 579
+    assert sum(snap.class_balance.values()) == 579
+    assert build(spec, str(FEEDBACK)).new_rows == 0  # a re-run adds nothing twice
+
+
+def test_feedback_tables_in_the_training_schema(workspace):
+    spec = load_params().data
+    rows = jittered(table().iloc[:5], seed=4)
+    rows[spec.label] = [str(spec.classes[i]) for i in rows.pop("label")]
+    FEEDBACK.mkdir()
+    rows.to_csv(FEEDBACK / "labelled.csv", index=False)
+    snap = build(spec, str(FEEDBACK))
+    assert (snap.new_rows, snap.tables) == (5, 1)
+
+
+def test_invalid_feedback_leaves_the_data_unchanged(workspace):
+    spec = load_params().data
+    before = spec.path.read_bytes()
+    bad = records(jittered(table().iloc[:3], seed=5), label_key="label")
+    bad[1]["label"] = "unknown-class"
+    bad[2]["features"]["mean_radius"] = -4.0  # below min 0
+    write_jsonl(FEEDBACK / "bad.jsonl", bad)
+    with pytest.raises(UserError) as err:
+        build(spec, str(FEEDBACK))
+    assert "fails validation" in str(err.value) and "unknown label 'unknown-class'" in str(err.value)
+    assert "'mean_radius': below min 0" in str(err.value)
+    assert spec.path.read_bytes() == before
+
+
+def test_feedback_table_missing_columns_is_a_clear_error(workspace):
+    FEEDBACK.mkdir()
+    (FEEDBACK / "labels.csv").write_text("request_id,label\nr1,benign\n")
+    with pytest.raises(UserError, match=r"labels.csv: feedback table lacks column\(s\) mean_radius"):
+        build(load_params().data, str(FEEDBACK))

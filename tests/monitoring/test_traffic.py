@@ -1,0 +1,33 @@
+"""The rows `mlops simulate-traffic` sends: fresh same-distribution rows, then rows shifted as asked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlops.params import load_params
+from model.validate import validate_table
+from monitoring.traffic import make_rows
+from tests.monitoring.logs import table
+
+
+def test_normal_rows_are_fresh_and_shifted_rows_move_by_the_asked_sds(workspace):
+    params = load_params()
+    features = params.data.feature_names
+    base = table()
+    normal = make_rows(params, features, 400, 0.0, np.random.default_rng(0))
+    moved = make_rows(params, features[:5], 400, 1.0, np.random.default_rng(0))
+    assert set(normal["label"]) == set(params.data.classes)
+    known = set(map(tuple, base[features].round(9).to_numpy()))
+    assert not any(tuple(row) in known for row in normal[features].round(9).to_numpy())  # no copies
+    assert (normal[features] >= 0).all().all()  # still valid for the schema (min 0)
+    sd = base[features[:5]].std()
+    gap = (moved[features[:5]] - normal[features[:5]]).mean() / sd
+    assert np.allclose(gap, 1.0, atol=0.02)
+    assert np.allclose(moved[features[5:]], normal[features[5:]])  # unmonitored columns untouched
+
+
+def test_simulated_rows_pass_validation_as_feedback(workspace, tmp_path):
+    params = load_params()
+    rows = make_rows(params, params.data.feature_names, 50, 1.0, np.random.default_rng(1))
+    rows.rename(columns={"label": params.data.label}).to_csv(tmp_path / "f.csv", index=False)
+    assert validate_table(tmp_path / "f.csv", params.data)["ok"]
