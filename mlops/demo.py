@@ -1,7 +1,8 @@
-"""`mlops demo`: the README's main job. Runs the loop locally, step by step, with the same commands
-a user (or a workflow) would type, then prints where every artifact is.
+"""`mlops demo`: the README's main job. Runs the whole loop locally, step by step, with the same
+commands a user (or a workflow) would type, then prints where every artifact is.
 
-Each step is a plain command line, so the output doubles as a tutorial.
+Each step is a plain command line, so the output doubles as a tutorial. The local TorchServe is
+always stopped at the end, also when a step fails.
 """
 
 from __future__ import annotations
@@ -11,51 +12,89 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from mlops import paths
 from mlops.errors import UserError
 
-STEPS: list[tuple[str, list[str]]] = [
-    ("Get the data (DVC remote, else the deterministic bootstrap)", ["mlops", "data"]),
-    ("Run the pipeline: validate -> prepare -> train -> evaluate", ["dvc", "repro"]),
-    ("Share outputs and run-cache with the DVC remote", ["dvc", "push", "--run-cache"]),
+PIPELINE = [
+    ("Get the data (DVC remote, else the deterministic bootstrap)", "mlops data"),
+    ("Run the pipeline: validate -> prepare -> train -> evaluate", "dvc repro"),
+    ("Share outputs and run-cache with the DVC remote", "dvc push --run-cache"),
+    ("Write the PR report against main (what CML posts on a pull request)", "mlops report --base main"),
+    ("Promote: md5 vs dvc.lock, register in MLflow, gates, champion alias", "mlops promote"),
+    ("Archive the champion for TorchServe", "mlops archive"),
+    ("Start TorchServe on 127.0.0.1 (token auth on)", "mlops serve start"),
+    ("A few real predictions on held-out rows", "mlops serve predict"),
+    (
+        "Production traffic: normal, then shifted; labels to the feedback folder",
+        "mlops simulate-traffic --normal 300 --shifted 300 --shift 1.0",
+    ),
+    ("Drift check: the inference log vs the training split (Evidently)", "mlops drift"),
+    (
+        "On drift: a new data snapshot on a retrain/... branch (local only: no push, no PR)",
+        "mlops retrain-pr --no-push",
+    ),
 ]
+STOP = ("Stop TorchServe", "mlops serve stop")
 
 
-def run_step(title: str, cmd: list[str]) -> float:
-    print(f"\n==> {title}\n$ {shlex.join(cmd)}", flush=True)
-    exe = [sys.executable, "-m", "dvc", *cmd[1:]] if cmd[0] == "dvc" else cmd
+def run_step(title: str, command: str) -> None:
+    print(f"\n==> {title}\n$ {command}", flush=True)
+    argv = shlex.split(command)
+    if argv[0] == "dvc":  # this interpreter's DVC: works without an activated venv
+        argv = [sys.executable, "-m", "dvc", *argv[1:]]
     start = time.perf_counter()
-    if subprocess.run(exe).returncode != 0:
-        raise UserError(f"step failed: {shlex.join(cmd)}")
-    return time.perf_counter() - start
+    code = subprocess.run(argv).returncode
+    if code != 0:
+        raise UserError(f"step failed (exit {code}): {command}")
+    print(f"    ({time.perf_counter() - start:.1f} s)", flush=True)
+
+
+def retrain_branch() -> str | None:
+    out = subprocess.run(
+        ["git", "for-each-ref", "--sort=-committerdate", "--format=%(refname:short)", "refs/heads/retrain/"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return out[0] if out else None
 
 
 def summary() -> str:
     metrics = json.loads(paths.METRICS.read_text())
-    meta = json.loads(paths.MODEL_META.read_text())
-    lines = ["", "==> Done. Where things are:"]
-    lines.append(
-        "  metrics        "
-        + str(paths.METRICS)
-        + "  ("
-        + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
-        + ")"
-    )
-    lines.append(f"  plot data      {paths.PLOTS_DIR}/ (confusion, roc, pr, training curves)")
-    lines.append(f"  model          {paths.MODEL_FILE} (TorchScript) + {paths.MODEL_META}")
-    lines.append(f"  validation     {paths.VALIDATION_REPORT}")
-    run = meta["mlflow"]
-    lines.append(f"  MLflow run     {run['run_id']} in {run['tracking_uri']}")
-    lines.append(f"  MLflow UI      mlflow ui --backend-store-uri {run['tracking_uri']} --host 127.0.0.1")
-    return "\n".join(lines)
+    run = json.loads(paths.MODEL_META.read_text())["mlflow"]
+    drift = Path("reports/drift/summary.json")
+    decision = json.loads(drift.read_text()).get("decision", "?") if drift.exists() else "not run"
+    branch = retrain_branch()
+    rows = [
+        ("metrics", f"{paths.METRICS}  (" + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()) + ")"),
+        ("plot data", f"{paths.PLOTS_DIR}/ (confusion, roc, pr, training curves)"),
+        ("PR report", "report/report.md (+ PNG plots in report/)"),
+        ("model", f"{paths.MODEL_FILE} (TorchScript); the .mar in model_store/"),
+        ("MLflow run", f"{run['run_id']} in {run['tracking_uri']}"),
+        ("MLflow UI", f"mlflow ui --backend-store-uri {run['tracking_uri']} --host 127.0.0.1"),
+        ("inference log", "logs/inference/*.jsonl"),
+        ("drift report", f"reports/drift/report.html (decision: {decision}; summary.json beside it)"),
+        (
+            "retrain branch",
+            f"{branch} (local only; `git push origin {branch}` to propose it)"
+            if branch
+            else "none (no drift)",
+        ),
+    ]
+    return "\n".join(["", "==> Done. Where things are:", *(f"  {k:<15} {v}" for k, v in rows)])
 
 
 def run() -> int:
     start = time.perf_counter()
-    for title, cmd in STEPS:
-        took = run_step(title, cmd)
-        print(f"    ({took:.1f} s)")
+    served = False
+    try:
+        for title, command in PIPELINE:
+            served = served or command == "mlops serve start"
+            run_step(title, command)
+    finally:
+        if served:
+            run_step(*STOP)
     print(summary())
     print(f"\nTotal: {time.perf_counter() - start:.1f} s")
     return 0
