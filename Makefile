@@ -42,3 +42,37 @@ bench: install ## benchmarks: pipeline timings and Lightning vs plain PyTorch
 
 clean: ## remove generated outputs (keeps .venv, data and the DVC cache)
 	rm -rf artifacts eval reports mlflow.db mlartifacts .pytest_cache
+
+pr-report: pipeline ## the PR comment, locally: report/report.md + PNGs for the working tree vs BASE (default main)
+	mlops report --base $(or $(BASE),main)
+
+.PHONY: drift retrain-pr bench-drift
+
+drift: install ## drift check: recent inference log vs the training split (reports/drift/)
+	mlops drift
+
+retrain-pr: install ## on drift: new data snapshot, branch retrain/..., open or update the one PR
+	mlops retrain-pr
+
+bench-drift: install ## benchmark: drift on 1M log rows x 30 features against a 100k reference
+	python benchmarks/drift.py
+
+.PHONY: promote archive serve stop image bench-serve
+
+promote: install ## register the reviewed model (md5 vs dvc.lock), apply the gates, move the champion alias
+	mlops promote
+
+archive: install ## model_store/<model>.mar for TorchServe, stamped with the promoted version
+	mlops archive
+
+serve: archive ## start TorchServe on 127.0.0.1 (token auth on); `make stop` stops it
+	mlops serve start
+
+stop: install ## stop the local TorchServe and free its ports
+	mlops serve stop
+
+image: archive ## the serving image with podman, from a debootstrapped base (tests/container/build_image.sh)
+	tests/container/build_image.sh build localhost/$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"):dev
+
+bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests
+	python benchmarks/serve.py

@@ -1,5 +1,29 @@
-"""Placeholder: this area's commands are added by their issue."""
+"""The review side: the PR report that CML posts as one comment per pull request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _report(args) -> int:
+    from model.report import run
+
+    return run(base_rev=args.base, out=Path(args.out), sha=args.sha)
 
 
 def register(sub) -> None:
-    return None
+    p = sub.add_parser(
+        "report",
+        help="PR report (markdown + PNG plots): working tree vs a base revision; exit 1 if a gate fails",
+        description="Compare metrics, params, data and plots of the working tree (after `dvc repro`) with a "
+        "base revision, check the gates of params.yaml, and write OUT/report.md, OUT/summary.md and PNGs. "
+        "The report is written even when a gate fails; the exit status is then 1.",
+    )
+    p.add_argument(
+        "--base", default="main", help="git revision to compare with (default: main; in CI origin/main)"
+    )
+    p.add_argument("--out", default="report", help="output folder (default: report/, git-ignored)")
+    p.add_argument(
+        "--sha", default=None, help="commit shown in the lineage (default: HEAD; in CI the PR head)"
+    )
+    p.set_defaults(handler=_report)

@@ -1,0 +1,96 @@
+"""PNG plots for the PR report, drawn with matplotlib: `dvc plots` HTML needs a CDN; a comment needs images.
+
+Each plot overlays main (dashed) on the PR (solid), so a reviewer sees the change, not two pictures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+PR_STYLE = {"color": "tab:blue", "linestyle": "-"}
+BASE_STYLE = {"color": "tab:gray", "linestyle": "--"}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _auc(x: pd.Series, y: pd.Series) -> float:
+    order = np.argsort(x.to_numpy(), kind="stable")
+    xs, ys = x.to_numpy()[order], y.to_numpy()[order]
+    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2))
+
+
+def curve(
+    pr: pd.DataFrame, base: pd.DataFrame | None, x: str, y: str, title: str, base_name: str, path: Path
+) -> Path:
+    """ROC or precision-recall: the PR's curve with main's overlaid, area under each in the legend."""
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    if base is not None:
+        ax.plot(base[x], base[y], label=f"{base_name} (area {_auc(base[x], base[y]):.3f})", **BASE_STYLE)
+    ax.plot(pr[x], pr[y], label=f"this PR (area {_auc(pr[x], pr[y]):.3f})", **PR_STYLE)
+    if x == "fpr":
+        ax.plot([0, 1], [0, 1], color="lightgray", linewidth=0.8)
+    ax.set(xlabel=x, ylabel=y, title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower right" if x == "fpr" else "lower left")
+    return _save(fig, path)
+
+
+def _matrix(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    classes = list(dict.fromkeys([*frame["actual"], *frame["predicted"]]))
+    table = frame.pivot_table(
+        index="actual", columns="predicted", values="count", aggfunc="sum", fill_value=0
+    )
+    return table.reindex(index=classes, columns=classes, fill_value=0).to_numpy(), classes
+
+
+def confusion(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
+    """Confusion matrices side by side (main, this PR), with counts in the cells."""
+    sides = [(base_name, base), ("this PR", pr)] if base is not None else [("this PR", pr)]
+    fig, axes = plt.subplots(1, len(sides), figsize=(3.8 * len(sides), 3.6), squeeze=False)
+    for ax, (name, frame) in zip(axes[0], sides, strict=True):
+        matrix, classes = _matrix(frame)
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), n in np.ndenumerate(matrix):
+            ax.text(
+                j, i, str(n), ha="center", va="center", color="white" if n > matrix.max() / 2 else "black"
+            )
+        ax.set(
+            xticks=range(len(classes)),
+            yticks=range(len(classes)),
+            xticklabels=classes,
+            yticklabels=classes,
+            xlabel="predicted",
+            ylabel="actual",
+            title=name,
+        )
+    return _save(fig, path)
+
+
+def training(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
+    """Loss per epoch (train and validation) and validation accuracy, main dashed."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    for name, frame, style in ((base_name, base, BASE_STYLE), ("this PR", pr, PR_STYLE)):
+        if frame is None:
+            continue
+        for column, alpha in (("val_loss", 1.0), ("train_loss", 0.45)):
+            if column in frame:
+                rows = frame.dropna(subset=[column])
+                loss_ax.plot(rows["epoch"], rows[column], alpha=alpha, label=f"{name} {column}", **style)
+        if "val_accuracy" in frame:
+            acc_ax.plot(frame["epoch"], frame["val_accuracy"], label=name, **style)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+    loss_ax.legend(fontsize=7)
+    acc_ax.legend(fontsize=7)
+    return _save(fig, path)

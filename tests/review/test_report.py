@@ -1,0 +1,154 @@
+"""`mlops report` on small synthetic repositories: main committed, the PR in the working tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.errors import UserError
+from model.report import metric_rows, run
+from tests.repo import ROOT, sh
+
+PLOTS = {  # what `mlops evaluate` writes, in small
+    "confusion": "actual,predicted,count\nbenign,benign,71\nbenign,malignant,1\nmalignant,benign,3\n"
+    "malignant,malignant,39\n",
+    "roc": "fpr,tpr,threshold\n0.0,0.0,1.0\n0.0,0.8,0.9\n0.1,0.95,0.5\n1.0,1.0,0.0\n",
+    "pr": "recall,precision,threshold\n1.0,0.37,0.0\n0.95,0.9,0.5\n0.8,1.0,0.9\n0.0,1.0,1.0\n",
+    "training": "epoch,val_loss,val_accuracy,train_loss\n1,0.5,0.9,\n2,0.3,0.95,0.4\n3,0.2,0.96,0.25\n",
+}
+METRICS = {"accuracy": 0.96, "precision": 0.97, "recall": 0.93, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.12}
+
+
+def write_pr_side(
+    repo: Path, metrics: dict | None = None, params_edit=None, data_md5: str = "abc123.dir"
+) -> None:
+    """The files a pipeline run leaves: metrics, plot CSVs, validation report, meta; plus params/data.dvc."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["lr"] = 0.003  # a fixed baseline, whatever this checkout's params.yaml says
+    if params_edit:
+        params_edit(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": data_md5, "path": "data"}]}))
+    (repo / "eval/plots").mkdir(parents=True, exist_ok=True)
+    for name, text in PLOTS.items():
+        (repo / f"eval/plots/{name}.csv").write_text(text)
+    (repo / "eval/metrics.json").write_text(json.dumps(metrics or METRICS))
+    (repo / "reports").mkdir(exist_ok=True)
+    (repo / "reports/validation.json").write_text(
+        json.dumps({"rows": 569, "class_balance": {"benign": 357, "malignant": 212}})
+    )
+    (repo / "artifacts/model").mkdir(parents=True, exist_ok=True)
+    (repo / "artifacts/model/meta.json").write_text(
+        json.dumps({"mlflow": {"run_id": "r123", "experiment": "exp", "tracking_uri": "sqlite:///mlflow.db"}})
+    )
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    """main: a trained project (metrics committed); reports and artifacts stay untracked, as with DVC."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    write_pr_side(path)
+    (path / ".gitignore").write_text("reports/\nartifacts/\nreport/\n")
+    sh(["git", "init", "-q", "-b", "main"], path)
+    sh(["git", "add", "-A"], path)
+    sh(["git", "commit", "-q", "-m", "main"], path)
+    sh(["git", "checkout", "-q", "-b", "pr"], path)
+    monkeypatch.chdir(path)
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    return path
+
+
+def report(repo: Path) -> str:
+    return (repo / "report" / "report.md").read_text()
+
+
+def test_markers_respect_lower_is_better():
+    rows = "\n".join(
+        metric_rows(
+            {"accuracy": 0.9, "log_loss": 0.2, "f1": 0.9}, {"accuracy": 0.8, "log_loss": 0.1, "f1": 0.9}
+        )
+    )
+    assert "| accuracy | 0.9000 | 0.8000 | -0.1000 | ▼ **worse** |" in rows
+    assert "| log_loss | 0.2000 | 0.1000 | -0.1000 | ▼ better |" in rows
+    assert "| f1 | 0.9000 | 0.9000 | 0 | = |" in rows
+
+
+def test_param_change_report(repo):
+    better = {**METRICS, "accuracy": 0.97, "log_loss": 0.10}
+    write_pr_side(repo, better, params_edit=lambda p: p["train"].update(lr=0.01))
+    assert run() == 0
+    text = report(repo)
+    assert text.splitlines()[0] == "## Model report: ✅ all gates passed"
+    assert "| accuracy | 0.9600 | 0.9700 | +0.0100 | ▲ better |" in text
+    assert "| log_loss | 0.1200 | 0.1000 | -0.0200 | ▼ better |" in text
+    assert (
+        "<details><summary>Params diff (1 changed)</summary>" in text
+        and "| `train.lr` | 0.003 | 0.01 |" in text
+    )
+    assert "**Changed vs `main`:** params `train.lr`; no data; no code." in text
+    assert "| rows | 569 | 569 |" in text and "benign 357 (62.7%)" in text
+    assert "MLflow run `r123`" in text and "data md5 `abc123.dir`" in text
+    for png in ("confusion", "roc", "pr", "training"):
+        assert (repo / "report" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"]({png}.png)" in text
+    summary = (repo / "report" / "summary.md").read_text()
+    assert "![" not in summary and "| accuracy |" in summary
+
+
+def test_gate_failure_exits_1_and_says_by_how_much(repo):
+    write_pr_side(repo, {**METRICS, "accuracy": 0.90, "f1": 0.88})
+    assert run() == 1
+    text = report(repo)
+    assert text.splitlines()[0] == "## Model report: ❌ 3 of 6 gates failed"
+    assert "- ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
+    assert (
+        "- ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop +0.0600, allowed 0.02 (over by 0.0400)"
+        in text
+    )
+    assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** |" in text
+
+
+def test_first_pr_has_no_baseline(repo):
+    sh(["git", "checkout", "-q", "main"], repo)
+    sh(["git", "rm", "-q", "-r", "eval"], repo)
+    sh(["git", "commit", "-q", "-m", "untrained"], repo)
+    sh(["git", "checkout", "-q", "pr"], repo)
+    sh(["git", "reset", "-q", "--hard", "main"], repo)
+    write_pr_side(repo)
+    assert run() == 0
+    text = report(repo)
+    assert "**First model**" in text and "skipped: no main baseline" in text
+    assert "| accuracy | — | 0.9600 | | new |" in text
+
+
+def test_nothing_changed(repo):
+    assert run() == 0
+    text = report(repo)
+    assert "**Nothing changed**" in text and "No params differ from `main`." in text
+    assert "**Changed vs `main`:** no params; no data; no code." in text
+
+
+def test_data_and_gate_changes_are_flagged(repo):
+    write_pr_side(repo, params_edit=lambda p: p["gates"]["min"].update(accuracy=0.5), data_md5="def456.dir")
+    assert run() == 0
+    text = report(repo)
+    assert "`def456.dir` (**changed**)" in text and "**data**" in text
+    assert "| rows | unknown | 569 |" in text  # main's data is in no DVC cache here: said, not guessed
+    assert "This PR changes the gates themselves" in text
+
+
+def test_missing_base_or_metrics_are_user_errors(repo):
+    with pytest.raises(UserError, match="base revision 'origin/main' not found"):
+        run(base_rev="origin/main")
+    (repo / "eval/metrics.json").unlink()
+    with pytest.raises(UserError, match="run the pipeline first"):
+        run()
+
+
+def test_cli_help_lists_report():
+    proc = sh(["mlops", "report", "--help"], ROOT)
+    assert "--base" in proc.stdout and "exit status is then 1" in proc.stdout
