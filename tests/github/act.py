@@ -67,14 +67,14 @@ class ActResult:
     def jobs(self) -> dict[str, str]:
         """{job id: "succeeded" | "failed"} from act's `[Workflow/job] 🏁  Job succeeded` lines."""
         return {
-            m[1]: m[2]
+            m[1].strip(): m[2]  # act pads job ids to a common width
             for m in re.finditer(r"^\[[^/\]]+/([^\]]+)\]\s+🏁\s+Job (succeeded|failed)", self.output, re.M)
         }
 
     def summary(self, job: str | None = None) -> str:
         """What steps wrote to $GITHUB_STEP_SUMMARY (act echoes it as `⚙  Summary - ...`)."""
         pattern = r"^\[[^/\]]+/([^\]]+)\]\s+⚙\s+Summary - (.*(?:\n(?!\[).*)*)"
-        return "\n".join(m[2] for m in re.finditer(pattern, self.output, re.M) if job in (None, m[1]))
+        return "\n".join(m[2] for m in re.finditer(pattern, self.output, re.M) if job in (None, m[1].strip()))
 
     def __repr__(self) -> str:  # what a failing assertion shows
         return f"act exited {self.returncode}; jobs {self.jobs()}\n{self.output[-12000:]}"

@@ -1,0 +1,316 @@
+"""`mlops promote` and `mlops rollback`: the reviewed model becomes the `champion`, or it does not.
+
+Promotion never retrains. It ships the exact bytes the PR reviewed (every file of the train stage's
+output must match its md5 in dvc.lock), registers them as a new MLflow model version tagged with the
+git sha, data md5, params and metrics, and applies the gates from params.yaml. Only when they all pass
+does the `champion` alias move; the previous champion is kept as alias `previous-champion` and as a
+tag, so `mlops rollback` is one alias move.
+
+The "no worse than champion" baseline is the registry's champion. A fresh registry (CI without a
+tracking server: an empty sqlite file) has none, so the baseline falls back to eval/metrics.json of
+the previous commit on main, read from git, which is the record of what was reviewed and shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mlops import paths
+from mlops.errors import UserError
+from mlops.params import Params, load_params
+from model.gates import all_passed, check_gates
+
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+LOCK = Path("dvc.lock")
+DATA_DVC = Path("data.dvc")
+DVC_CACHE = Path(".dvc/cache/files/md5")
+RELEASE = Path("model_store/release.json")  # read by `mlops archive` for the version to stamp
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _lock_outs(lock: Path = LOCK) -> dict[str, dict]:
+    if not lock.exists():
+        raise UserError(
+            f"{lock} not found: promotion ships what `dvc repro` recorded; run the pipeline first"
+        )
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {out["path"]: out for stage in stages.values() for out in stage.get("outs", [])}
+
+
+def _expected_files(out: dict) -> dict[str, str]:
+    """{relative file path: md5} for one dvc.lock output; a directory's list lives in the DVC cache."""
+    path, digest = out["path"], out["md5"]
+    if not digest.endswith(".dir"):
+        return {path: digest}
+    manifest = DVC_CACHE / digest[:2] / digest[2:]
+    if not manifest.exists():
+        raise UserError(f"DVC has no file list for {path} ({digest}) in {DVC_CACHE}: run `dvc pull` first")
+    return {f"{path}/{entry['relpath']}": entry["md5"] for entry in json.loads(manifest.read_text())}
+
+
+def verify_reviewed_artifacts(lock: Path = LOCK) -> dict[str, str]:
+    """Refuse unless the model files and the metrics are byte-for-byte what dvc.lock recorded."""
+    outs = _lock_outs(lock)
+    wanted = {str(paths.MODEL_DIR), str(paths.METRICS)}
+    missing = wanted - outs.keys()
+    if missing:
+        raise UserError(
+            f"{lock} records no output {', '.join(sorted(missing))}: run `dvc repro` and commit dvc.lock"
+        )
+    expected: dict[str, str] = {}
+    for name in sorted(wanted):
+        expected.update(_expected_files(outs[name]))
+    problems = []
+    for rel, digest in expected.items():
+        if not Path(rel).exists():
+            problems.append(f"{rel}: missing (run `dvc pull`)")
+        elif (actual := md5(Path(rel))) != digest:
+            problems.append(f"{rel}: md5 {actual} != {digest} in {lock}")
+    if problems:
+        raise UserError(
+            "the model on disk is not the reviewed one; refusing to promote:\n  " + "\n  ".join(problems)
+        )
+    return expected
+
+
+def git(*args: str) -> str | None:
+    proc = subprocess.run(["git", *args], text=True, capture_output=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_sha() -> str:
+    return os.environ.get("GITHUB_SHA") or git("rev-parse", "HEAD") or "unknown"
+
+
+def data_md5() -> str:
+    if not DATA_DVC.exists():
+        return "unknown"
+    outs = (yaml.safe_load(DATA_DVC.read_text()) or {}).get("outs") or [{}]
+    return str(outs[0].get("md5", "unknown"))
+
+
+@dataclass
+class Baseline:
+    name: str  # "champion" (v3) or "main@<sha>"; shown in gate lines and the summary
+    metrics: dict | None
+    source: str  # a sentence for the job summary
+
+
+def previous_commit_baseline(sha: str) -> Baseline:
+    """Metrics of the first parent of `sha` on main, from git (the fallback for a fresh registry)."""
+    parent = git("rev-parse", f"{sha}^") if sha != "unknown" else None
+    text = git("show", f"{parent}:{paths.METRICS.as_posix()}") if parent else None
+    if not text:
+        return Baseline(
+            "champion",
+            None,
+            "no champion in the registry and no previous commit with "
+            f"{paths.METRICS}: first promotion, regression gates skipped",
+        )
+    return Baseline(
+        f"main@{parent[:7]}",
+        json.loads(text),
+        f"no champion in the registry (fresh store); baseline is {paths.METRICS} "
+        f"of the previous commit on main, {parent[:7]}, read from git",
+    )
+
+
+def _client(params: Params):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return MlflowClient()
+
+
+def _model_name(params: Params) -> str:
+    return str(params.mlflow.get("registered_model", "model"))
+
+
+def _alias(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _version(v) -> str:
+    """MLflow returns versions as int or str depending on the store; compare and print strings."""
+    return str(v.version)
+
+
+def _metrics_of(version) -> dict:
+    return {k[len("metric.") :]: float(v) for k, v in (version.tags or {}).items() if k.startswith("metric.")}
+
+
+def _register(client, params: Params, metrics: dict, files: dict[str, str], sha: str):
+    """A new model version holding the reviewed files; reused if these exact bytes were registered."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from model import tracking
+
+    name = _model_name(params)
+    model_md5 = files[paths.MODEL_FILE.as_posix()]
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Promoted by `mlops promote` on merges to main.")
+    for existing in client.search_model_versions(f"name='{name}'"):
+        if (existing.tags or {}).get("model_md5") == model_md5:
+            return existing, False
+    meta = json.loads(paths.MODEL_META.read_text())
+    experiment = tracking.experiment_id(str(params.mlflow.get("experiment", "default")))
+    tags = {
+        "git_sha": sha,
+        "data_md5": data_md5(),
+        "model_md5": model_md5,
+        "training_run_id": str(meta.get("mlflow", {}).get("run_id", "")),
+        "params": json.dumps(
+            {"seed": params.seed, "split": params.split, "train": params.train}, sort_keys=True
+        ),
+        **{f"metric.{k}": str(v) for k, v in metrics.items()},
+    }
+    with mlflow.start_run(experiment_id=experiment, run_name=f"promote {sha[:7]}") as run:
+        mlflow.set_tags({"mlops.step": "promote", "git_sha": sha})
+        mlflow.log_params({"seed": params.seed, **{f"train.{k}": v for k, v in params.train.items()}})
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(paths.MODEL_DIR), artifact_path="torchscript")
+        source = f"{run.info.artifact_uri}/torchscript"
+    version = client.create_model_version(
+        name, source=source, run_id=run.info.run_id, tags=tags, description=f"git {sha}"
+    )
+    return version, True
+
+
+def _write_release(name: str, version: str, sha: str, promoted: bool) -> None:
+    RELEASE.parent.mkdir(parents=True, exist_ok=True)
+    RELEASE.write_text(
+        json.dumps(
+            {"registered_model": name, "version": str(version), "git_sha": sha, "champion": promoted},
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _summary(path: str | None, lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if path:
+        with open(path, "a") as out:
+            out.write(text + "\n")
+
+
+def promote(summary: str | None = None) -> int:
+    params = load_params()
+    files = verify_reviewed_artifacts()
+    metrics = json.loads(paths.METRICS.read_text())
+    sha = git_sha()
+    client = _client(params)
+    name = _model_name(params)
+    version, created = _register(client, params, metrics, files, sha)
+    champion = _alias(client, name, CHAMPION)
+
+    number = _version(version)
+    lines = [
+        f"## Promotion: `{name}` version {number}",
+        "",
+        f"- git sha: `{sha}`; model md5 `{files[paths.MODEL_FILE.as_posix()]}` matches dvc.lock",
+        f"- registry: `{_safe_uri()}` ({'new version' if created else 'already registered'})",
+    ]
+    current = _version(champion) if champion is not None else None
+    if current == number:
+        lines.append(f"- version {number} is already `{CHAMPION}`: nothing to do")
+        _summary(summary, lines)
+        _write_release(name, number, sha, True)
+        return 0
+    if champion is not None:
+        baseline = Baseline(
+            f"champion v{current}", _metrics_of(champion), f"the registry's `{CHAMPION}` (version {current})"
+        )
+    else:
+        baseline = previous_commit_baseline(sha)
+    results = check_gates(metrics, baseline.metrics, params.gates, baseline_name=baseline.name)
+    passed = all_passed(results)
+    lines += [
+        f'- baseline for "no worse than champion": {baseline.source}',
+        "",
+        "| gate | result |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {r.name} | {'PASS' if r.passed else 'FAIL'}: {r.detail} |" for r in results]
+    client.set_model_version_tag(name, number, "gates", "passed" if passed else "failed")
+    client.set_model_version_tag(name, number, "gate_baseline", baseline.name)
+    if not passed:
+        lines += [
+            "",
+            f"**Refused**: `{CHAMPION}` stays at {'version ' + current if current else 'no version'}.",
+        ]
+        _summary(summary, lines)
+        failed = "; ".join(r.line() for r in results if not r.passed)
+        raise UserError(f"version {number} failed the gates, {CHAMPION} unchanged: {failed}")
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current)
+        client.set_model_version_tag(name, number, "previous_champion", current)
+    client.set_registered_model_alias(name, CHAMPION, number)
+    was = f"was version {current}" if current else "first champion"
+    lines += ["", f"**Promoted**: `{CHAMPION}` -> version {number} ({was})."]
+    _summary(summary, lines)
+    _write_release(name, number, sha, True)
+    return 0
+
+
+def rollback(version: str | None = None) -> int:
+    params = load_params()
+    client = _client(params)
+    name = _model_name(params)
+    champion = _alias(client, name, CHAMPION)
+    if champion is None:
+        raise UserError(f"{name} has no {CHAMPION} to roll back")
+    target = version or (champion.tags or {}).get("previous_champion")
+    if not target:
+        raise UserError(
+            f"{CHAMPION} is version {_version(champion)}, which records no previous champion; "
+            "pass --to VERSION"
+        )
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, str(target))
+    except MlflowException:
+        raise UserError(f"{name} has no version {target}") from None
+    client.set_registered_model_alias(name, CHAMPION, str(target))
+    client.set_model_version_tag(name, _version(champion), "rolled_back_to", str(target))
+    print(f"rollback: {CHAMPION} -> version {target} (was {_version(champion)})")
+    return 0
+
+
+def _safe_uri() -> str:
+    """The tracking URI without credentials, for logs and summaries."""
+    from model import tracking
+
+    uri = tracking.tracking_uri()
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri

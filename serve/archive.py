@@ -1,0 +1,124 @@
+"""`mlops archive`: package the reviewed TorchScript model as a TorchServe .mar, stamped with its version.
+
+The .mar carries everything the server needs and nothing of this repository: the model, the handler,
+`serve.json` (features, classes, version, request limits) and `model-config.yaml` (workers, batching
+from params.yaml `serve:`), so the container image and `mlops serve` run the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mlops import paths
+from mlops.errors import UserError
+from mlops.params import Params, load_params
+
+HANDLER = Path(__file__).with_name("handler.py")
+MODEL_STORE = Path("model_store")
+RELEASE = MODEL_STORE / "release.json"  # written by `mlops promote`: the version this .mar is stamped with
+SAMPLE_ROWS = 3
+
+
+def serve_settings(params: Params) -> dict:
+    cfg = params.section("serve")
+    return {
+        "model_name": str(cfg.get("model_name", "model")),
+        "workers": int(cfg.get("workers", 1)),
+        "batch_size": int(cfg.get("batch_size", 1)),
+        "max_batch_delay": int(cfg.get("max_batch_delay", 100)),
+        "response_timeout": int(cfg.get("response_timeout", 120)),
+        "max_batch_rows": int(cfg.get("max_batch_rows", 1024)),
+        "inference_log_dir": str(cfg.get("inference_log_dir", "logs/inference")),
+    }
+
+
+def released_version(release: Path = RELEASE) -> str | None:
+    """The registry version `mlops promote` recorded, if it ran in this checkout."""
+    if release.exists():
+        return str(json.loads(release.read_text())["version"])
+    return None
+
+
+def model_config(cfg: dict) -> str:
+    """model-config.yaml for TorchServe (YAML is a superset of JSON, so no yaml dependency here)."""
+    return (
+        json.dumps(
+            {
+                "minWorkers": cfg["workers"],
+                "maxWorkers": cfg["workers"],
+                "batchSize": cfg["batch_size"],
+                "maxBatchDelay": cfg["max_batch_delay"],
+                "responseTimeout": cfg["response_timeout"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def build(version: str | None = None, store: Path = MODEL_STORE, params: Params | None = None) -> Path:
+    params = params or load_params()
+    cfg = serve_settings(params)
+    version = version or released_version() or "0"
+    for needed in (paths.MODEL_FILE, paths.MODEL_META):
+        if not needed.exists():
+            raise UserError(f"{needed} not found: run `dvc pull` (or `dvc repro`) first")
+    meta = json.loads(paths.MODEL_META.read_text())
+    spec = {
+        "model_name": cfg["model_name"],
+        "model_version": version,
+        "features": meta["features"],
+        "classes": meta["classes"],
+        "max_batch_rows": cfg["max_batch_rows"],
+        "inference_log_dir": cfg["inference_log_dir"],
+    }
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file = Path(tmp) / "serve.json"
+        spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+        config_file = Path(tmp) / "model-config.yaml"
+        config_file.write_text(model_config(cfg))
+        cmd = [
+            str(Path(sys.executable).with_name("torch-model-archiver")),
+            "--model-name",
+            cfg["model_name"],
+            "--version",
+            version,
+            "--serialized-file",
+            str(paths.MODEL_FILE),
+            "--handler",
+            str(HANDLER),
+            "--extra-files",
+            f"{spec_file},{paths.MODEL_META}",
+            "--config-file",
+            str(config_file),
+            "--export-path",
+            str(store),
+            "--force",
+        ]
+        if not Path(cmd[0]).exists():
+            cmd[0] = shutil.which("torch-model-archiver") or cmd[0]
+        proc = subprocess.run(cmd, text=True, capture_output=True)
+    if proc.returncode != 0:
+        raise UserError(f"torch-model-archiver failed:\n{proc.stderr or proc.stdout}")
+    mar = store / f"{cfg['model_name']}.mar"
+    write_sample_request(store / "request.json", meta["features"])
+    print(
+        f"archive: {mar} (model {cfg['model_name']} version {version}, {mar.stat().st_size / 1024:.0f} KiB)"
+    )
+    return mar
+
+
+def write_sample_request(path: Path, features: list[str]) -> None:
+    """A few held-out rows as a ready request body: the curl example, the image smoke test."""
+    if not paths.TEST_SPLIT.exists():
+        return
+    import pandas as pd
+
+    rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
+    path.write_text(json.dumps({"instances": rows.to_dict(orient="records")}, indent=1) + "\n")

@@ -1,0 +1,206 @@
+"""`mlops serve start|stop|status`: run TorchServe locally from serve/config.properties, token auth on.
+
+The server runs in logs/torchserve/: its key_file.json, pid file (TMPDIR) and logs stay there instead of
+the repository root and /tmp, so two checkouts never stop each other's server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlops.errors import UserError
+from serve import settings
+from serve.archive import MODEL_STORE, serve_settings
+from serve.client import Client, ServeError, model_workers
+
+KINDS = ("inference", "management", "metrics")
+
+
+def _torchserve() -> str:
+    local = Path(sys.executable).with_name("torchserve")
+    return str(local) if local.exists() else (shutil.which("torchserve") or "torchserve")
+
+
+def _env(run_dir: Path, log_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    run_dir = run_dir.resolve()
+    env.update(
+        {
+            "TMPDIR": str(run_dir),  # TorchServe keeps its pid file in the temp dir
+            "LOG_LOCATION": str(run_dir),
+            "METRICS_LOCATION": str(run_dir),
+            "MLOPS_INFERENCE_LOG_DIR": os.environ.get("MLOPS_INFERENCE_LOG_DIR")
+            or str(Path(log_dir).resolve()),
+        }
+    )
+    return env
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _client(model_name: str, run_dir: Path) -> Client:
+    return Client(settings.endpoint("inference").url, model_name, settings.key_file(run_dir), timeout=5)
+
+
+def _workers(model_name: str, run_dir: Path) -> list[dict]:
+    return model_workers(settings.endpoint("management").url, model_name, settings.key_file(run_dir))
+
+
+def _alive(run_dir: Path) -> bool:
+    """Is the JVM the launcher recorded still running? (It exits at once when a port is taken.)"""
+    try:
+        os.kill(int((run_dir / ".model_server.pid").read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _log_tail(run_dir: Path, lines: int = 15) -> str:
+    tails = []
+    for name in ("ts_log.log", "torchserve.out"):
+        log = run_dir / name
+        if log.exists():
+            kept = [
+                line for line in log.read_text(errors="replace").splitlines() if not line.startswith("\tat ")
+            ]
+            tails.append(f"--- {name}\n" + "\n".join(kept[-lines:]))
+    return "\n".join(tails) or "(no logs)"
+
+
+def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path = MODEL_STORE) -> None:
+    from mlops.params import load_params
+
+    cfg = serve_settings(load_params())
+    name = cfg["model_name"]
+    mar = store / f"{name}.mar"
+    if not mar.exists():
+        raise UserError(f"{mar} not found: run `mlops archive` first")
+    if (run_dir / ".model_server.pid").exists() and _client(name, run_dir).ping():
+        raise UserError("already running (see `mlops serve status`); stop it with `mlops serve stop`")
+    for kind, port in settings.grpc_ports().items():
+        if port_in_use("127.0.0.1", port):
+            raise UserError(
+                f"gRPC {kind} port {port} is in use: stop what listens there, or set "
+                f"TS_GRPC_{kind.upper()}_PORT"
+            )
+    for kind in KINDS:
+        ep = settings.endpoint(kind)
+        if port_in_use(ep.host, ep.port):
+            raise UserError(
+                f"{kind} address {ep.url} is in use: stop what listens there, or set "
+                f"TS_{kind.upper()}_ADDRESS"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "key_file.json").unlink(missing_ok=True)
+    cmd = [
+        _torchserve(),
+        "--start",
+        "--ncs",
+        "--ts-config",
+        str(settings.CONFIG.resolve()),
+        "--log-config",
+        str(settings.LOG_CONFIG.resolve()),
+        "--model-store",
+        str(store.resolve()),
+        "--models",
+        f"{name}={mar.name}",
+    ]
+    # The JVM outlives the launcher and inherits its stdout: a file, not a pipe nobody reads.
+    with open(run_dir / "torchserve.out", "ab") as out:
+        proc = subprocess.run(
+            cmd,
+            cwd=run_dir,
+            env=_env(run_dir, cfg["inference_log_dir"]),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    if proc.returncode != 0:
+        raise UserError(f"torchserve did not start:\n{_log_tail(run_dir)}")
+    client = _client(name, run_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(run_dir):
+        workers = _workers(name, run_dir) if client.ping() else []
+        if workers and all(w.get("status") == "READY" for w in workers):
+            break
+        time.sleep(0.5)
+    else:
+        why = "exited" if not _alive(run_dir) else f"was not healthy after {timeout:.0f} s"
+        stop(run_dir)
+        raise UserError(f"TorchServe {why}; last log lines:\n{_log_tail(run_dir)}")
+    client.close()
+    ep = settings.endpoint("inference")
+    print(
+        f"serve: {name} on {ep.url} ({len(workers)} worker(s) READY); key file {settings.key_file(run_dir)}"
+    )
+    print(
+        f'serve: curl -H "Authorization: Bearer $(jq -r .inference.key {settings.key_file(run_dir)})" '
+        f"-H 'Content-Type: application/json' -d @request.json {ep.url}/predictions/{name}"
+    )
+
+
+def stop(run_dir: Path = settings.RUN_DIR, timeout: float = 30.0) -> bool:
+    """Stop the server this checkout started; returns False if none was running."""
+    if not (run_dir / ".model_server.pid").exists():
+        print("serve: not running")
+        return False
+    subprocess.run(
+        [_torchserve(), "--stop", "--foreground"],
+        cwd=run_dir,
+        env=_env(run_dir, "logs"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    busy = KINDS
+    while time.monotonic() < deadline:
+        busy = [k for k in KINDS if port_in_use(settings.endpoint(k).host, settings.endpoint(k).port)]
+        if not busy:
+            print("serve: stopped")
+            return True
+        time.sleep(0.2)
+    raise UserError(f"TorchServe stopped but {', '.join(busy)} port(s) still busy after {timeout:.0f} s")
+
+
+def status(run_dir: Path = settings.RUN_DIR) -> int:
+    from mlops.params import load_params
+
+    name = serve_settings(load_params())["model_name"]
+    client = _client(name, run_dir)
+    healthy = client.ping()
+    client.close()
+    workers = _workers(name, run_dir) if healthy else []
+    state = ", ".join(f"{w.get('id')}:{w.get('status')}" for w in workers) or "none"
+    print(
+        f"serve: {'healthy' if healthy else 'not running'} at {settings.endpoint('inference').url}; "
+        f"workers: {state}"
+    )
+    return 0 if healthy else 1
+
+
+def predict_file(request: Path) -> int:
+    """Send a request body file to the local server and print one line per row."""
+    body = Path(request)
+    if not body.exists():
+        raise UserError(f"{body} not found: `mlops archive` writes model_store/request.json")
+    client = Client.local()
+    try:
+        predictions = client.predict(json.loads(body.read_text())["instances"])["predictions"]
+    except ServeError as err:
+        raise UserError(f"the server answered {err}") from None
+    finally:
+        client.close()
+    for i, p in enumerate(predictions):
+        proba = ", ".join(f"{c}={v:.4f}" for c, v in p["probabilities"].items())
+        print(f"row {i}: {p['label']} ({proba}) model version {p['model_version']}")
+    return 0

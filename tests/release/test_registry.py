@@ -1,0 +1,174 @@
+"""`mlops promote` / `mlops rollback` against a real sqlite MLflow registry, on a small synthetic project.
+
+The project holds what promotion reads: dvc.lock (train and evaluate outputs), the DVC cache's file list
+for artifacts/model, the model files and eval/metrics.json, inside a git repository.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.errors import UserError
+from model import registry
+from tests.repo import ROOT, sh
+
+GOOD = {"accuracy": 0.96, "precision": 0.95, "recall": 0.95, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.1}
+
+
+def write_model(project: Path, weights: bytes, metrics: dict) -> None:
+    """Write model files and metrics; record their md5s in dvc.lock and the DVC cache, as a repro would."""
+    model_dir = project / "artifacts/model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "model.pt").write_bytes(weights)
+    (model_dir / "meta.json").write_text(json.dumps({"features": ["a"], "classes": ["x", "y"]}))
+    (project / "eval").mkdir(exist_ok=True)
+    (project / "eval/metrics.json").write_text(json.dumps(metrics))
+    entries = [{"md5": registry.md5(f), "relpath": f.name} for f in sorted(model_dir.iterdir())]
+    listing = json.dumps(entries).encode()
+    digest = registry.hashlib.md5(listing).hexdigest() + ".dir"
+    cache = project / ".dvc/cache/files/md5" / digest[:2]
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / digest[2:]).write_bytes(listing)
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "train": {
+                "cmd": "mlops train",
+                "outs": [{"path": "artifacts/model", "hash": "md5", "md5": digest}],
+            },
+            "evaluate": {
+                "cmd": "mlops evaluate",
+                "outs": [
+                    {
+                        "path": "eval/metrics.json",
+                        "hash": "md5",
+                        "md5": registry.md5(project / "eval/metrics.json"),
+                    }
+                ],
+            },
+        },
+    }
+    (project / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def commit(project: Path, message: str) -> None:
+    sh(["git", "add", "-A"], project)
+    sh(["git", "commit", "-q", "-m", message], project)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / ".gitignore").write_text("mlflow.db\nmlartifacts/\nmodel_store/\n.dvc/cache/\n")
+    sh(["git", "init", "-q", "-b", "main"], tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    # Absolute: MLflow caches one store per URI, so a relative sqlite path would outlive the chdir.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    return tmp_path
+
+
+def champion(project: Path) -> str | None:
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
+    found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)
+    return None if found is None else str(found.version)
+
+
+def test_first_promotion_sets_champion_and_records_the_release(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    summary = project / "summary.md"
+    assert registry.promote(summary=str(summary)) == 0
+    assert champion(project) == "1"
+    release = json.loads((project / "model_store/release.json").read_text())
+    assert release["version"] == "1" and release["champion"] is True
+    text = summary.read_text()
+    assert "**Promoted**" in text and "first promotion" in text
+
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
+        "breast-cancer-classifier", "1"
+    )
+    head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    assert version.tags["git_sha"] == head
+    assert version.tags["model_md5"] == registry.md5(project / "artifacts/model/model.pt")
+    assert float(version.tags["metric.accuracy"]) == GOOD["accuracy"]
+    assert json.loads(version.tags["params"])["seed"] == 42
+    assert "data_md5" in version.tags and version.tags["gates"] == "passed"
+
+
+def test_a_worse_model_is_refused_and_champion_is_unchanged(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(
+        project, b"weights-2", {**GOOD, "accuracy": 0.93}
+    )  # above the 0.90 floor, 0.03 below champion
+    commit(project, "model 2")
+    summary = project / "summary.md"
+    with pytest.raises(UserError, match=r"max regression accuracy.*champion v1"):
+        registry.promote(summary=str(summary))
+    assert champion(project) == "1"
+    assert "**Refused**" in summary.read_text()
+    assert json.loads((project / "model_store/release.json").read_text())["version"] == "1"
+
+
+def test_a_tampered_model_file_is_refused_before_registering(project):
+    write_model(project, b"weights-1", GOOD)
+    (project / "artifacts/model/model.pt").write_bytes(b"not what was reviewed")
+    with pytest.raises(UserError, match=r"artifacts/model/model.pt: md5 .* != .* in dvc.lock"):
+        registry.promote()
+    assert not (project / "mlflow.db").exists() or champion(project) is None
+
+
+def test_rollback_restores_the_previous_champion(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})
+    commit(project, "model 2")
+    registry.promote()
+    assert champion(project) == "2"
+    assert registry.rollback() == 0
+    assert champion(project) == "1"
+
+
+def test_fresh_registry_gates_against_the_previous_commit_on_main(project):
+    """CI without a tracking server: an empty sqlite registry, so the baseline comes from git."""
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1 (promoted by an earlier run whose registry is gone)")
+    parent = sh(["git", "rev-parse", "--short=7", "HEAD"], project).stdout.strip()
+    write_model(project, b"weights-2", {**GOOD, "roc_auc": 0.97})  # 0.02 below main, 0.01 allowed
+    commit(project, "model 2")
+    summary = project / "summary.md"
+    with pytest.raises(UserError, match=f"max regression roc_auc.*main@{parent}"):
+        registry.promote(summary=str(summary))
+    assert champion(project) is None
+    assert f"previous commit on main, {parent}, read from git" in summary.read_text()
+
+
+def test_promoting_the_same_bytes_again_reuses_the_version(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    registry.promote()
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    versions = MlflowClient(tracking_uri=tracking.tracking_uri()).search_model_versions(
+        "name='breast-cancer-classifier'"
+    )
+    assert len(versions) == 1 and champion(project) == "1"
