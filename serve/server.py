@@ -145,7 +145,7 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
     )
     print(
         f'serve: curl -H "Authorization: Bearer $(jq -r .inference.key {settings.key_file(run_dir)})" '
-        f"-H 'Content-Type: application/json' -d @request.json {ep.url}/predictions/{name}"
+        f"-H 'Content-Type: application/json' -d @model_store/request.json {ep.url}/predictions/{name}"
     )
 
 

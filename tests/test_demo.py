@@ -1,0 +1,37 @@
+"""The README's main job, `mlops demo`, runs the whole loop on a fresh copy (slow: about 1.5 min)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.repo import copy_project, sh
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_whole_loop(tmp_path):
+    repo = copy_project(tmp_path / "repo", tmp_path / "remote")
+
+    out = sh(["mlops", "demo"], repo).stdout
+
+    for step in (
+        "$ dvc repro",
+        "$ mlops report --base main",
+        "$ mlops promote",
+        "$ mlops archive",
+        "$ mlops serve start",
+        "$ mlops serve predict",
+        "$ mlops simulate-traffic",
+        "$ mlops drift",
+        "$ mlops retrain-pr --no-push",
+        "$ mlops serve stop",
+    ):
+        assert step in out
+    assert "Promoted" in out and "decision: drift" in out
+    assert (repo / "report/report.md").exists() and (repo / "reports/drift/report.html").exists()
+    branch = sh(["git", "branch", "--list", "retrain/*", "--format=%(refname:short)"], repo).stdout.split()
+    assert len(branch) == 1 and f"retrain branch  {branch[0]}" in out
+    # The branch proposes new data (a new data.dvc); the checkout itself stays on main's data.
+    assert sh(["git", "diff", "--name-only", "main", branch[0]], repo).stdout.split() == ["data.dvc"]
+    assert sh(["git", "branch", "--show-current"], repo).stdout.strip() == "main"
+    assert sh(["mlops", "serve", "status"], repo, check=False).returncode != 0  # the server was stopped
