@@ -71,8 +71,12 @@ serve: archive ## start TorchServe on 127.0.0.1 (token auth on); `make stop` sto
 stop: install ## stop the local TorchServe and free its ports
 	mlops serve stop
 
-image: archive ## the serving image with podman, from a debootstrapped base (tests/container/build_image.sh)
-	tests/container/build_image.sh build localhost/$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"):dev
+ENGINE ?= docker
+image: archive ## the serving image: $(ENGINE) build of the Dockerfile with the archived model (ENGINE=podman works too)
+	model=$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"); \
+	version=$$(python -c "import json; print(json.load(open('model_store/release.json'))['version'])"); \
+	$(ENGINE) build --build-arg MODEL_NAME=$$model --build-arg MODEL_VERSION=$$version \
+	  --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$model:model-v$$version .
 
 bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests
 	python benchmarks/serve.py
