@@ -72,7 +72,7 @@ stop: install ## stop the local TorchServe and free its ports
 	mlops serve stop
 
 ENGINE ?= docker
-image: archive ## the serving image: $(ENGINE) build of the Dockerfile with the archived model (ENGINE=podman works too)
+image: archive ## the serving image: docker build of the Dockerfile with the archived model (ENGINE=podman for podman)
 	model=$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"); \
 	version=$$(python -c "import json; print(json.load(open('model_store/release.json'))['version'])"); \
 	$(ENGINE) build --build-arg MODEL_NAME=$$model --build-arg MODEL_VERSION=$$version \
