@@ -4,7 +4,11 @@ Promotion never retrains. It ships the exact bytes the PR reviewed (every file o
 output must match its md5 in dvc.lock), registers them as a new MLflow model version tagged with the
 git sha, data md5, params and metrics, and applies the gates from params.yaml. Only when they all pass
 does the `champion` alias move; the previous champion is kept as alias `previous-champion` and as a
-tag, so `mlops rollback` is one alias move.
+tag, so `mlops rollback` is one alias move. Rollback only goes to versions that passed their gates,
+unless forced with a reason, which is recorded on the version and in the release record.
+
+`model_store/release.json` names the champion after every alias move (promote, rollback): `make image`
+and `mlops archive` stamp what it names, so it must never lag behind the registry.
 
 The "no worse than champion" baseline is the registry's champion. A fresh registry (CI without a
 tracking server: an empty sqlite file) has none, so the baseline falls back to eval/metrics.json of
@@ -32,7 +36,7 @@ PREVIOUS = "previous-champion"
 LOCK = Path("dvc.lock")
 DATA_DVC = Path("data.dvc")
 DVC_CACHE = Path(".dvc/cache/files/md5")
-RELEASE = Path("model_store/release.json")  # read by `mlops archive` for the version to stamp
+RELEASE = Path("model_store/release.json")  # the champion after the last alias move; `make image` reads it
 
 
 def md5(path: Path) -> str:
@@ -202,15 +206,21 @@ def _register(client, params: Params, metrics: dict, files: dict[str, str], sha:
     return version, True
 
 
-def _write_release(name: str, version: str, sha: str, promoted: bool) -> None:
+def write_release(name: str, version, event: str, **details: str) -> dict:
+    """Record the champion `version` (a ModelVersion) after an alias move; returns what was written."""
+    tags = version.tags or {}
+    record = {
+        "registered_model": name,
+        "version": _version(version),
+        "git_sha": tags.get("git_sha", "unknown"),
+        "model_md5": tags.get("model_md5", "unknown"),
+        "champion": True,
+        "event": event,
+        **details,
+    }
     RELEASE.parent.mkdir(parents=True, exist_ok=True)
-    RELEASE.write_text(
-        json.dumps(
-            {"registered_model": name, "version": str(version), "git_sha": sha, "champion": promoted},
-            indent=2,
-        )
-        + "\n"
-    )
+    RELEASE.write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _summary(path: str | None, lines: list[str]) -> None:
@@ -242,7 +252,7 @@ def promote(summary: str | None = None) -> int:
     if current == number:
         lines.append(f"- version {number} is already `{CHAMPION}`: nothing to do")
         _summary(summary, lines)
-        _write_release(name, number, sha, True)
+        write_release(name, version, "promote")
         return 0
     if champion is not None:
         baseline = Baseline(
@@ -276,11 +286,15 @@ def promote(summary: str | None = None) -> int:
     was = f"was version {current}" if current else "first champion"
     lines += ["", f"**Promoted**: `{CHAMPION}` -> version {number} ({was})."]
     _summary(summary, lines)
-    _write_release(name, number, sha, True)
+    write_release(name, version, "promote", **({"previous": current} if current else {}))
     return 0
 
 
-def rollback(version: str | None = None) -> int:
+def rollback(version: str | None = None, force: bool = False, reason: str | None = None) -> int:
+    """Move `champion` back. A version whose gates did not pass needs `force` and a reason, kept on record."""
+    reason = (reason or "").strip()
+    if force and not reason:
+        raise UserError('--force needs --reason "...": a forced rollback is recorded with why it was done')
     params = load_params()
     client = _client(params)
     name = _model_name(params)
@@ -296,13 +310,71 @@ def rollback(version: str | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_model_version(name, str(target))
+        chosen = client.get_model_version(name, str(target))
     except MlflowException:
         raise UserError(f"{name} has no version {target}") from None
-    client.set_registered_model_alias(name, CHAMPION, str(target))
-    client.set_model_version_tag(name, _version(champion), "rolled_back_to", str(target))
-    print(f"rollback: {CHAMPION} -> version {target} (was {_version(champion)})")
+    number, current = _version(chosen), _version(champion)
+    if number == current:
+        print(f"rollback: version {number} is already {CHAMPION}: nothing to do")
+        write_release(name, champion, "rollback")
+        return 0
+    gates = (chosen.tags or {}).get("gates", "never run")
+    details = {"previous": current}
+    if gates != "passed":
+        if not force:
+            raise UserError(
+                f"version {number} did not pass its gates (gates: {gates}); {CHAMPION} stays at version "
+                f'{current}. To ship it anyway: mlops rollback --to {number} --force --reason "..."'
+            )
+        details.update(forced="true", reason=reason)
+        client.set_model_version_tag(name, number, "forced_champion_reason", reason)
+        note = f"forced {CHAMPION} by rollback from version {current} (gates: {gates}): {reason}"
+        client.update_model_version(name, number, description=f"{chosen.description or ''}\n{note}".strip())
+    elif reason:
+        details["reason"] = reason
+        client.set_model_version_tag(name, number, "rollback_reason", reason)
+    client.set_registered_model_alias(name, CHAMPION, number)
+    client.set_registered_model_alias(name, PREVIOUS, current)
+    client.set_model_version_tag(name, current, "rolled_back_to", number)
+    write_release(name, client.get_model_version(name, number), "rollback", **details)
+    forced = " (forced: gates " + gates + ")" if "forced" in details else ""
+    print(f"rollback: {CHAMPION} -> version {number} (was {current}){forced}; {RELEASE} updated")
     return 0
+
+
+def champion_for_archive(model_file: Path = paths.MODEL_FILE) -> dict:
+    """The champion's release record, once `model_file` is proven to be its bytes (md5 vs its tag).
+
+    `mlops archive` calls this so that it can only ever package the champion: after a refused promotion
+    (or a rollback) the model on disk is not the champion, and packaging it would ship unreviewed bytes
+    under the champion's version number.
+    """
+    params = load_params()
+    client = _client(params)
+    name = _model_name(params)
+    champion = _alias(client, name, CHAMPION)
+    if champion is None:
+        raise UserError(
+            f"{name} has no {CHAMPION} in the registry ({_safe_uri()}): `mlops archive` packages only the "
+            "champion; run `mlops promote` first"
+        )
+    number, tags = _version(champion), champion.tags or {}
+    expected = tags.get("model_md5")
+    if not expected:
+        raise UserError(f"{CHAMPION} version {number} has no model_md5 tag: it was not registered by promote")
+    if not model_file.exists():
+        raise UserError(f"{model_file} not found: run `dvc pull` at the champion's commit first")
+    actual = md5(model_file)
+    if actual != expected:
+        raise UserError(
+            f"{model_file} (md5 {actual}) is not the {CHAMPION}, version {number} (md5 {expected}, git sha "
+            f"{tags.get('git_sha', 'unknown')}); refusing to archive. Was its promotion refused? "
+            "Check out the champion's commit and `dvc pull`, or promote this model first."
+        )
+    recorded = json.loads(RELEASE.read_text()) if RELEASE.exists() else {}
+    if recorded.get("registered_model") == name and recorded.get("version") == number:
+        return recorded  # keeps the record of the alias move (a rollback's reason)
+    return write_release(name, champion, "found in the registry")  # moved elsewhere (another checkout)
 
 
 def _safe_uri() -> str:

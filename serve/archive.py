@@ -1,8 +1,12 @@
-"""`mlops archive`: package the reviewed TorchScript model as a TorchServe .mar, stamped with its version.
+"""`mlops archive`: package the registry's champion as a TorchServe .mar, stamped with its version.
 
 The .mar carries everything the server needs and nothing of this repository: the model, the handler,
 `serve.json` (features, classes, version, request limits) and `model-config.yaml` (workers, batching
 from params.yaml `serve:`), so the container image and `mlops serve` run the same thing.
+
+`mlops archive` packages only the champion: the model on disk must have the md5 that the champion's
+registry version recorded at promotion, or it refuses. So a refused promotion can never be shipped
+under the champion's number. `build` is the packaging alone, for benchmarks that serve the working tree.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from mlops.params import Params, load_params
 
 HANDLER = Path(__file__).with_name("handler.py")
 MODEL_STORE = Path("model_store")
-RELEASE = MODEL_STORE / "release.json"  # written by `mlops promote`: the version this .mar is stamped with
 SAMPLE_ROWS = 3
 
 
@@ -35,13 +38,6 @@ def serve_settings(params: Params) -> dict:
         "max_batch_rows": int(cfg.get("max_batch_rows", 1024)),
         "inference_log_dir": str(cfg.get("inference_log_dir", "logs/inference")),
     }
-
-
-def released_version(release: Path = RELEASE) -> str | None:
-    """The registry version `mlops promote` recorded, if it ran in this checkout."""
-    if release.exists():
-        return str(json.loads(release.read_text())["version"])
-    return None
 
 
 def model_config(cfg: dict) -> str:
@@ -61,10 +57,22 @@ def model_config(cfg: dict) -> str:
     )
 
 
-def build(version: str | None = None, store: Path = MODEL_STORE, params: Params | None = None) -> Path:
+def archive_champion(store: Path = MODEL_STORE) -> Path:
+    """The release path (`mlops archive`): refuse unless the model on disk is the registry's champion."""
+    from model.registry import champion_for_archive
+
+    release = champion_for_archive(paths.MODEL_FILE)
+    print(
+        f"archive: {paths.MODEL_FILE} is {release['registered_model']} champion version "
+        f"{release['version']} (md5 {release['model_md5']} matches its registry tag)"
+    )
+    return build(version=release["version"], store=store)
+
+
+def build(version: str, store: Path = MODEL_STORE, params: Params | None = None) -> Path:
+    """Package artifacts/model as it is, stamped `version`; no registry check (see archive_champion)."""
     params = params or load_params()
     cfg = serve_settings(params)
-    version = version or released_version() or "0"
     for needed in (paths.MODEL_FILE, paths.MODEL_META):
         if not needed.exists():
             raise UserError(f"{needed} not found: run `dvc pull` (or `dvc repro`) first")

@@ -12,13 +12,13 @@ def _promote(args) -> int:
 def _rollback(args) -> int:
     from model.registry import rollback
 
-    return rollback(version=args.to)
+    return rollback(version=args.to, force=args.force, reason=args.reason)
 
 
 def _archive(args) -> int:
-    from serve.archive import build
+    from serve.archive import archive_champion
 
-    build(version=args.version)
+    archive_champion()
     return 0
 
 
@@ -46,12 +46,19 @@ def register(sub) -> None:
     )
     p.set_defaults(handler=_promote)
 
-    p = sub.add_parser("rollback", help="move the champion alias back to the previous champion")
+    p = sub.add_parser(
+        "rollback",
+        help="move the champion back to the previous one, or --to a version that passed its gates",
+    )
     p.add_argument("--to", metavar="VERSION", help="a specific registry version instead of the previous one")
+    p.add_argument("--force", action="store_true", help="allow a version whose gates failed (needs --reason)")
+    p.add_argument("--reason", help="why: recorded on the registry version and in model_store/release.json")
     p.set_defaults(handler=_rollback)
 
-    p = sub.add_parser("archive", help="build model_store/<model_name>.mar for TorchServe")
-    p.add_argument("--version", help="model version to stamp (default: the one `mlops promote` recorded)")
+    p = sub.add_parser(
+        "archive",
+        help="build model_store/<model_name>.mar of the registry's champion (the model's md5 must match it)",
+    )
     p.set_defaults(handler=_archive)
 
     p = sub.add_parser(

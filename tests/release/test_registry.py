@@ -1,86 +1,16 @@
-"""`mlops promote` / `mlops rollback` against a real sqlite MLflow registry, on a small synthetic project.
-
-The project holds what promotion reads: dvc.lock (train and evaluate outputs), the DVC cache's file list
-for artifacts/model, the model files and eval/metrics.json, inside a git repository.
-"""
+"""`mlops promote` / `mlops rollback` against a real sqlite MLflow registry, on a small synthetic project
+(tests/release/project.py builds it)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
-import yaml
 
 from mlops.errors import UserError
 from model import registry
-from tests.repo import ROOT, sh
-
-GOOD = {"accuracy": 0.96, "precision": 0.95, "recall": 0.95, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.1}
-
-
-def write_model(project: Path, weights: bytes, metrics: dict) -> None:
-    """Write model files and metrics; record their md5s in dvc.lock and the DVC cache, as a repro would."""
-    model_dir = project / "artifacts/model"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "model.pt").write_bytes(weights)
-    (model_dir / "meta.json").write_text(json.dumps({"features": ["a"], "classes": ["x", "y"]}))
-    (project / "eval").mkdir(exist_ok=True)
-    (project / "eval/metrics.json").write_text(json.dumps(metrics))
-    entries = [{"md5": registry.md5(f), "relpath": f.name} for f in sorted(model_dir.iterdir())]
-    listing = json.dumps(entries).encode()
-    digest = registry.hashlib.md5(listing).hexdigest() + ".dir"
-    cache = project / ".dvc/cache/files/md5" / digest[:2]
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / digest[2:]).write_bytes(listing)
-    lock = {
-        "schema": "2.0",
-        "stages": {
-            "train": {
-                "cmd": "mlops train",
-                "outs": [{"path": "artifacts/model", "hash": "md5", "md5": digest}],
-            },
-            "evaluate": {
-                "cmd": "mlops evaluate",
-                "outs": [
-                    {
-                        "path": "eval/metrics.json",
-                        "hash": "md5",
-                        "md5": registry.md5(project / "eval/metrics.json"),
-                    }
-                ],
-            },
-        },
-    }
-    (project / "dvc.lock").write_text(yaml.safe_dump(lock))
-
-
-def commit(project: Path, message: str) -> None:
-    sh(["git", "add", "-A"], project)
-    sh(["git", "commit", "-q", "-m", message], project)
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    (tmp_path / ".gitignore").write_text("mlflow.db\nmlartifacts/\nmodel_store/\n.dvc/cache/\n")
-    sh(["git", "init", "-q", "-b", "main"], tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_SHA", raising=False)
-    # Absolute: MLflow caches one store per URI, so a relative sqlite path would outlive the chdir.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    return tmp_path
-
-
-def champion(project: Path) -> str | None:
-    from mlflow import MlflowClient
-
-    from model import tracking
-
-    client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
-    found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)
-    return None if found is None else str(found.version)
+from tests.release.project import GOOD, champion, commit, write_model
+from tests.repo import sh
 
 
 def test_first_promotion_sets_champion_and_records_the_release(project):
