@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install demo pipeline data test test-fast lint bench clean
+.PHONY: help install cml demo pipeline data test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,23 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with everything (train, serve, monitor, dev)
+
+# The real CML CLI for the workflow tests (tests/github run it against a local GitHub API test server).
+# The same version the PR workflow installs with setup-cml. From a vendored `npm pack` tarball when one
+# is given (CML_TGZ; ../shared/vendor/ in this project's own CI), else from the npm registry. When it
+# cannot be installed, make goes on and the CML tests fail saying so: they never pass without it.
+CML_VERSION := 0.20.6
+CML_TGZ ?= $(wildcard ../shared/vendor/dvcorg-cml-$(CML_VERSION).tgz)
+CML := $(abspath $(VENV))/cml/node_modules/.bin/cml
+export CML_BIN := $(CML)
+
+$(CML):
+	@mkdir -p $(VENV)/cml && cd $(VENV)/cml && \
+	  { npm install --omit=dev --no-audit --no-fund --no-save $(or $(abspath $(CML_TGZ)),@dvcorg/cml@$(CML_VERSION)) >/dev/null \
+	    && ./node_modules/.bin/cml --version; } \
+	  || echo "WARNING: could not install CML $(CML_VERSION) (needs npm); the tests under tests/github will fail"
+
+cml: $(CML) ## the real CML CLI for the workflow tests (into .venv/cml)
 
 demo: install ## the main job: run the whole loop locally on the bundled data
 	mlops demo
@@ -31,7 +48,7 @@ pipeline: data ## dvc repro: validate, prepare, train, evaluate
 lint: install ## pre-commit on every file (ruff, formatting, file hygiene), offline
 	pre-commit run --all-files --show-diff-on-failure
 
-test: install ## all tests, the slow end-to-end ones included
+test: install $(CML) ## all tests, the slow end-to-end ones included
 	pytest
 
 test-fast: install ## unit tests only (skips the slow end-to-end tests)

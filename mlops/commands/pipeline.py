@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _data(args) -> int:
     from model.dataset import bootstrap
@@ -37,6 +39,12 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _lock_check(args) -> int:
+    from model.lock_check import check
+
+    return check(report=args.report, summary=args.summary, pushed=args.pushed == "true")
+
+
 def _demo(args) -> int:
     from mlops.demo import run
 
@@ -64,6 +72,19 @@ def register(sub) -> None:
     sub.add_parser("evaluate", help="DVC stage: test-split metrics and plot data").set_defaults(
         handler=_evaluate
     )
+    p = sub.add_parser(
+        "lock-check",
+        help="after dvc repro: fail, with the fix, when the branch does not hold what was trained",
+    )
+    p.add_argument("--report", type=Path, help="the PR report (markdown): the fix is put at its top")
+    p.add_argument("--summary", type=Path, help="also append the fix here (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument(
+        "--pushed",
+        choices=["true", "false"],
+        default="false",
+        help="whether this run pushed its outputs and run-cache to the DVC remote (changes the fix)",
+    )
+    p.set_defaults(handler=_lock_check)
     sub.add_parser("demo", help="the main job: run the whole loop locally, end to end").set_defaults(
         handler=_demo
     )

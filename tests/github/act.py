@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.github.cml import real_cml
+
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "actions"
-CML_BIN = HERE / "bin"
 ACT = Path(sys.executable).parent / "act"
 ACT_HANDLED = {"actions/checkout"}  # act skips the checkout of the repository under test
 USES = re.compile(r"^\s*(?:-\s*)?uses:\s*['\"]?([\w.-]+/[\w.-]+)(?:/[^@\s'\"]*)?@([^\s'\"#]+)", re.M)
@@ -60,7 +61,6 @@ def standin_args(repo: Path, workflow: str = "*.y*ml") -> list[str]:
 class ActResult:
     returncode: int
     output: str  # act's combined log
-    cml_calls: list[list[str]]  # argv of each `cml` call, in order
     artifacts: Path  # <artifacts>/<name>/... as uploaded with actions/upload-artifact
     job_seconds: dict[str, float]  # wall time of each job: from its first to its last log line
 
@@ -146,7 +146,7 @@ class Act:
             [sys.executable, "-m", "pip", "cache", "dir"], text=True, capture_output=True
         ).stdout.strip() or str(work / "pip-cache")
 
-    def env(self, home: Path, cml_log: Path, extra: dict[str, str]) -> dict[str, str]:
+    def env(self, home: Path, extra: dict[str, str]) -> dict[str, str]:
         bundle = str(self.github.ca_bundle)
         keep = {
             k: v
@@ -170,9 +170,10 @@ class Act:
             "STANDIN_PYTHON_HOME": str(Path(sys.executable).parent.parent),
             "STANDIN_CACHE_DIR": str(self.state / "cache"),
             "STANDIN_ARTIFACT_DIR": str(self.state / "artifacts"),
-            "STANDIN_CML_BIN": str(CML_BIN),
+            "STANDIN_CML_BIN": str(real_cml().parent),  # the real CLI (setup-cml's stand-in adds it)
+            # CML's telemetry goes to the test server, so a test sees whether a workflow left it on
+            "ITERATIVE_ANALYTICS_ENDPOINT": f"{self.github.url}/telemetry",
             "PIP_CACHE_DIR": self.pip_cache,
-            "CML_STANDIN_LOG": str(cml_log),
             **extra,
         }
 
@@ -194,8 +195,6 @@ class Act:
         home.mkdir(parents=True)
         event_file = run_dir / "event.json"
         event_file.write_text(json.dumps(event))
-        cml_log = run_dir / "cml-calls.jsonl"
-        cml_log.touch()
         secrets = {"GITHUB_TOKEN": "test-token", **(secrets or {})}
         cmd = [
             str(ACT),
@@ -226,7 +225,7 @@ class Act:
         with subprocess.Popen(
             cmd,
             cwd=repo,
-            env=self.env(home, cml_log, env or {}),
+            env=self.env(home, env or {}),
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -240,9 +239,8 @@ class Act:
             timer.cancel()
         output = "".join(lines)
         (run_dir / "act.log").write_text(f"$ {shlex.join(cmd)}\n{output}")
-        calls = [json.loads(line)["argv"] for line in cml_log.read_text().splitlines() if line.strip()]
         spans = {job: end - start for job, (start, end) in stamps.items()}
-        return ActResult(proc.returncode, output, calls, self.state / "artifacts", spans)
+        return ActResult(proc.returncode, output, self.state / "artifacts", spans)
 
 
 def pr_checkout(

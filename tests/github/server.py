@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -60,6 +60,29 @@ def make_certificate(directory: Path) -> tuple[Path, Path, Path]:
 
 
 @dataclass
+class Raw:
+    """A non-JSON answer: CML reads an asset upload's URL from the body as plain text."""
+
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass
+class Page:
+    """A list answer that GitHub paginates: `per_page` (default 30, at most 100) and `page`, with a Link
+    header. CML 0.20 reads only the first page of a PR's comments, and the server must not hide that."""
+
+    items: list
+
+
+@dataclass
+class Asset:
+    filename: str  # from Content-Disposition: the local file CML uploaded
+    content_type: str
+    data: bytes
+
+
+@dataclass
 class Request:
     method: str
     path: str  # without /api/v3 and without the query string
@@ -77,7 +100,7 @@ class State:
     issue_comments: list[dict] = field(default_factory=list)
     commit_comments: list[dict] = field(default_factory=list)
     pulls: list[dict] = field(default_factory=list)
-    assets: dict[str, bytes] = field(default_factory=dict)
+    assets: dict[str, Asset] = field(default_factory=dict)  # what CML published, by name in its URL
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
 
@@ -127,8 +150,32 @@ class FakeGitHub:
                 repo, {"head": head, "base": base, "title": title, "body": body}, head_sha, head_repo, number
             )
 
+    def add_comment(self, repo: str, number: int, body: str, login: str = "reviewer") -> dict:
+        """A comment by a person on an issue or PR (what CML must not mistake for its own)."""
+        with self.lock:
+            comment = self._comment(
+                body, f"{self.api_url}/repos/{repo}/issues/comments", repo=repo, number=number
+            )
+            comment["user"] = {"login": login}
+            self.state.issue_comments.append(comment)
+            return comment
+
     def comments(self, repo: str, number: int) -> list[dict]:
         return [c for c in self.state.issue_comments if c["repo"] == repo and c["number"] == number]
+
+    def unpublished(self, body: str) -> str:
+        """A comment `body` as the markdown file CML was given: each published URL back to the uploaded
+        file's name, and CML's watermark line removed. Raises if a link names no upload of this server."""
+        body = re.sub(
+            r"(?<=\n)\n!\[\]\(https://cml\.dev/watermark\.png#[0-9a-f]+ \"CML watermark[^\"]*\"\)\n?$",
+            "",
+            body,
+        )
+
+        def local(m: re.Match) -> str:
+            return self.state.assets[m[1]].filename
+
+        return re.sub(rf"{re.escape(self.url)}/assets/(asset-\d+)\?[^)\s]*", local, body)
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         """Recorded requests whose path fully matches the regex `pattern`."""
@@ -203,7 +250,9 @@ class FakeGitHub:
             if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments", p):
                 repo, number = m[1], int(m[2])
                 if req.method == "GET":
-                    return 200, [c for c in s.issue_comments if c["repo"] == repo and c["number"] == number]
+                    return 200, Page(
+                        [c for c in s.issue_comments if c["repo"] == repo and c["number"] == number]
+                    )
                 if req.method == "POST":
                     comment = self._comment(
                         req.body["body"],
@@ -218,7 +267,9 @@ class FakeGitHub:
             if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/commits/([0-9a-f]+)/comments", p):
                 repo, sha = m[1], m[2]
                 if req.method == "GET":
-                    return 200, [c for c in s.commit_comments if c["repo"] == repo and c["commit_id"] == sha]
+                    return 200, Page(
+                        [c for c in s.commit_comments if c["repo"] == repo and c["commit_id"] == sha]
+                    )
                 if req.method == "POST":
                     comment = self._comment(
                         req.body["body"], f"{self.api_url}/repos/{repo}/comments", repo=repo, commit_id=sha
@@ -246,7 +297,7 @@ class FakeGitHub:
                             "errors": [{"message": f"A pull request already exists for {head}."}],
                         }
                     return 201, self._new_pull(repo, req.body)
-                return 200, self._list_pulls(repo, req.query)
+                return 200, Page(self._list_pulls(repo, req.query))
             if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/pulls/(\d+)", p):
                 found = [pr for pr in s.pulls if pr["repo"] == m[1] and pr["number"] == int(m[2])]
                 if not found:
@@ -256,10 +307,19 @@ class FakeGitHub:
                         {k: v for k, v in req.body.items() if k in ("title", "body", "state", "base")}
                     )
                 return 200, found[0]
-            if p.startswith("/assets") and req.method == "POST":
+            if p == "/telemetry" and req.method == "POST":  # CML's analytics, when not turned off
+                return 200, {}
+            if p == "/assets" and req.method == "POST":  # CML's --publish-url: answers the URL as text
+                if not isinstance(req.body, bytes) or not req.body:
+                    return 400, Raw(b"")  # CML then fails with "Empty response from asset backend"
                 name = f"asset-{next(s.ids)}"
-                s.assets[name] = req.body if isinstance(req.body, bytes) else b""
-                return 201, {"uri": f"{self.url}/assets/{name}"}
+                filename = re.search(r'filename="([^"]*)"', req.headers.get("Content-Disposition", ""))
+                kind = req.headers.get("Content-Type", "")
+                s.assets[name] = Asset(filename[1] if filename else "", kind, req.body)
+                return 201, Raw(f"{self.url}/assets/{name}".encode())
+            if (m := re.fullmatch(r"/assets/(asset-\d+)", p)) and m[1] in s.assets:
+                asset = s.assets[m[1]]
+                return 200, Raw(asset.data, asset.content_type)
             return 404, {"message": f"test server: no route for {req.method} {p}"}
 
     @staticmethod
@@ -282,6 +342,27 @@ class FakeGitHub:
         return pulls
 
 
+def _paginate(items: list, query: dict[str, str], url: str) -> tuple[list, str]:
+    """GitHub's list pagination: one page of `items`, and the Link header (empty for a single page)."""
+    try:
+        per_page = min(max(int(query.get("per_page", 30)), 1), 100)
+        page = max(int(query.get("page", 1)), 1)
+    except ValueError:
+        per_page, page = 30, 1
+    last = max(1, -(-len(items) // per_page))
+    rest = {k: v for k, v in query.items() if k not in ("page", "per_page")}
+
+    def ref(n: int, rel: str) -> str:
+        return f'<{url}?{urlencode({**rest, "per_page": per_page, "page": n})}>; rel="{rel}"'
+
+    links = []
+    if page < last:
+        links += [ref(page + 1, "next"), ref(last, "last")]
+    if page > 1:
+        links += [ref(1, "first"), ref(page - 1, "prev")]
+    return items[(page - 1) * per_page : page * per_page], ", ".join(links)
+
+
 def _handler(server: FakeGitHub):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -297,11 +378,22 @@ def _handler(server: FakeGitHub):
                     body = json.loads(raw or b"null")
                 except ValueError:
                     body = raw
+            if "json" not in (self.headers.get("Content-Type") or "") and path == "/assets":
+                body = raw  # an upload is bytes, whatever its first byte
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             status, payload = server.handle(Request(self.command, path, query, body, dict(self.headers)))
-            out = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json; charset=utf-8"}
+            if isinstance(payload, Page):
+                payload, link = _paginate(payload.items, query, f"{server.api_url}{path}")
+                if link:
+                    headers["Link"] = link
+            if isinstance(payload, Raw):
+                out, headers["Content-Type"] = payload.body, payload.content_type
+            else:
+                out = json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
             self.wfile.write(out)

@@ -1,4 +1,7 @@
-""".github/workflows/pr.yml under act, on PR checkouts of the session's trained repository (main)."""
+""".github/workflows/pr.yml under act, on PR checkouts of the session's trained repository (main).
+
+The comment is posted by the real CML CLI (setup-cml's stand-in puts it on PATH) against the GitHub API
+test server; what reaches the server is compared with the report the train job uploaded."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model.lock_check import TITLE as LOCK_TITLE
 from tests.github.act import pr_checkout, pull_request_event
 from tests.repo import sh
 
@@ -53,6 +57,26 @@ def variables(github_server, dvc_remote: Path | None, tests: str = "tests/review
     return found
 
 
+def reproduce_and_commit(repo: Path, message: str) -> str:
+    """What the author runs locally (the fix the lock check prints): repro, commit the lock and metrics."""
+    out = sh(["dvc", "repro"], repo).stdout
+    sh(["git", "add", "dvc.lock", "eval"], repo)
+    commit(repo, message)
+    return out
+
+
+def the_comment(github_server, number: int, result) -> str:
+    """The one comment on PR `number`, checked to be exactly the uploaded report with its images published."""
+    [comment] = github_server.comments(REPO, number)
+    body = comment["body"]
+    report = (result.artifacts / "model-report" / "report.md").read_text()
+    assert github_server.unpublished(body) == report  # every byte of report.md, links rewritten
+    for asset in github_server.state.assets.values():
+        assert asset.data == (result.artifacts / "model-report" / asset.filename).read_bytes()
+    assert "](roc.png)" not in body and "![ROC curve](https://" in body
+    return body
+
+
 def run_pr(act, github_server, repo: Path, event: dict, job: str, dvc_remote: Path | None):
     """pr.yml up to `job` (and the jobs it needs), with the report's unit tests as the test job."""
     return act.run(
@@ -65,9 +89,12 @@ def run_pr(act, github_server, repo: Path, event: dict, job: str, dvc_remote: Pa
     )
 
 
-def test_param_change_trains_reports_and_updates_one_comment(
+def test_param_change_without_lock_fails_then_the_printed_fix_passes(
     trained_repo, dvc_remote, tmp_path, act, github_server
 ):
+    """The author changes a param and pushes without running the pipeline. CI trains, pushes the run-cache,
+    comments the metrics and fails: the branch's dvc.lock is not what was trained. The author runs the
+    commands the comment prints (no retraining: restored from the run-cache) and the next run is green."""
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="lower-lr")
     old_lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"]
     set_param(repo, "train", "lr", old_lr / 2)
@@ -81,33 +108,39 @@ def test_param_change_trains_reports_and_updates_one_comment(
         workflow="pr.yml",
         variables=variables(github_server, dvc_remote, tests=""),
     )
-    assert first.returncode == 0, first
+    assert first.returncode != 0, first
     assert first.jobs() == {
         "lint": "succeeded",
         "test": "succeeded",
-        "train": "succeeded",
+        "train": "failed",
         "comment": "succeeded",
     }, first
-    assert "Running stage 'train'" in first.output, first  # lr changed: it retrains
-    [comment] = github_server.comments(REPO, 7)
-    body = comment["body"]
-    assert body.startswith("## Model report: ✅ all gates passed")
-    assert re.search(r"\| accuracy \| 0\.\d{4} \| 0\.\d{4} \| ([+-]0\.\d{4}|0) \|", body), (
-        body
-    )  # main, PR, delta
-    assert "Params diff (1 changed)" in body and f"| `train.lr` | {old_lr} | {old_lr / 2} |" in body
-    assert "✅ | max regression roc_auc" in body and "![ROC curve](" in body
-    assert "![ROC curve](roc.png)" not in body  # images were published (links rewritten)
-    assert (first.artifacts / "model-report" / "roc.png").stat().st_size > 1000
-    assert first.cml_calls[0][:3] == ["comment", "update", "--target=pr"]
-    assert "--watermark-title=Model report" in first.cml_calls[0]
+    assert "Running stage 'train'" in first.output, first  # lr changed: CI trains
+    body = the_comment(github_server, 7, first)
+    assert body.startswith(f"## {LOCK_TITLE}\n"), body  # what the author sees first
+    assert "`dvc.lock`" in body and "stages: `train`, `evaluate`" in body
+    assert "does not match the params, code and data of this PR" in body
+    assert "## Model report: ✅ all gates passed" in body  # the metrics are still reviewed
+    assert re.search(r"\| accuracy \| 0\.\d{4}", body), body
+    assert "Params diff (1 changed)" in body and f"`train.lr` | {old_lr} | {old_lr / 2} |" in body
+    assert LOCK_TITLE in first.summary("train")
+    assert not github_server.calls("POST", "/telemetry")  # the workflow turns CML's telemetry off
+    fix = re.search(r"```bash\n(.*?)```", body, re.S)[1].splitlines()
+    assert [line.split("#")[0].strip() for line in fix[1:3]] == ["dvc pull --run-cache", "dvc repro"]
 
+    # the printed fix, run by the author (git pull has nothing to bring: CI pushes no commits)
+    sh(["dvc", "pull", "--run-cache"], repo)
+    assert "Stage 'train' is cached - skipping run" in reproduce_and_commit(repo, "dvc.lock of the run")
+    event = pull_request_event(repo, number=7)
+    github_server.state.pulls[-1]["head"]["sha"] = event["pull_request"]["head"]["sha"]
     second = run_pr(act, github_server, repo, event, "comment", dvc_remote)
     assert second.returncode == 0, second
-    comments = github_server.comments(REPO, 7)
-    assert [c["id"] for c in comments] == [comment["id"]]  # updated in place, not a second comment
-    assert len(github_server.calls("PATCH", rf"/repos/{REPO}/issues/comments/{comment['id']}")) == 1
-    assert "Stage 'train' is cached - skipping run" in second.output, second  # the run-cache pushed by run 1
+    assert "Stage 'train' is cached - skipping run" in second.output, second
+    assert "lock-check: dvc.lock and the git-tracked outputs match" in second.output
+    body = the_comment(github_server, 7, second)  # one comment, updated in place
+    assert body.startswith("## Model report: ✅ all gates passed") and LOCK_TITLE not in body
+    assert len(github_server.calls("PATCH", rf"/repos/{REPO}/issues/comments/\d+")) == 1
+    assert f'#{event["pull_request"]["head"]["sha"]} "CML watermark Model report")' in body
 
 
 def test_readme_only_pr_restores_from_run_cache(trained_repo, dvc_remote, tmp_path, act, github_server):
@@ -123,10 +156,17 @@ def test_readme_only_pr_restores_from_run_cache(trained_repo, dvc_remote, tmp_pa
     assert "Stage 'train' is cached - skipping run" in result.output, result
     assert "Running stage 'train'" not in result.output, result
     assert "Nothing changed" in result.summary("train"), result
+    assert "lock-check: dvc.lock and the git-tracked outputs match" in result.output
 
 
-def test_gate_failure_fails_the_check_and_says_why(trained_repo, dvc_remote, tmp_path, act, github_server):
+def test_stale_lock_and_gate_failure_both_fail_the_check(
+    trained_repo, dvc_remote, tmp_path, act, github_server
+):
+    """The author trained 2 epochs and committed that lock, then set 1 epoch and pushed: the lock is stale.
+    CI trains 1 epoch, the gate fails, and the comment says both, with by how much and the fix."""
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="one-epoch")
+    set_param(repo, "train", "max_epochs", 2)
+    reproduce_and_commit(repo, "train for two epochs")
     set_param(repo, "train", "max_epochs", 1)  # undertrained: accuracy falls far below main
     commit(repo, "train for one epoch")
     event = open_pr(github_server, repo, number=9)
@@ -134,15 +174,19 @@ def test_gate_failure_fails_the_check_and_says_why(trained_repo, dvc_remote, tmp
     result = run_pr(act, github_server, repo, event, "comment", dvc_remote)
     assert result.returncode != 0, result
     assert result.jobs()["train"] == "failed" and result.jobs()["comment"] == "succeeded", result
-    [comment] = github_server.comments(REPO, 9)
-    assert "❌" in comment["body"].splitlines()[0], comment["body"]
-    failed = re.findall(r"^- ❌ \*\*(.+?)\*\*: (.+)$", comment["body"], re.M)
-    assert failed, comment["body"]
+    body = the_comment(github_server, 9, result)
+    assert body.startswith(f"## {LOCK_TITLE}\n"), body
+    assert "does not match the params, code and data of this PR" in body and "stages: `train`" in body
+    report = body[body.index("## Model report") :]
+    assert "❌" in report.splitlines()[0], report
+    failed = re.findall(r"^\*   ❌ \*\*(.+?)\*\*: (.+)$", report, re.M)
+    assert failed, report
     assert any("short by" in detail or "over by" in detail for _, detail in failed), failed  # by how much
 
 
 def test_first_pr_without_metrics_on_main(trained_repo, dvc_remote, tmp_path, act, github_server):
-    """main has the pipeline but was never trained: no eval/metrics.json to compare with."""
+    """main has the pipeline but was never trained: no eval/metrics.json to compare with. The PR that
+    adds the first model must commit its metrics, and the check says so."""
     main = tmp_path / "untrained"
     sh(["git", "clone", "-q", str(trained_repo), str(main)], tmp_path)
     sh(["git", "rm", "-q", "-r", "--cached", "eval"], main)
@@ -155,30 +199,29 @@ def test_first_pr_without_metrics_on_main(trained_repo, dvc_remote, tmp_path, ac
     event = open_pr(github_server, repo, number=1)
 
     result = run_pr(act, github_server, repo, event, "comment", dvc_remote)
-    assert result.returncode == 0, result
-    [comment] = github_server.comments(REPO, 1)
-    assert "**First model**" in comment["body"] and "skipped: no main baseline" in comment["body"]
-    assert "| accuracy | — | 0." in comment["body"]
+    assert result.jobs()["train"] == "failed" and result.jobs()["comment"] == "succeeded", result
+    body = the_comment(github_server, 1, result)
+    assert "**First model**" in body and "skipped: no main baseline" in body
+    assert "| accuracy | — | 0." in body
+    assert body.startswith(f"## {LOCK_TITLE}") and "`eval/metrics.json`" in body  # not committed yet
 
 
 def test_fork_pr_without_secrets_trains_and_says_what_it_skipped(
     trained_repo, dvc_remote, tmp_path, act, github_server
 ):
-    """A fork: no secrets, no DVC remote, read-only token. The Actions cache still saves retraining."""
+    """A fork: no secrets, no DVC remote, read-only token. It trains and reports in the job summary; it
+    cannot push what it trained, so the lock check asks for the author's own lock and push."""
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="fork-change")
     set_param(repo, "train", "dropout", 0.2)
     commit(repo, "more dropout")
     event = open_pr(github_server, repo, number=11, fork_owner="outsider")
 
     first = run_pr(act, github_server, repo, event, "comment", None)
-    assert first.returncode == 0, first
-    assert first.jobs()["train"] == "succeeded" and "comment" not in first.jobs(), first
+    assert first.returncode != 0, first
+    assert first.jobs()["train"] == "failed" and "comment" not in first.jobs(), first
     summary = first.summary("train")
     assert "Model report: ✅" in summary and "fork PRs get a read-only token" in summary, summary
     assert "no reachable DVC remote" in summary, summary
-    assert not github_server.state.issue_comments and not first.cml_calls
+    assert LOCK_TITLE in summary and "dvc push --run-cache" in summary, summary
+    assert not github_server.state.issue_comments and not github_server.state.assets
     assert "Running stage 'train'" in first.output
-
-    again = run_pr(act, github_server, repo, event, "train", None)
-    assert again.returncode == 0, again
-    assert "Stage 'train' is cached - skipping run" in again.output, again  # from the Actions cache

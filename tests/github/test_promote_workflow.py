@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.container.podman import build_args, podman_env
-from tests.github.act import pr_checkout
+from tests.github.act import pr_checkout, pull_request_event
 from tests.repo import sh
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,9 @@ def push_event(repo) -> dict:
     }
 
 
-def test_push_to_main_registers_archives_builds_and_would_push(trained_repo, dvc_remote, tmp_path, act):
+def test_push_to_main_registers_archives_builds_and_would_push(
+    trained_repo, dvc_remote, tmp_path, act, github_server
+):
     env = podman_env()
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="scratch")
     sh(["git", "checkout", "-q", "main"], repo)
@@ -67,3 +69,27 @@ def test_push_to_main_registers_archives_builds_and_would_push(trained_repo, dvc
     for tag in ("model-v1", short):
         sh(["podman", "image", "exists", f"ghcr.io/acme/model:{tag}"], repo, **env)
         sh(["podman", "rmi", "-f", f"ghcr.io/acme/model:{tag}"], repo, check=False, **env)
+
+    # main's run saved .dvc/cache (with the run-cache) in main's Actions cache scope, the one scope every
+    # PR may restore from: a fork PR, with no secrets and no DVC remote, restores instead of retraining.
+    assert "Cache saved with key: dvc-" in result.output and "(scope refs/heads/main)" in result.output
+    sh(["git", "checkout", "-q", "-b", "fork-docs"], repo)
+    (repo / "CONTRIBUTING.md").write_text("How to help.\n")
+    sh(["git", "add", "CONTRIBUTING.md"], repo)
+    sh(["git", "commit", "-q", "-m", "docs"], repo)
+    event = pull_request_event(repo, number=12, fork_owner="outsider")
+    github_server.add_pull(
+        "acme/model", "fork-docs", head_sha=event["pull_request"]["head"]["sha"], number=12
+    )
+    fork = act.run(
+        repo,
+        "pull_request",
+        event,
+        workflow="pr.yml",
+        job="train",
+        variables={"PYTEST_ADDOPTS": '-m "not slow" tests/test_action_pins.py'},
+    )
+    assert fork.returncode == 0, fork
+    assert "(scope refs/heads/main)" in fork.output and "Cache restored from key: dvc-" in fork.output, fork
+    assert "Stage 'train' is cached - skipping run" in fork.output, fork
+    assert "Running stage 'train'" not in fork.output, fork

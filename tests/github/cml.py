@@ -1,0 +1,30 @@
+"""The real CML CLI (@dvcorg/cml), as the PR workflow gets it from setup-cml: never a stand-in.
+
+`make test` installs it into .venv/cml (from ../shared/vendor when present, else from npm). Without it
+the tests that post comments fail, saying how to install it: a missing CLI never passes silently."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+VERSION = "0.20.6"  # what pr.yml pins with setup-cml's `version: v0.20.6`
+INSTALLED = Path(sys.executable).parent.parent / "cml" / "node_modules" / ".bin" / "cml"
+
+
+@cache
+def real_cml() -> Path:
+    """Path of the real `cml` executable, checked to be version VERSION; AssertionError otherwise."""
+    path = Path(os.environ.get("CML_BIN") or INSTALLED)
+    if not path.exists():
+        raise AssertionError(
+            f"the real CML {VERSION} is not installed at {path}: run `make cml` "
+            f"(npm install @dvcorg/cml@{VERSION}, or CML_TGZ=path/to/dvcorg-cml-{VERSION}.tgz make cml)"
+        )
+    found = subprocess.run([str(path), "--version"], text=True, capture_output=True).stdout.strip()
+    if found != VERSION:
+        raise AssertionError(f"{path} is CML {found or '?'}, the workflow pins {VERSION}: run `make cml`")
+    return path
