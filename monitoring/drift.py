@@ -1,8 +1,13 @@
 """`mlops drift`: Evidently data drift of the recent production inputs against the training split.
 
-The decision is one of `drift`, `no_drift` or `not_enough_data`. It is printed, written to
-summary.json next to the HTML report, and exported as step outputs under GitHub Actions, so the
-workflow branches on data rather than on parsing logs. What counts as drift is the policy in params.yaml.
+The decision is one of `drift`, `performance`, `no_drift` or `not_enough_data`. It is printed, written
+to summary.json next to the HTML reports, and exported as step outputs under GitHub Actions, so the
+workflow branches on data rather than on parsing logs. What counts is the policy in params.yaml.
+
+A monitor that cannot see is worse than none, because its silence reads as "all is well". A missing log
+location, no readable log file, or a log whose newest record is older than `monitoring.staleness` is a
+`BlindError` (exit 3), never a decision; and the previous summary.json is deleted before anything else,
+so no later step can act on an old verdict.
 """
 
 from __future__ import annotations
@@ -17,12 +22,23 @@ import pandas as pd
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params
+from monitoring import performance
 from monitoring.actions import set_outputs, step_summary
 from monitoring.inference_log import ReadStats, read_jsonl
-from monitoring.policy import Policy
+from monitoring.policy import LOG_ENV, Policy
 
-DRIFT, NO_DRIFT, NOT_ENOUGH = "drift", "no_drift", "not_enough_data"
+DRIFT, PERFORMANCE, NO_DRIFT, NOT_ENOUGH = "drift", "performance", "no_drift", "not_enough_data"
+RETRAIN = (DRIFT, PERFORMANCE)  # the decisions that propose a retraining PR
 SUMMARY, REPORT, TARGET_REPORT = "summary.json", "report.html", "target.html"
+PROBA_REPORT = "probabilities.html"
+OUTPUTS = (SUMMARY, REPORT, TARGET_REPORT, PROBA_REPORT, performance.REPORT, performance.DATA)
+BLIND_EXIT = 3
+
+
+class BlindError(UserError):
+    """The monitor cannot see production: an error with its own exit code, never "not enough data"."""
+
+
 CATEGORICAL = ("prediction", "target")  # the class columns; every feature is numerical
 
 
@@ -110,7 +126,8 @@ def _window(policy: Policy, now: datetime) -> dict:
 
 
 def _log_line(stats: ReadStats) -> str:
-    text = f"{stats.rows} rows in the window from {stats.files} file(s) at {stats.location}"
+    text = f"{stats.rows} rows in the window from {stats.files} file(s) ({stats.kinds_text()})"
+    text += f" at {stats.location}"
     if stats.outside_window:
         text += f"; {stats.outside_window} older/newer rows outside it"
     if stats.malformed:
@@ -118,56 +135,121 @@ def _log_line(stats: ReadStats) -> str:
     return text
 
 
+def clear(out: Path) -> None:
+    """Delete the previous run's outputs first: a run that fails later leaves nothing to act on."""
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    for png in out.glob("performance-*.png"):
+        png.unlink()
+
+
+def blindness(policy: Policy, stats: ReadStats, now: datetime) -> str | None:
+    """Why the log cannot be trusted to show production, or None."""
+    where = f"monitoring.inference_log / {LOG_ENV} / --log"
+    if not stats.exists:
+        return f"the inference log location {stats.location} does not exist (set by {where})"
+    if stats.files == 0:
+        detail = "; ".join(stats.unreadable[:3]) or "no *.jsonl, *.jsonl.N or *.jsonl[.N].gz file in it"
+        return f"no readable inference log file at {stats.location}: {detail}"
+    if stats.newest is None:
+        return (
+            f"no valid record in {stats.files} log file(s) at {stats.location}"
+            f" ({stats.lines} lines, {stats.malformed} malformed)"
+        )
+    if policy.staleness is not None and now - stats.newest > policy.staleness:
+        return (
+            f"the inference log is stale: its newest record is from {stats.newest.isoformat()},"
+            f" {_age(now - stats.newest)} before {now.isoformat()}; monitoring.staleness allows"
+            f" {_age(policy.staleness)}. Is the server logging, and is the log shipped to {stats.location}?"
+        )
+    return None
+
+
+def _age(delta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
 def check(
     params: Params, policy: Policy, now: datetime | None = None, reference_path: Path = paths.TRAIN_SPLIT
 ) -> dict:
-    """Run the drift check, write the report and summary.json, return the summary."""
+    """Run the checks, write the reports and summary.json, return the summary; BlindError when blind."""
     now = now or datetime.now(timezone.utc)
-    window = _window(policy, now)
-    since = datetime.fromisoformat(window["since"]) if window["since"] else None
     out = Path(policy.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (REPORT, TARGET_REPORT):  # never leave an old report next to a new summary
-        (out / stale).unlink(missing_ok=True)
+    clear(out)
+    window = _window(policy, now)
+    since = datetime.fromisoformat(window["since"]) if window["since"] else None
     reference = load_reference(params, reference_path)
-    current, log = read_jsonl(policy.inference_log, policy.columns, since=since, until=now)
+    classes = tuple(str(c) for c in params.data.classes)
+    # the preceding window of the same length is the probabilities' reference: read it in the same pass
+    earliest = since - policy.window if since is not None and policy.probabilities else since
+    rows, log = read_jsonl(
+        policy.inference_log,
+        policy.columns,
+        since=earliest,
+        until=now,
+        keys=("prediction", "request_id"),
+        classes=classes,
+    )
+    previous = rows[rows["ts"] < pd.Timestamp(since)] if since is not None else rows.iloc[:0]
+    current = rows[rows["ts"] >= pd.Timestamp(since)] if since is not None else rows
+    log.rows, log.outside_window = len(current), log.outside_window + len(previous)
     print(f"drift: {_log_line(log)}")
+    if problem := blindness(policy, log, now):
+        raise BlindError(problem)
     summary: dict = {
         "decision": NOT_ENOUGH,
+        "retrain": False,
         "reasons": [],
         "window": window,
         "log": log.as_dict(),
         "rows": {"reference": len(reference), "current": len(current), "analysed": 0},
         "policy": {
             "drift_share": policy.drift_share,
+            "critical": list(policy.critical),
+            "weights": policy.weights,
             "min_rows": policy.min_rows,
             "max_rows": policy.max_rows,
             "stattest": policy.stattest,
             "threshold": policy.threshold,
             "retrain_on": list(policy.retrain_on),
+            "staleness": str(policy.staleness) if policy.staleness else None,
         },
         "features": None,
         "prediction": None,
         "target": None,
+        "performance": performance.check(policy, list(classes), current, out),
         "report": None,
     }
+    drifted = {"performance": summary["performance"]["regressed"]}
     if len(current) < policy.min_rows:
         summary["reasons"].append(
             f"not enough data: {len(current)} rows in the window, the policy needs"
             f" {policy.min_rows} (monitoring.min_rows)"
         )
-        return _finish(summary, out)
-    summary["features"], summary["prediction"] = _feature_drift(policy, reference, current, out)
-    summary["rows"]["analysed"] = summary["features"]["rows_analysed"]
-    summary["report"] = str(out / REPORT)
-    summary["target"] = _target_drift(policy, reference, since, now, out)
-    drifted = {
-        name: bool(summary[name] and summary[name]["drifted"])
-        for name in ("features", "prediction", "target")
-    }
-    summary["reasons"] = [_reason(name, summary[name]) for name in drifted if drifted[name]]
-    summary["decision"] = DRIFT if any(drifted[name] for name in policy.retrain_on) else NO_DRIFT
+    else:
+        summary["features"], summary["prediction"] = _feature_drift(policy, reference, current, out)
+        summary["prediction"] = _prediction_drift(policy, summary["prediction"], previous, current, out)
+        summary["rows"]["analysed"] = summary["features"]["rows_analysed"]
+        summary["report"] = str(out / REPORT)
+        summary["target"] = _target_drift(policy, reference, since, now, out)
+        drifted |= {
+            name: bool(summary[name] and summary[name]["drifted"])
+            for name in ("features", "prediction", "target")
+        }
+    summary["reasons"] += [_reason(name, summary[name]) for name in CHECK_ORDER if drifted.get(name)]
+    if drifted["performance"] and "performance" in policy.retrain_on:
+        summary["decision"] = PERFORMANCE
+    elif any(drifted.get(name) for name in policy.retrain_on):
+        summary["decision"] = DRIFT
+    elif summary["features"] is not None:
+        summary["decision"] = NO_DRIFT
+    summary["retrain"] = summary["decision"] in RETRAIN
     return _finish(summary, out)
+
+
+CHECK_ORDER = ("performance", "features", "prediction", "target")
 
 
 def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, out: Path):
@@ -199,18 +281,65 @@ def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFram
     snapshot.save_html(str(out / REPORT))
     results = _column_results(snapshot)
     columns = sorted((results[c] for c in cols), key=_severity)
+    for col in columns:
+        col["weight"] = policy.weights.get(col["column"], 1.0)
+        col["critical"] = col["column"] in policy.critical
     count = sum(c["drifted"] for c in columns)
+    total = sum(c["weight"] for c in columns) or 1.0
+    share = sum(c["weight"] for c in columns if c["drifted"]) / total
+    critical = [c["column"] for c in columns if c["drifted"] and c["critical"]]
     features = {
-        "drifted": count / len(cols) >= policy.drift_share,
+        "drifted": share >= policy.drift_share or bool(critical),
         "drifted_count": count,
+        "drifted_critical": critical,
         "monitored": len(cols),
-        "share": count / len(cols),
+        "share": share,
         "drift_share": policy.drift_share,
         "rows_analysed": len(cur),
         "sampled": len(cur) < len(current) or len(ref) < len(reference),
         "columns": columns,
     }
     return features, results.get("prediction")
+
+
+def _prediction_drift(
+    policy: Policy, mix: dict | None, previous: pd.DataFrame, current: pd.DataFrame, out: Path
+) -> dict | None:
+    """The class mix (against the training labels) and each class probability (K-S, against the
+    preceding window): a model that grows unsure shifts its probabilities before its predicted classes."""
+    result = {"class_mix": mix, "probabilities": None, "drifted": bool(mix and mix["drifted"])}
+    proba = [c for c in current.columns if c.startswith("proba_")]
+    if not policy.probabilities or not proba:
+        return result if mix else None
+    cur = current[proba].dropna()
+    ref = previous[proba].dropna()
+    if len(cur) < policy.min_rows or len(ref) < policy.min_rows:
+        result["probabilities"] = {
+            "checked": False,
+            "note": f"{len(ref)} earlier and {len(cur)} current rows with probabilities (needs"
+            f" {policy.min_rows} each, the earlier ones from the preceding {policy.window_text})",
+        }
+        return result
+    from evidently.metrics import ValueDrift
+
+    metrics = [
+        ValueDrift(column=c, method=policy.stattest["numerical"], threshold=policy.threshold["numerical"])
+        for c in proba
+    ]
+    snapshot = _run_report(
+        metrics, _sample(ref, policy.max_rows, policy.seed), _sample(cur, policy.max_rows, policy.seed), []
+    )
+    snapshot.save_html(str(out / PROBA_REPORT))
+    columns = [_column_results(snapshot)[c] for c in proba]
+    result["probabilities"] = {
+        "checked": True,
+        "reference_rows": len(ref),
+        "rows": len(cur),
+        "columns": columns,
+        "report": str(out / PROBA_REPORT),
+    }
+    result["drifted"] = result["drifted"] or any(c["drifted"] for c in columns)
+    return result
 
 
 def _target_drift(policy: Policy, reference: pd.DataFrame, since, until, out: Path) -> dict | None:
@@ -248,17 +377,44 @@ def _target_drift(policy: Policy, reference: pd.DataFrame, since, until, out: Pa
 
 
 def _reason(name: str, result: dict) -> str:
+    if name == "performance":
+        return performance.reason(result)
     if name == "features":
-        return (
+        text = (
             f"{result['drifted_count']} of {result['monitored']} monitored features drifted"
-            f" (share {result['share']:.2f} >= {result['drift_share']:.2f})"
+            f" (weighted share {result['share']:.2f}, policy {result['drift_share']:.2f})"
+        )
+        if result["drifted_critical"]:
+            text += f"; critical: {', '.join(result['drifted_critical'])}"
+        return text
+    if name == "prediction":
+        parts = [result["class_mix"]] if result["class_mix"] and result["class_mix"]["drifted"] else []
+        parts += [c for c in (result["probabilities"] or {}).get("columns", []) if c["drifted"]]
+        return "prediction drift: " + "; ".join(
+            f"{c['column']} {c['method']} = {c['score']:.3g} (threshold {c['threshold']})" for c in parts
         )
     return f"{name} drift: {result['method']} = {result['score']:.3g} (threshold {result['threshold']})"
 
 
+def drifted_columns(summary: dict) -> list[dict]:
+    """Every drifted column of every check, for the console and the alert."""
+    found = [c for c in (summary.get("features") or {}).get("columns", []) if c["drifted"]]
+    prediction = summary.get("prediction") or {}
+    if prediction.get("class_mix") and prediction["class_mix"]["drifted"]:
+        found.append(prediction["class_mix"])
+    found += [c for c in (prediction.get("probabilities") or {}).get("columns", []) if c["drifted"]]
+    if summary.get("target") and summary["target"]["drifted"]:
+        found.append(summary["target"])
+    return found
+
+
 def _finish(summary: dict, out: Path) -> dict:
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    set_outputs(decision=summary["decision"], summary=str(out / SUMMARY))
+    set_outputs(
+        decision=summary["decision"],
+        retrain=str(summary["retrain"]).lower(),
+        summary=str(out / SUMMARY),
+    )
     step_summary(markdown(summary))
     return summary
 
@@ -266,9 +422,12 @@ def _finish(summary: dict, out: Path) -> dict:
 def markdown(summary: dict, report_link: str | None = None, top: int = 10) -> str:
     """The human summary: the job summary page and the retraining PR body both use it."""
     rows, window, log = summary["rows"], summary["window"], summary["log"]
-    verdict = {DRIFT: "**Drift detected**", NO_DRIFT: "No drift", NOT_ENOUGH: "Not enough data"}[
-        summary["decision"]
-    ]
+    verdict = {
+        DRIFT: "**Drift detected**",
+        PERFORMANCE: "**Performance regressed**",
+        NO_DRIFT: "No drift",
+        NOT_ENOUGH: "Not enough data",
+    }[summary["decision"]]
     lines = [f"### Drift check: {verdict}", ""]
     lines += [f"- {reason}" for reason in summary["reasons"]]
     since = window["since"] or "the start of the log"
@@ -282,21 +441,55 @@ def markdown(summary: dict, report_link: str | None = None, top: int = 10) -> st
         lines += [
             "",
             f"{features['drifted_count']} of {features['monitored']} monitored features drifted"
-            f" (policy: drift when the share is at least {features['drift_share']:.2f}).",
+            f" (policy: drift when the weighted share is at least {features['drift_share']:.2f}, or when a"
+            " critical column drifts).",
             "",
             "| feature | test | score | threshold | drifted |",
             "| --- | --- | ---: | ---: | :---: |",
         ]
         lines += [
-            f"| `{c['column']}` | {c['method']} | {c['score']:.3g} | {c['threshold']} |"
-            f" {'yes' if c['drifted'] else 'no'} |"
+            f"| `{c['column']}`{' (critical)' if c.get('critical') else ''} | {c['method']}"
+            f" | {c['score']:.3g} | {c['threshold']} | {'yes' if c['drifted'] else 'no'} |"
             for c in features["columns"][:top]
         ]
-    for name in ("prediction", "target"):
-        result = summary.get(name)
-        state = "not checked" if not result else ("drifted" if result["drifted"] else "no drift")
-        detail = f" ({result['method']} = {result['score']:.3g})" if result else ""
-        lines.append(f"\n{name.capitalize()} drift: {state}{detail}")
+    prediction = summary.get("prediction")
+    state = "not checked" if not prediction else ("drifted" if prediction["drifted"] else "no drift")
+    lines.append(f"\nPrediction drift: {state}")
+    for c in [
+        (prediction or {}).get("class_mix"),
+        *((prediction or {}).get("probabilities") or {}).get("columns", []),
+    ]:
+        if c:
+            lines.append(
+                f"- `{c['column']}`: {c['method']} = {c['score']:.3g}{' (drifted)' if c['drifted'] else ''}"
+            )
+    target = summary.get("target")
+    state = "not checked" if not target else ("drifted" if target["drifted"] else "no drift")
+    lines.append(
+        f"\nTarget drift: {state}" + (f" ({target['method']} = {target['score']:.3g})" if target else "")
+    )
+    perf = summary.get("performance") or {}
+    if perf.get("checked"):
+        lines += [
+            "",
+            f"Performance on {perf['rows']} labelled production rows (vs the champion's test metrics):",
+            "",
+        ]
+        lines += [
+            "| metric | production | champion | drop | allowed | regressed |",
+            "| --- | ---: | ---: | ---: | ---: | :---: |",
+        ]
+        lines += [
+            f"| {r['metric']} | {_num(r['value'])} | {_num(r['baseline'])} | {_num(r['drop'])}"
+            f" | {r['allowed']} | {'yes' if r['regressed'] else 'no'} |"
+            for r in perf["regressions"]
+        ]
+    elif perf:
+        lines.append(f"\nPerformance: not checked ({perf.get('note', '')})")
     if report_link:
-        lines += ["", f"Full Evidently report: {report_link}"]
+        lines += ["", f"Full reports (Evidently, performance): {report_link}"]
     return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

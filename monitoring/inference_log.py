@@ -1,6 +1,9 @@
 """Read JSON-lines records (the handler's inference log, labelled feedback) into a feature table.
 
-One object per line: {"ts": "<UTC ISO 8601>", "features": {name: number}, ...}. Logs are written by
+One object per line: {"ts": "<UTC ISO 8601>", "features": {name: number}, ...}. The handler rotates its
+files by size and age, so a log directory holds `x.jsonl`, rotated `x.jsonl.1`, ... and gzipped
+`x.jsonl.gz`, `x.jsonl.1.gz`: every file whose name contains `.jsonl` is read, and the count of each kind
+is reported, so a reader that skips a kind can never go unnoticed again. Logs are written by
 servers that crash, get truncated and get edited by hand, so a bad line is counted, one example of
 each is kept for the message, and it is skipped: it never stops the job and is never dropped silently.
 Local paths and fsspec URIs (s3://, gs://, ... with their fsspec package installed) read the same way.
@@ -8,7 +11,10 @@ Local paths and fsspec URIs (s3://, gs://, ... with their fsspec package install
 
 from __future__ import annotations
 
+import gzip
 import math
+import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -21,6 +27,7 @@ try:  # about 3x faster on big windows; the standard library does the same job
 except ImportError:  # pragma: no cover
     from json import loads as _loads
 
+LOG_NAME = re.compile(r"\.jsonl(\.\d+)?(\.gz)?$")  # x.jsonl, x.jsonl.3, x.jsonl.gz, x.jsonl.3.gz
 CHUNK = 65_536  # rows buffered as Python lists before they become a float64 block
 MAX_EXAMPLES = 5
 
@@ -34,6 +41,10 @@ class ReadStats:
     malformed: int = 0
     outside_window: int = 0
     examples: list[str] = field(default_factory=list)  # "file:line: reason", the first few bad lines
+    exists: bool = True  # False: the location itself is missing (a typo, an unmounted volume)
+    kinds: dict[str, int] = field(default_factory=lambda: {"plain": 0, "rotated": 0, "gzipped": 0})
+    unreadable: list[str] = field(default_factory=list)  # "file: reason" of files that could not be read
+    newest: datetime | None = None  # newest valid record up to the window's end, in or before the window
 
     def bad(self, where: str, reason: str) -> None:
         self.malformed += 1
@@ -43,8 +54,22 @@ class ReadStats:
     def as_dict(self) -> dict:
         return {
             k: getattr(self, k)
-            for k in ("location", "files", "lines", "rows", "malformed", "outside_window", "examples")
-        }
+            for k in (
+                "location",
+                "exists",
+                "files",
+                "kinds",
+                "unreadable",
+                "lines",
+                "rows",
+                "malformed",
+                "outside_window",
+                "examples",
+            )
+        } | {"newest": self.newest.isoformat() if self.newest else None}
+
+    def kinds_text(self) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in self.kinds.items())
 
 
 @lru_cache(maxsize=4096)  # the rows of one request share their ts
@@ -68,6 +93,25 @@ def list_files(location: str, suffixes: tuple[str, ...]) -> list[tuple[object, s
         return [(fs, root)]
     found = [p for p in fs.find(root) if p.endswith(suffixes)]
     return [(fs, p) for p in sorted(found)]
+
+
+def log_kind(path: str) -> str | None:
+    """'plain', 'rotated' or 'gzipped' for a JSON-lines log file name, None for anything else."""
+    match = LOG_NAME.search(path)
+    if not match:
+        return None
+    return "gzipped" if match[2] else "rotated" if match[1] else "plain"
+
+
+def log_files(location: str) -> tuple[bool, list[tuple[object, str, str]]]:
+    """(location exists, [(filesystem, path, kind)]): the file itself, or every `*.jsonl*` log under a dir."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location)
+    if not fs.exists(root):
+        return False, []
+    paths = [root] if not fs.isdir(root) else sorted(fs.find(root))
+    return True, [(fs, p, kind) for p in paths if (kind := log_kind(p)) or not fs.isdir(root)]
 
 
 class _Rows:
@@ -110,8 +154,16 @@ def _bad_value(columns: list[str], values: list) -> str:
     return ""  # only the sum overflowed: every value is fine
 
 
-def _record(obj, columns: list[str], keys: tuple[str, ...], required: tuple[str, ...], need_ts: bool):
-    """(values, texts, ts) of one parsed line, or raise ValueError naming what is wrong.
+def _record(
+    obj,
+    columns: list[str],
+    keys: tuple[str, ...],
+    required: tuple[str, ...],
+    need_ts: bool,
+    classes: tuple[str, ...] = (),
+):
+    """(values, texts, ts) of one parsed line, or raise ValueError naming what is wrong. `values` ends
+    with the probability of each of `classes` (NaN when the record has none: older handlers).
 
     The hot loop of a million-row window: the checks run in C (map, set, sum) and fall back to a
     per-value search only to name the culprit of a bad line."""
@@ -131,13 +183,25 @@ def _record(obj, columns: list[str], keys: tuple[str, ...], required: tuple[str,
     if missing:
         raise ValueError(f"no {', '.join(map(repr, missing))}")
     ts = None
-    if need_ts:
-        try:
-            ts = parse_ts(obj["ts"])
-        except (KeyError, ValueError, TypeError):
+    try:
+        ts = parse_ts(obj["ts"])
+    except (KeyError, ValueError, TypeError):
+        if need_ts:
             raise ValueError(f"bad or missing 'ts': {obj.get('ts')!r}") from None
+    if classes:
+        values = values + _probabilities(obj.get("probabilities"), classes)
     texts = [None if obj.get(k) is None else str(obj[k]) for k in keys]
     return values, texts, ts
+
+
+def _probabilities(probs, classes: tuple[str, ...]) -> list[float]:
+    if not isinstance(probs, dict):
+        return [math.nan] * len(classes)
+    out = []
+    for name in classes:
+        value = probs.get(name)
+        out.append(float(value) if type(value) in _NUMBER and math.isfinite(value) else math.nan)
+    return out
 
 
 def read_jsonl(
@@ -147,27 +211,48 @@ def read_jsonl(
     until: datetime | None = None,
     keys: tuple[str, ...] = ("prediction",),
     required: tuple[str, ...] = (),
+    classes: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, ReadStats]:
-    """Records at `location` with ts in [since, until): the `columns` as float64 and `keys` as text."""
+    """Records at `location` with ts in [since, until): the `columns` as float64, `keys` as text, the
+    record time as `ts` (UTC), and with `classes` the logged probabilities as `proba_<class>`."""
     stats = ReadStats(location=location)
-    rows = _Rows(columns, keys)
+    names = [*columns, *(f"proba_{c}" for c in classes)]
+    rows = _Rows([*names, "ts"], keys)
     need_ts = since is not None or until is not None
-    for fs, path in list_files(location, (".jsonl",)):
+    stats.exists, files = log_files(location)
+    for fs, path, kind in files:
+        try:
+            _read_file(fs, path, kind, stats, rows, (columns, keys, required, need_ts, classes), since, until)
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:  # a corrupt or unreadable file
+            stats.unreadable.append(f"{path}: {type(err).__name__}: {err}"[:300])
+            continue
         stats.files += 1
-        with fs.open(path, "rb") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue  # a blank line is not a record
-                stats.lines += 1
-                try:
-                    values, texts, ts = _record(_loads(line), columns, keys, required, need_ts)
-                except ValueError as err:  # orjson's and json's decode errors are ValueErrors too
-                    stats.bad(f"{path}:{number}", str(err).splitlines()[0][:200])
-                    continue
-                if (since is not None and ts < since) or (until is not None and ts >= until):
-                    stats.outside_window += 1
-                    continue
-                rows.add(values, texts)
+        stats.kinds[kind or "plain"] += 1
     frame = rows.frame()
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
     stats.rows = len(frame)
     return frame, stats
+
+
+def _read_file(fs, path: str, kind: str | None, stats: ReadStats, rows: _Rows, spec: tuple, since, until):
+    """Parse one file into `rows`; a file that fails midway (a truncated gzip) keeps the lines before."""
+    with fs.open(path, "rb", compression="gzip" if kind == "gzipped" else None) as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue  # a blank line is not a record
+            stats.lines += 1
+            try:
+                values, texts, ts = _record(_loads(line), *spec)
+            except ValueError as err:  # orjson's and json's decode errors are ValueErrors too
+                stats.bad(f"{path}:{number}", str(err).splitlines()[0][:200])
+                continue
+            if (
+                ts is not None
+                and (until is None or ts < until)
+                and (stats.newest is None or ts > stats.newest)
+            ):
+                stats.newest = ts
+            if (since is not None and ts < since) or (until is not None and ts >= until):
+                stats.outside_window += 1
+                continue
+            rows.add([*values, ts.timestamp() if ts is not None else math.nan], texts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from mlops.errors import UserError
@@ -16,7 +16,10 @@ from mlops.params import Params
 
 LOG_ENV = "MLOPS_INFERENCE_LOG_DIR"  # the handler writes where this points; the drift job reads there too
 FEEDBACK_ENV = "MLOPS_FEEDBACK"
-CHECKS = ("features", "prediction", "target")
+ALERT_ENV = (
+    "MLOPS_ALERT_URLS"  # Apprise URLs (Slack, Teams, mailto, json:// webhooks), space or comma separated
+)
+CHECKS = ("features", "prediction", "target", "performance")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -28,6 +31,17 @@ def parse_window(text: str | None) -> timedelta | None:
     if not match:
         raise UserError(f"monitoring.window: {text!r} is not a duration like 30m, 12h, 7d or 2w")
     return timedelta(**{_UNITS[match[2]]: float(match[1])})
+
+
+@dataclass(frozen=True)
+class Performance:
+    """The performance rule: labelled feedback joined to the log on request_id, against the champion."""
+
+    min_rows: int = 50
+    metrics: dict[str, float] = field(default_factory=dict)  # metric -> allowed drop (gates.max_regression)
+    baseline: str = "eval/metrics.json"  # the champion's test metrics: the base branch ships what it reviewed
+    confidence: float | None = 0.95  # the drop must hold at this one-sided bootstrap confidence
+    bucket: str = "1d"  # metrics over time: one point per bucket of prediction time
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,11 @@ class Policy:
     threshold: dict[str, float | None]
     retrain_on: tuple[str, ...]
     report_dir: str
+    critical: tuple[str, ...] = ()  # any one of these drifting is feature drift on its own
+    weights: dict[str, float] = field(default_factory=dict)  # share rule weights; absent = 1
+    staleness: timedelta | None = None  # newest record older than this = a blind monitor, an error
+    probabilities: bool = True  # prediction drift also on the logged class probabilities
+    performance: Performance = field(default_factory=lambda: Performance())
     branch_prefix: str = "retrain/"
     base: str = "main"
     top_features: int = 10
@@ -73,6 +92,13 @@ def load_policy(
     share = float(mon.get("drift_share", 0.5))
     if not 0 < share <= 1:
         raise UserError(f"monitoring.drift_share must be in (0, 1], got {share}")
+    weights = {str(k): float(v) for k, v in (mon.get("weights") or {}).items()}
+    critical = tuple(mon.get("critical") or ())
+    for key, named in (("critical", critical), ("weights", weights)):
+        if bad := [c for c in named if c not in columns]:
+            raise UserError(f"monitoring.{key}: {', '.join(bad)} not among the monitored columns")
+    if bad := [f"{k}={v}" for k, v in weights.items() if not v >= 0]:
+        raise UserError(f"monitoring.weights: weights must be >= 0, got {', '.join(bad)}")
     window_text = window if window is not None else mon.get("window")
     pr = dict(mon.get("pr") or {})
     max_rows = mon.get("max_rows")
@@ -101,4 +127,32 @@ def load_policy(
         base=str(pr.get("base", "main")),
         top_features=int(pr.get("top_features", 10)),
         seed=params.seed,
+        critical=critical,
+        weights=weights,
+        staleness=parse_window(mon.get("staleness")),
+        probabilities=bool((mon.get("prediction") or {}).get("probabilities", True)),
+        performance=_performance(mon.get("performance") or {}, params.section("gates")),
+    )
+
+
+def _performance(section: dict, gates: dict) -> Performance:
+    """The gated metrics and their allowed drops come from `gates.max_regression`, one place for both."""
+    allowed = dict(gates.get("max_regression") or {})
+    chosen = section.get("metrics") or list(allowed)
+    if bad := [m for m in chosen if m not in allowed]:
+        raise UserError(
+            f"monitoring.performance.metrics: {', '.join(bad)} not in gates.max_regression"
+            f" ({', '.join(allowed) or 'empty'})"
+        )
+    confidence = section.get("confidence", 0.95)
+    if confidence is not None and not 0.5 <= float(confidence) < 1:
+        raise UserError(f"monitoring.performance.confidence must be in [0.5, 1) or null, got {confidence}")
+    bucket = str(section.get("bucket", "1d"))
+    parse_window(bucket)
+    return Performance(
+        min_rows=int(section.get("min_rows", 50)),
+        metrics={m: float(allowed[m]) for m in chosen},
+        baseline=str(section.get("baseline", "eval/metrics.json")),
+        confidence=None if confidence is None else float(confidence),
+        bucket=bucket,
     )

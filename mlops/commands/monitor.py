@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def _policy(args):
     from mlops.params import load_params
@@ -17,16 +19,34 @@ def _policy(args):
 
 
 def _drift(args) -> int:
-    from monitoring.drift import check
+    from monitoring import alerting
+    from monitoring.drift import BLIND_EXIT, NO_DRIFT, BlindError, check, drifted_columns
     from monitoring.inference_log import parse_ts
 
     params, policy = _policy(args)
-    summary = check(params, policy, now=parse_ts(args.now) if args.now else None)
+    hint = f"Run: {args.run_link}" if args.run_link else ""
+    try:
+        summary = check(params, policy, now=parse_ts(args.now) if args.now else None)
+    except BlindError as err:
+        print(f"mlops drift: error: monitoring is blind: {err}", file=sys.stderr)
+        alerting.error_alert(str(err), hint)
+        return BLIND_EXIT
+    for column in drifted_columns(summary):
+        print(
+            f"drift: drifted column {column['column']}: {column['method']} = {column['score']:.3g}"
+            f" (threshold {column['threshold']})"
+        )
     for reason in summary["reasons"]:
         print(f"drift: {reason}")
-    if summary["report"]:
-        print(f"drift: report {summary['report']}")
+    for name, path in (
+        ("report", summary["report"]),
+        ("performance report", summary["performance"]["report"]),
+    ):
+        if path:
+            print(f"drift: {name} {path}")
     print(f"drift: summary {policy.report_dir}/summary.json")
+    if summary["decision"] != NO_DRIFT:
+        alerting.decision_alert(summary, hint)
     print(f"decision: {summary['decision']}")
     return 0
 
@@ -61,13 +81,17 @@ def _simulate(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("drift", help="compare recent production inputs with the training data (Evidently)")
+    p = sub.add_parser(
+        "drift",
+        help="drift and performance check of production (Evidently, feedback); exit 3 when blind",
+    )
     p.add_argument("--window", help="override monitoring.window, e.g. 12h, 7d, all")
     p.add_argument(
         "--log", help="inference log dir/file/URI (default: params.yaml, env MLOPS_INFERENCE_LOG_DIR)"
     )
     p.add_argument("--feedback", help="labelled records for target drift (default: monitoring.feedback)")
     p.add_argument("--now", help="end of the window, ISO 8601 (default: now), for re-running a past check")
+    p.add_argument("--run-link", help="URL of this run, quoted in alerts (env MLOPS_ALERT_URLS)")
     p.set_defaults(handler=_drift)
 
     p = sub.add_parser(

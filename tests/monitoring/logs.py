@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -43,21 +44,33 @@ def records(
     now: datetime | None = None,
     age: timedelta = timedelta(minutes=1),
     label_key: str = "prediction",
+    batch: int = 4,
 ) -> list[dict]:
-    """A record per row, `age` before `now`; label_key: "prediction" (inference log) or "label" (feedback)."""
+    """A record per row, `age` before `now`; label_key: "prediction" (inference log) or "label" (feedback).
+
+    `batch` rows share a request_id, as the rows of one request do in the handler's log. The ids derive
+    from the rows, so the log and the feedback of one frame join, and different frames do not collide.
+    A "proba" column, if present, is the logged probability of the last class (else 1.0 for the label)."""
     params = load_params()
     ts = ((now or datetime.now(timezone.utc)) - age).isoformat()
     features = params.data.feature_names
-    return [
-        {
+    classes = [str(c) for c in params.data.classes]
+    tag = hashlib.sha1(pd.util.hash_pandas_object(frame[features], index=False).values.tobytes()).hexdigest()
+    out = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        label = classes[int(row["label"])]
+        record = {
             "ts": ts,
-            "request_id": f"r{i}",
+            "request_id": f"{tag[:12]}-{i // batch}",
             "model_version": "1",
             "features": {f: float(row[f]) for f in features},
-            label_key: str(params.data.classes[int(row["label"])]),
+            label_key: label,
         }
-        for i, (_, row) in enumerate(frame.iterrows())
-    ]
+        if label_key == "prediction":
+            last = float(row["proba"]) if "proba" in row else float(label == classes[-1])
+            record["probabilities"] = {classes[0]: 1.0 - last, classes[-1]: last}
+        out.append(record)
+    return out
 
 
 def write_jsonl(path: Path, items: list, raw_lines: tuple[str, ...] = ()) -> Path:

@@ -61,9 +61,26 @@ def test_policy_errors_name_the_key(tmp_path):
     bad.write_text(text.replace("columns: null", "columns: [mean_radius, no_such_feature]"))
     with pytest.raises(UserError, match=r"monitoring\.columns: no_such_feature not in data\.features"):
         load_policy(load_params(bad))
-    bad.write_text(text.replace("retrain_on: [features]", "retrain_on: [features, weather]"))
+    bad.write_text(text.replace("retrain_on: [features,", "retrain_on: [weather, features,"))
     with pytest.raises(UserError, match="unknown check weather"):
         load_policy(load_params(bad))
+    bad.write_text(text.replace("critical: []", "critical: [mean_radius, no_such_feature]"))
+    with pytest.raises(UserError, match=r"monitoring\.critical: no_such_feature not among the monitored"):
+        load_policy(load_params(bad))
+    bad.write_text(text.replace("weights: {}", "weights: {mean_radius: -1}"))
+    with pytest.raises(UserError, match=r"monitoring\.weights: weights must be >= 0, got mean_radius=-1"):
+        load_policy(load_params(bad))
+    bad.write_text(text.replace("metrics: null ", "metrics: [accuracy, brier]"))
+    with pytest.raises(UserError, match=r"performance\.metrics: brier not in gates\.max_regression"):
+        load_policy(load_params(bad))
+
+
+def test_performance_rule_takes_its_metrics_from_the_gates(monkeypatch):
+    params = load_params(ROOT / "params.yaml")
+    rule = load_policy(params).performance
+    assert rule.metrics == params.section("gates")["max_regression"]
+    assert (rule.min_rows, rule.baseline, rule.confidence) == (50, "eval/metrics.json", 0.95)
+    assert load_policy(params).staleness == timedelta(days=2)
 
 
 def test_github_api_location(monkeypatch):

@@ -1,0 +1,63 @@
+"""Alerts to a person: Apprise, configured by URL (Slack, Teams, mailto, a JSON webhook, ...).
+
+A PR and a job summary reach nobody at 05:23 on a Sunday, and a monitor that went blind produces no PR
+at all. So every decision other than `no_drift`, and every blindness error, is sent to the URLs in the
+secret MLOPS_ALERT_URLS (space- or comma-separated Apprise URLs, e.g. `slack://T/B/C`,
+`msteams://...`, `mailtos://user:pass@host?to=a@b`, `json://host/path`). Without it the job says so once
+and goes on: alerts are opt-in, the decision is never hidden behind them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from monitoring.policy import ALERT_ENV
+
+LEVELS = {"drift": "warning", "performance": "failure", "not_enough_data": "info", "error": "failure"}
+
+
+def urls() -> list[str]:
+    return [u for u in re.split(r"[\s,]+", os.environ.get(ALERT_ENV, "")) if u]
+
+
+def notify(title: str, body: str, level: str = "warning") -> bool:
+    """Send to every configured URL; True when all deliveries succeeded, False on failure or no URL."""
+    targets = urls()
+    if not targets:
+        print(f"alert: {ALERT_ENV} is not set, no alert sent ({title})")
+        return False
+    import apprise
+
+    sender = apprise.Apprise()
+    bad = [u for u in targets if not sender.add(u)]
+    if bad:  # never print the URL: it carries the webhook secret
+        print(f"alert: {len(bad)} of {len(targets)} URL(s) in {ALERT_ENV} are not valid Apprise URLs")
+    kind = {
+        "info": apprise.NotifyType.INFO,
+        "warning": apprise.NotifyType.WARNING,
+        "failure": apprise.NotifyType.FAILURE,
+    }[level]
+    sent = bool(len(sender)) and bool(sender.notify(title=title, body=body, notify_type=kind))
+    print(f"alert: {'sent' if sent else 'FAILED to send'} to {len(sender)} target(s): {title}")
+    return sent and not bad
+
+
+def decision_alert(summary: dict, report_hint: str = "") -> bool:
+    """The alert for a drift-check decision (the caller skips no_drift)."""
+    decision = summary["decision"]
+    lines = [f"Decision: {decision}", *[f"- {r}" for r in summary["reasons"]]]
+    drifted = [c for c in ((summary.get("features") or {}).get("columns") or []) if c["drifted"]]
+    if drifted:
+        lines.append(
+            "Drifted columns: "
+            + ", ".join(f"{c['column']} ({c['method']} {c['score']:.3g})" for c in drifted)
+        )
+    if report_hint:
+        lines.append(report_hint)
+    return notify(f"mlops drift: {decision}", "\n".join(lines), LEVELS.get(decision, "warning"))
+
+
+def error_alert(message: str, report_hint: str = "") -> bool:
+    body = message + (f"\n{report_hint}" if report_hint else "")
+    return notify("mlops drift: monitoring is blind", body, "failure")

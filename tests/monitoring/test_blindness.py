@@ -1,0 +1,122 @@
+"""No silent blindness: a missing, unreadable or stale log is an error with exit 3 and an alert, and the
+old summary is gone before anything else; rotated and gzipped logs are read and counted."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from mlops import paths
+from monitoring.drift import BLIND_EXIT
+from tests.monitoring.logs import records, write_jsonl
+
+LOG_DIR = Path("logs/inference")
+
+
+def held_out() -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
+
+
+def old_drift_summary() -> Path:
+    """What a previous run left behind: a summary that says drift."""
+    path = Path("reports/drift/summary.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"decision": "drift", "retrain": True, "reasons": ["old"]}))
+    return path
+
+
+def assert_blind(code: int, summary, out: str, webhook, message: str) -> None:
+    assert code == BLIND_EXIT and summary is None
+    assert "monitoring is blind" in out and message in out and "not enough data" not in out
+    (alert,) = webhook.received
+    assert alert["title"] == "mlops drift: monitoring is blind" and message in alert["message"]
+    assert alert["type"] == "failure"
+
+
+def test_missing_log_location_is_an_error_with_an_alert(workspace, drift, webhook):
+    stale = old_drift_summary()
+    code, summary, out = drift("--log", "nowhere")
+    assert_blind(code, summary, out, webhook, "the inference log location nowhere does not exist")
+    assert not stale.exists()  # removed first: nothing left to act on
+
+
+def test_no_readable_file_is_an_error(workspace, drift, webhook):
+    (LOG_DIR).mkdir(parents=True)
+    (LOG_DIR / "notes.txt").write_text("not a log")
+    (LOG_DIR / "worker-1.jsonl.gz").write_bytes(b"this is not gzip")
+    code, summary, out = drift()
+    assert_blind(code, summary, out, webhook, "no readable inference log file at logs/inference")
+    assert "worker-1.jsonl.gz: BadGzipFile" in out
+
+
+def test_empty_log_dir_is_an_error(workspace, drift, webhook):
+    LOG_DIR.mkdir(parents=True)
+    code, summary, out = drift()
+    assert_blind(code, summary, out, webhook, "no *.jsonl, *.jsonl.N or *.jsonl[.N].gz file in it")
+
+
+def test_stale_log_is_an_error_not_not_enough_data(workspace, drift, webhook):
+    write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out(), age=timedelta(days=3)))
+    code, summary, out = drift()  # staleness 2d in params.yaml; the 7d window holds 228 rows
+    assert_blind(code, summary, out, webhook, "the inference log is stale: its newest record is from")
+    assert "monitoring.staleness allows 2.0 d" in out
+
+
+def test_retrain_pr_does_not_act_on_a_stale_summary(workspace, drift, webhook, capsys):
+    from mlops.cli import main
+
+    old_drift_summary()
+    assert drift("--log", "nowhere")[0] == BLIND_EXIT
+    assert main(["retrain-pr"]) == 1
+    assert "no drift summary; run `mlops drift` first" in capsys.readouterr().err
+
+
+def test_rotated_and_gzipped_logs_are_read_and_counted(workspace, drift, webhook):
+    rows = records(held_out())
+    write_jsonl(LOG_DIR / "worker-1.jsonl", rows[:50])
+    write_jsonl(LOG_DIR / "worker-1.jsonl.1", rows[50:100])
+    write_jsonl(LOG_DIR / "worker-1.jsonl.2", rows[100:130])
+    for name, part in (("worker-1.jsonl.3.gz", rows[130:180]), ("worker-2.jsonl.gz", rows[180:])):
+        with gzip.open(LOG_DIR / name, "wt") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in part)
+    (LOG_DIR / "README.txt").write_text("ignored: not a log name")
+    code, summary, out = drift()
+    assert code == 0 and summary["decision"] == "no_drift"
+    log = summary["log"]
+    assert log["rows"] == 228 and log["files"] == 5
+    assert log["kinds"] == {"plain": 1, "rotated": 2, "gzipped": 2}
+    assert "228 rows in the window from 5 file(s) (1 plain, 2 rotated, 2 gzipped)" in out
+    assert webhook.received == []  # no_drift alerts nobody
+
+
+def test_a_truncated_gzip_keeps_its_lines_and_is_named(workspace, drift, webhook):
+    rows = records(held_out())
+    write_jsonl(LOG_DIR / "worker-1.jsonl", rows[:150])
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in rows[150:]).encode())
+    (LOG_DIR / "worker-1.jsonl.1.gz").write_bytes(data[: len(data) // 2])  # the rotation was cut off
+    code, summary, _ = drift()
+    assert code == 0
+    assert "logs/inference/worker-1.jsonl.1.gz: EOFError" in summary["log"]["unreadable"][0]
+    assert 150 < summary["log"]["rows"] < 228  # the lines before the cut were read
+
+
+def test_not_enough_data_alerts(workspace, drift, webhook):
+    write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out().iloc[:99]))
+    code, summary, _ = drift()
+    assert (code, summary["decision"]) == (0, "not_enough_data")
+    (alert,) = webhook.received
+    assert alert["title"] == "mlops drift: not_enough_data" and "not enough data: 99 rows" in alert["message"]
+
+
+def test_alert_delivery_failure_does_not_hide_the_decision(workspace, drift, monkeypatch):
+    monkeypatch.setenv("MLOPS_ALERT_URLS", "json://127.0.0.1:9/closed")  # nothing listens on port 9
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out().iloc[:99]))
+    code, summary, out = drift()
+    assert (code, summary["decision"]) == (0, "not_enough_data")
+    assert "alert: FAILED to send to 1 target(s)" in out

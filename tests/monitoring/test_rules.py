@@ -1,0 +1,153 @@
+"""The policy's rules beyond the share: critical columns, weights, probability drift, and performance
+on labelled feedback joined to the log on request_id; and the console naming every drifted column."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops import paths
+from tests.monitoring.logs import records, write_jsonl
+
+LOG = Path("logs/inference/model-host-1.jsonl")
+FEEDBACK = Path("feedback/labels.jsonl")
+CHAMPION = {"accuracy": 0.964912, "precision": 0.975, "recall": 0.928571, "f1": 0.95122, "roc_auc": 0.992063}
+
+
+def held_out() -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
+
+
+def edit_policy(old: str, new: str) -> None:
+    text = Path("params.yaml").read_text()
+    assert old in text
+    Path("params.yaml").write_text(text.replace(old, new, 1))
+
+
+def one_column_shifted(column: str, sd: float) -> pd.DataFrame:
+    rows = held_out()
+    rows[column] += sd * pd.read_parquet(paths.TRAIN_SPLIT)[column].std()
+    return rows
+
+
+def test_one_critical_column_drifting_is_drift(workspace, drift, webhook):
+    write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
+    code, summary, out = drift()
+    assert (code, summary["decision"]) == (0, "no_drift")  # 1 of 30 columns: under the 0.5 share
+    column = next(c for c in summary["features"]["columns"] if c["column"] == "worst_perimeter")
+    assert column["drifted"] and column["score"] < 1e-6
+    # the console names the drifted column even when the decision is no_drift
+    assert f"drift: drifted column worst_perimeter: K-S p_value = {column['score']:.3g}" in out
+
+    edit_policy("critical: []", "critical: [worst_perimeter]")
+    code, summary, out = drift()
+    assert (code, summary["decision"]) == (0, "drift")
+    assert summary["features"]["drifted_critical"] == ["worst_perimeter"]
+    assert "critical: worst_perimeter" in summary["reasons"][0] and "decision: drift" in out
+    (alert,) = webhook.received
+    assert alert["title"] == "mlops drift: drift" and "worst_perimeter (K-S p_value" in alert["message"]
+
+
+def test_weights_count_in_the_share(workspace, drift):
+    write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
+    edit_policy("weights: {}", "weights: {worst_perimeter: 30}")  # 30 of 59 weight units
+    _, summary, _ = drift()
+    assert summary["decision"] == "drift" and summary["features"]["share"] >= 30 / 59
+
+
+def test_probability_drift_against_the_preceding_window(workspace, drift):
+    rows = held_out()
+    confident = rows.assign(proba=np.where(rows["label"] == 1, 0.97, 0.03))
+    unsure = rows.assign(proba=np.where(rows["label"] == 1, 0.6, 0.4))  # same classes, less sure
+    write_jsonl(LOG, records(confident, age=timedelta(days=8)))  # the preceding 7 days
+    write_jsonl(LOG, records(unsure, age=timedelta(hours=1)))
+    _, summary, out = drift()
+    prediction = summary["prediction"]
+    assert not prediction["class_mix"]["drifted"]  # the predicted classes are the same
+    assert prediction["probabilities"]["checked"] and prediction["drifted"]
+    assert {c["column"] for c in prediction["probabilities"]["columns"] if c["drifted"]} == {
+        "proba_benign",
+        "proba_malignant",
+    }
+    assert summary["decision"] == "no_drift"  # params.yaml does not retrain on prediction drift
+    assert "drift: drifted column proba_malignant: K-S p_value" in out
+    assert Path("reports/drift/probabilities.html").stat().st_size > 10_000
+
+    edit_policy("retrain_on: [features, performance]", "retrain_on: [features, performance, prediction]")
+    _, summary, _ = drift()
+    assert summary["decision"] == "drift" and summary["reasons"][0].startswith("prediction drift: proba_")
+
+
+def flipped(records_: list[dict], share: float, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for record in records_:
+        if rng.random() < share:
+            record = {**record, "label": "benign" if record["label"] == "malignant" else "malignant"}
+        out.append(record)
+    return out
+
+
+def test_label_flips_with_unchanged_inputs_are_a_performance_decision(workspace, drift, webhook):
+    Path("eval").mkdir()
+    Path("eval/metrics.json").write_text(json.dumps(CHAMPION))
+    rows = held_out()
+    write_jsonl(LOG, records(rows))  # the model predicts the original labels
+    write_jsonl(FEEDBACK, records(rows, label_key="label"))
+    code, summary, _ = drift()
+    assert (code, summary["decision"]) == (0, "no_drift")
+    assert summary["performance"]["checked"] and summary["performance"]["metrics"]["accuracy"] == 1.0
+
+    FEEDBACK.unlink()
+    write_jsonl(FEEDBACK, flipped(records(rows, label_key="label"), 0.3, seed=0))  # the world changed
+    code, summary, out = drift()
+    perf = summary["performance"]
+    assert (code, summary["decision"], summary["retrain"]) == (0, "performance", True)
+    assert summary["features"]["drifted"] is False  # the inputs did not move
+    assert perf["rows"] == 228 and 0.6 < perf["metrics"]["accuracy"] < 0.8
+    regressed = {r["metric"] for r in perf["regressions"] if r["regressed"]}
+    assert regressed == {"accuracy", "f1", "roc_auc"}
+    assert summary["reasons"][0].startswith("performance regressed on 228 labelled rows: accuracy 0.")
+    report = Path(perf["report"]).read_text()
+    assert "Model performance on labelled production rows" in report and report.count("data:image/png") == 4
+    assert (
+        "decision: performance" in out and "drift: performance report reports/drift/performance.html" in out
+    )
+    (alert,) = [a for a in webhook.received if a["title"] == "mlops drift: performance"]
+    assert "performance regressed" in alert["message"] and alert["type"] == "failure"
+
+
+def test_a_small_drop_within_sampling_noise_does_not_fire(workspace, drift):
+    """3 wrong labels in 60 rows (accuracy 0.95 vs 0.965): within noise, so no performance decision."""
+    Path("eval").mkdir()
+    Path("eval/metrics.json").write_text(json.dumps(CHAMPION))
+    rows = held_out()
+    write_jsonl(LOG, records(rows))
+    labels = records(rows, label_key="label")[:60]  # (request ids derive from the whole frame)
+    for record in labels[:3]:
+        record["label"] = "benign" if record["label"] == "malignant" else "malignant"
+    write_jsonl(FEEDBACK, labels)
+    _, summary, _ = drift()
+    perf = summary["performance"]
+    assert perf["checked"] and perf["rows"] == 60 and summary["decision"] == "no_drift"
+    accuracy = next(r for r in perf["regressions"] if r["metric"] == "accuracy")
+    assert accuracy["drop"] < 0.02 or accuracy["bound_drop"] <= accuracy["allowed"]
+
+
+def test_feedback_joins_on_request_id_and_features(workspace):
+    from monitoring.performance import join
+
+    frame = held_out().iloc[:8]
+    log = pd.DataFrame(records(frame))
+    feedback = pd.DataFrame(records(frame, label_key="label"))
+    features = list(log["features"].iloc[0])
+    flat = lambda f: pd.concat([f.drop(columns="features"), pd.json_normalize(f["features"])], axis=1)  # noqa: E731
+    log, feedback = flat(log), flat(feedback)
+    assert log["request_id"].nunique() == 2  # 4 rows per request
+    feedback.loc[0, "request_id"] = "someone-else"
+    joined = join(log, feedback, features)
+    assert len(joined) == 7 and (joined["label"] == joined["prediction"]).all()
