@@ -1,32 +1,47 @@
-"""TorchServe handler: a JSON batch of rows in, class probabilities out, every row logged for monitoring.
+"""TorchServe handler: rows in (row format or the Open Inference Protocol), class probabilities out.
 
 Packaged into the .mar and run in the slim serving image, so it imports only torch, the standard
-library and TorchServe's `ts` (orjson is used when installed, for speed). The model is the TorchScript
-file the pipeline exported: raw float32 features in, logits out, scaling baked in, so serving applies
-exactly the preprocessing that training did.
+library and (when installed) orjson. The model is the TorchScript file the pipeline exported: raw
+float32 features in, logits out, scaling baked in, so serving applies exactly training's preprocessing.
 
-Request:  {"instances": [{"<feature>": <number>, ...}, ...]}  (or rows as arrays in params.yaml order)
-Response: {"predictions": [{"label": ..., "probabilities": {...}, "model_version": ...}, ...]}
+Two request bodies, on `/predictions/<model>` and on `/v2/models/<model>/infer` alike (TorchServe 0.12
+routes both to this handler with the same bytes; the body's shape says which protocol it is):
+- rows:  {"instances": [{"<feature>": <number>, ...} or [<number>, ...], ...]}
+         -> {"predictions": [{"label", "probabilities": {class: p}, "model_version"}, ...]}
+- Open Inference Protocol (KServe v2):
+         {"inputs": [{"name": "input-0", "shape": [n, F], "datatype": "FP32", "data": [n*F numbers]}]}
+         -> {"model_name", "model_version", "id",
+             "outputs": [label (BYTES, [n]), probabilities (FP64, [n, C])]}
 
-Every bad request gets its own 4xx with a message naming the problem; requests batched with it by
-TorchServe are unaffected and the worker stays READY.
+The invariant (docs/serving.md): whatever the bytes, a request gets a 2xx or a 4xx with a JSON body,
+never a 5xx, and the other requests of the same TorchServe batch are answered as if each came alone.
+Client text never goes into the HTTP status line (TorchServe 0.12 frames the reason phrase by its length
+in characters, so a non-ASCII phrase corrupts the stream and kills the worker): the phrase is a fixed
+ASCII word and echoed text goes into the JSON body, escaped with ascii() and truncated.
+
+Every accepted row is appended to the inference log with one write(2) BEFORE the batch's responses are
+returned, so a worker killed at any moment has lost no row it acknowledged (see InferenceLog).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import json
 import math
 import operator
 import os
-import signal
+import shutil
 import socket
 import sys
 import threading
+import time
+import traceback
 import uuid
 from array import array
 from itertools import chain
+from typing import ClassVar
 
 import torch
 
@@ -36,82 +51,240 @@ try:  # optional: several times faster than json for these payloads
     def _dumps(obj) -> bytes:
         return orjson.dumps(obj)
 
-    def _loads(raw):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            # The standard parser accepts NaN/Infinity (so validation can name the field) and
-            # words other errors the same way with or without orjson.
-            return json.loads(raw)
+    def _parse(raw):
+        return orjson.loads(raw)
 except ImportError:  # pragma: no cover - images without orjson
     orjson = None
 
     def _dumps(obj) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
 
-    def _loads(raw):
+    def _parse(raw):
         return json.loads(raw)
 
 
 JSON_TYPES = ("application/json", "application/x-ndjson", "text/json")
 LOG_ENV = "MLOPS_INFERENCE_LOG_DIR"
-FLOAT32_MAX = 3.4028234663852886e38
+SPEC_ENV = "MLOPS_SERVE_SPEC"  # JSON merged over serve.json: `mlops serve start` passes params.yaml's values
 NUMBER_TYPES = {int, float}  # not bool: JSON true/false are not feature values
+CONTAINERS = (dict, list)
+V2_DATATYPES = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
+# Fixed ASCII reason phrases: nothing the client sent ever reaches the status line.
+PHRASES = {400: "Bad Request", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable"}
+ECHO_CHARS = 60
+FLOAT32_MAX = 3.4028234663852886e38
+DEFAULT_LOG = {"rotate_bytes": 64 << 20, "rotate_seconds": 3600.0, "keep_files": 48, "compress": True}
 
 
 class RequestError(Exception):
-    """A client mistake: becomes an HTTP 4xx for that request only."""
+    """A client mistake: becomes an HTTP 4xx for that request only; `reason` labels the reject metric."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, reason: str = "invalid"):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
+
+
+def echo(value) -> str:
+    """Client text made safe for a JSON body and a log line: ASCII escapes (CR, LF, surrogates), truncated."""
+    text = ascii(value)
+    return text if len(text) <= ECHO_CHARS else text[: ECHO_CHARS - 3] + "..."
 
 
 class InferenceLog:
-    """Append-only JSON-lines log, one file per worker process, written off the request path.
+    """Append-only JSON lines, one file per worker process, rotated by size and age.
 
-    Records are buffered in memory and flushed by a background thread every `flush_seconds`, when
-    `flush_rows` are waiting, and when the worker stops; a full disk loses log lines, never requests.
+    Durability: `write` is one os.write(2) on an O_APPEND descriptor, called by the handler before it
+    returns the batch's responses. The bytes are then in the kernel's page cache: a worker killed with
+    SIGKILL loses nothing it acknowledged (the machine crashing loses what the OS had not flushed yet).
+
+    Rotation: when the file reaches `rotate_bytes` or `rotate_seconds`, it is closed and a new one is
+    opened; a background thread gzips the closed file to `<name>.jsonl.gz` (written under a `.partial`
+    name, renamed, then the plain file is removed) and deletes the oldest closed files of this model
+    beyond `keep_files`. Names: `<model>-<host>-<pid>-<UTC start>-<seq>.jsonl[.gz]`, so `*.jsonl*` finds
+    the live and the rotated files.
+
+    A directory that cannot be created or written never stops serving: the rows are counted as lost
+    (metric InferenceLogWriteFailures), a WARNING goes to the model log at most once a minute, and the
+    directory is retried every `retry_seconds`.
     """
 
-    def __init__(self, directory: str, model_name: str, flush_seconds: float = 1.0, flush_rows: int = 2048):
-        os.makedirs(directory, exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        name = f"{model_name}-{socket.gethostname()}-{os.getpid()}-{stamp}.jsonl"
-        self.path = os.path.join(directory, name)
-        self.flush_rows = flush_rows
-        self._lines: list[bytes] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._seconds = flush_seconds
-        threading.Thread(target=self._loop, name="inference-log", daemon=True).start()
+    def __init__(
+        self,
+        directory: str,
+        model_name: str,
+        rotate_bytes: int = DEFAULT_LOG["rotate_bytes"],
+        rotate_seconds: float = DEFAULT_LOG["rotate_seconds"],
+        keep_files: int = DEFAULT_LOG["keep_files"],
+        compress: bool = True,
+        retry_seconds: float = 10.0,
+    ):
+        self.directory = directory
+        self.prefix = f"{model_name}-{socket.gethostname()}-{os.getpid()}"
+        self.model_name = model_name
+        self.rotate_bytes, self.rotate_seconds = int(rotate_bytes), float(rotate_seconds)
+        self.keep_files, self.compress = int(keep_files), bool(compress)
+        self.retry_seconds = retry_seconds
+        self.fd: int | None = None
+        self.path: str | None = None
+        self.size = 0
+        self.opened = 0.0
+        self.seq = 0
+        self.failures = 0  # rows not written, since start
+        self._retry_at = 0.0
+        self._warned_at = -math.inf
+        self._closed: list[str] = []  # rotated files waiting for the compressor
+        self._wake = threading.Condition()
+        threading.Thread(target=self._compressor, name="inference-log-rotate", daemon=True).start()
 
-    def append(self, lines: list[bytes]) -> None:
-        with self._lock:
-            self._lines.extend(lines)
-            full = len(self._lines) >= self.flush_rows
-        if full:
-            self._wake.set()
-
-    def flush(self) -> None:
-        with self._lock:
-            lines, self._lines = self._lines, []
-        if not lines:
-            return
+    def write(self, data: bytes, rows: int) -> bool:
+        """Append `rows` records (already JSON lines); False (and counted) when they could not be written."""
+        now = time.monotonic()
         try:
-            with open(self.path, "ab") as out:
-                out.write(b"".join(lines))
+            if self.fd is not None and (
+                self.size >= self.rotate_bytes or now - self.opened >= self.rotate_seconds
+            ):
+                self._rotate()
+            if self.fd is None:
+                if now < self._retry_at:
+                    raise OSError("still failing; next retry in a few seconds")
+                self._open(now)
+            written = os.write(self.fd, data)
+            if written != len(data):  # disk full mid-write: the rest would land mid-line
+                raise OSError(f"short write ({written} of {len(data)} bytes)")
+            self.size += written
+            return True
         except OSError as err:
-            print(
-                f"inference log: could not write {len(lines)} records to {self.path}: {err}", file=sys.stderr
-            )
+            self.failures += rows
+            self._close(rotated=False)
+            self._retry_at = now + self.retry_seconds
+            if now - self._warned_at >= 60:
+                self._warned_at = now
+                print(
+                    f"WARNING inference log: {rows} rows NOT written to {self.directory}: {err}; serving "
+                    f"goes on, {self.failures} rows lost so far (metric InferenceLogWriteFailures)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return False
 
-    def _loop(self) -> None:
+    def _open(self, now: float) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.seq += 1
+        path = os.path.join(self.directory, f"{self.prefix}-{stamp}-{self.seq:04d}.jsonl")
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.path, self.size, self.opened = path, os.fstat(self.fd).st_size, now
+
+    def _close(self, rotated: bool) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        if rotated and self.path:
+            with self._wake:
+                self._closed.append(self.path)
+                self._wake.notify()
+        self.fd = None
+
+    def _rotate(self) -> None:
+        self._close(rotated=True)
+
+    def close(self) -> None:
+        self._close(rotated=False)
+
+    def _compressor(self) -> None:
         while True:
-            self._wake.wait(self._seconds)
-            self._wake.clear()
-            self.flush()
+            with self._wake:
+                while not self._closed:
+                    self._wake.wait()
+                path = self._closed.pop(0)
+            try:
+                if self.compress:
+                    _gzip(path)
+                self._prune()
+            except OSError as err:
+                print(f"WARNING inference log: could not rotate {path}: {err}", file=sys.stderr, flush=True)
+
+    def _prune(self) -> None:
+        """Keep the newest `keep_files` closed files of this model (any worker); the live ones are kept."""
+        live = {self.path}
+        names = [
+            os.path.join(self.directory, n)
+            for n in os.listdir(self.directory)
+            if n.startswith(self.model_name + "-") and n.endswith(".jsonl.gz")
+        ]
+        closed = [p for p in names if p not in live]
+        closed.sort(key=lambda p: (os.path.getmtime(p), p))
+        for old in closed[: max(0, len(closed) - self.keep_files)]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(old)
+
+
+def _gzip(path: str) -> None:
+    partial = path[: -len(".jsonl")] + ".partial"  # never matches *.jsonl*: readers skip it
+    with open(path, "rb") as src, gzip.open(partial, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.replace(partial, path + ".gz")
+    os.unlink(path)
+
+
+class Metrics:
+    """The handler's counters through TorchServe's custom metrics API (serve/metrics.yaml declares them).
+
+    Each update is one `[METRICS]` line on the worker's stdout that the frontend turns into a Prometheus
+    counter, so updates are summed per batch. Without a metrics context (tests) this does nothing."""
+
+    NAMES: ClassVar[dict[str, tuple[str, list[str]]]] = {
+        "rows": ("RowsServed", ["ModelName", "Protocol"]),
+        "rejects": ("RequestsRejected", ["ModelName", "Reason"]),
+        "out_of_range": ("OutOfRangeValues", ["ModelName", "Feature"]),
+        "predicted": ("PredictedClass", ["ModelName", "Class"]),
+        "log_failures": ("InferenceLogWriteFailures", ["ModelName"]),
+        "starts": ("WorkerStarts", ["ModelName"]),
+    }
+
+    def __init__(self, context, model_name: str):
+        self.model = model_name
+        self.metrics = {}
+        cache = getattr(context, "metrics", None)
+        if cache is None or not hasattr(cache, "add_metric_to_cache"):
+            return
+        for key, (name, dims) in self.NAMES.items():
+            try:  # declared in serve/metrics.yaml; added here when another metrics file is in use
+                try:
+                    self.metrics[key] = cache.get_metric(name)
+                except Exception:
+                    self.metrics[key] = cache.add_metric_to_cache(name, "count", dims)
+            except Exception as err:  # a metrics problem must never stop serving
+                print(f"WARNING metrics: {name} unavailable: {err}", file=sys.stderr)
+
+    def add(self, key: str, value: float, *labels: str) -> None:
+        metric = self.metrics.get(key)
+        if metric is not None and value:
+            with contextlib.suppress(Exception):  # never fail a request for a metric
+                metric.add_or_update(value, [self.model, *labels])
+
+
+class Batch:
+    """The accepted requests of one TorchServe batch: their rows as one float64 block."""
+
+    def __init__(self):
+        self.flat = array("d")
+        self.items: list[tuple[int, str, int, object]] = []  # (idx, protocol, n rows, v2 request id)
 
 
 class TabularHandler:
@@ -119,7 +292,9 @@ class TabularHandler:
 
     def __init__(self):
         self.model = None
+        self.model64 = None
         self.log: InferenceLog | None = None
+        self.metrics = Metrics(None, "")
 
     def initialize(self, context) -> None:
         props = context.system_properties
@@ -127,68 +302,161 @@ class TabularHandler:
         manifest = context.manifest["model"]
         with open(os.path.join(model_dir, "serve.json")) as f:
             spec = json.load(f)
-        torch.set_num_threads(
-            int(os.environ.get("MLOPS_TORCH_THREADS", "1"))
-        )  # tiny MLP: 1 thread is fastest
-        self.model = torch.jit.load(
-            os.path.join(model_dir, manifest["serializedFile"]), map_location="cpu"
-        ).eval()
+        spec.update(json.loads(os.environ.get(SPEC_ENV) or "{}"))
+        torch.set_num_threads(int(os.environ.get("MLOPS_TORCH_THREADS", "1")))  # tiny MLP: 1 is fastest
+        model_file = os.path.join(model_dir, manifest["serializedFile"])
+        self.model = torch.jit.load(model_file, map_location="cpu").eval()
         self.features: list[str] = list(spec["features"])
+        self.n = len(self.features)
         self.index = {name: i for i, name in enumerate(self.features)}
         self.keys = set(self.features)
         getter = operator.itemgetter(*self.features)
-        self.take = getter if len(self.features) > 1 else (lambda row: (getter(row),))
+        self.take = getter if self.n > 1 else (lambda row: (getter(row),))
         self.classes: list[str] = [str(c) for c in spec["classes"]]
         self.version = str(spec["model_version"])
+        self.model_name = str(getattr(context, "model_name", None) or spec.get("model_name", "model"))
         self.max_rows = int(spec.get("max_batch_rows", 1024))
+        ranges = spec.get("feature_ranges") or {}
+        lo = [_bound(ranges.get(f, [None, None])[0], -math.inf) for f in self.features]
+        hi = [_bound(ranges.get(f, [None, None])[1], math.inf) for f in self.features]
+        self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+        self.has_ranges = bool(torch.isfinite(self.lo).any() or torch.isfinite(self.hi).any())
+        self.metrics = Metrics(context, self.model_name)
         log_dir = os.environ.get(LOG_ENV) or spec.get("inference_log_dir") or "logs/inference"
         if log_dir.lower() not in ("", "off", "none"):
-            self.log = InferenceLog(log_dir, context.model_name)
-            _flush_on_stop(self.log)
+            opts = {**DEFAULT_LOG, **(spec.get("inference_log") or {})}
+            self.log = InferenceLog(log_dir, self.model_name, **{k: opts[k] for k in DEFAULT_LOG})
         # Warm-up: the first TorchScript calls profile and optimise the graph; do it before traffic.
         with torch.inference_mode():
             for n in (1, 8, 64):
-                self.model(torch.zeros(n, len(self.features)))
+                self.model(torch.zeros(n, self.n))
+        try:  # scores rows whose float32 logits overflow (e.g. 3e38 everywhere); see _forward
+            self.model64 = torch.jit.load(model_file, map_location="cpu").double().eval()
+            with torch.inference_mode():
+                self.model64(torch.zeros(1, self.n, dtype=torch.float64))
+        except Exception as err:
+            self.model64 = None
+            print(
+                f"WARNING no float64 copy of the model ({err}): overflowing rows get a 422", file=sys.stderr
+            )
+        self.metrics.add("starts", 1)
 
     # -- request parsing -------------------------------------------------------------------------
-    def _body(self, request: dict, idx: int, context):
+    def _body(self, request, idx: int, context):
+        if not isinstance(request, dict):
+            raise RequestError(400, "empty request", "empty")
         content_type = (_header(context, idx, "content-type") or "").split(";")[0].strip().lower()
         body = request.get("body")
         if body is None:
             body = request.get("data")
         if content_type and content_type not in JSON_TYPES:
-            raise RequestError(415, f"unsupported Content-Type {content_type!r}: send application/json")
+            raise RequestError(
+                415, f"unsupported Content-Type {echo(content_type)}: send application/json", "content_type"
+            )
         if body is None or (isinstance(body, (bytes, bytearray, str)) and not body.strip()):
-            raise RequestError(400, 'empty body: send {"instances": [{"<feature>": <number>, ...}]}')
-        if isinstance(body, (bytes, bytearray, str)):
-            try:
-                body = _loads(body)
-            except ValueError as err:
-                raise RequestError(400, f"malformed JSON: {err}") from None
-        return body
+            raise RequestError(400, 'empty body: send {"instances": [...]} or {"inputs": [...]}', "empty")
+        if not isinstance(body, (bytes, bytearray, str)):
+            return body  # already decoded by TorchServe (decode_input_request=true)
+        raw = bytes(body) if isinstance(body, bytearray) else body
+        try:
+            parsed = _parse(raw)
+        except ValueError as err:
+            if b"NaN" in _as_bytes(raw) or b"Infinity" in _as_bytes(raw):
+                return self._strict_json(raw)  # the standard parser reads NaN/Infinity: name the field
+            raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
+        if _as_bytes(raw).count(b":") != _members(parsed):  # a duplicated key, or ':' inside a string
+            self._strict_json(raw)
+        return parsed
 
-    def _rows(self, body) -> list[list[float]]:
-        if isinstance(body, dict):
-            if "instances" not in body:
-                raise RequestError(
-                    400, f'missing key "instances" (got keys: {", ".join(map(str, body)) or "none"})'
-                )
-            instances = body["instances"]
-        else:
-            raise RequestError(400, 'body must be a JSON object: {"instances": [...]}')
+    def _strict_json(self, raw):
+        """The standard parser, refusing duplicated keys (a silently dropped value is a wrong answer)."""
+        try:
+            return json.loads(raw, object_pairs_hook=_no_duplicates)
+        except RecursionError:
+            raise RequestError(400, "malformed JSON: nested too deeply", "malformed_json") from None
+        except ValueError as err:
+            raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
+
+    def _parse_request(self, body) -> tuple[str, array, object]:
+        """(protocol, flat float64 values in params.yaml feature order, v2 id) or a RequestError."""
+        if not isinstance(body, dict):
+            raise RequestError(400, 'body must be a JSON object: {"instances": [...]} or {"inputs": [...]}')
+        if "inputs" in body and "instances" in body:
+            raise RequestError(400, 'send either "instances" (rows) or "inputs" (Open Inference Protocol)')
+        if "inputs" in body:
+            return "v2", self._v2_values(body), body.get("id")
+        if "instances" not in body:
+            got = ", ".join(echo(k) for k in list(body)[:5]) or "none"
+            raise RequestError(400, f'missing key "instances" or "inputs" (got keys: {got})', "missing_key")
+        instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise RequestError(400, '"instances" must be a non-empty list of rows')
         if len(instances) > self.max_rows:
             raise RequestError(
-                413, f"batch of {len(instances)} rows exceeds the limit of {self.max_rows} rows"
+                413,
+                f"batch of {len(instances)} rows exceeds the limit of {self.max_rows} rows",
+                "too_many_rows",
             )
-        return instances
+        return "rows", self._row_values(instances), None
 
-    def _values(self, instances: list) -> array:
+    def _v2_values(self, body: dict) -> array:
+        """The single input tensor of an Open Inference Protocol request, straight to a flat array."""
+        inputs = body["inputs"]
+        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+            raise RequestError(400, f'"inputs" must hold exactly one tensor of shape [n, {self.n}]', "v2")
+        tensor = inputs[0]
+        shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 2
+            or not all(type(d) is int for d in shape)
+            or shape[1] != self.n
+            or shape[0] < 1
+        ):
+            raise RequestError(
+                400, f'input "shape" must be [n, {self.n}] with n >= 1, got {echo(shape)}', "v2"
+            )
+        if shape[0] > self.max_rows:
+            raise RequestError(
+                413, f"batch of {shape[0]} rows exceeds the limit of {self.max_rows} rows", "too_many_rows"
+            )
+        if datatype not in V2_DATATYPES:
+            raise RequestError(
+                400, f'input "datatype" must be a numeric type (FP32, ...), got {echo(datatype)}', "v2"
+            )
+        if not isinstance(data, list):
+            raise RequestError(400, 'input "data" must be a list of numbers (row-major)', "v2")
+        if data and type(data[0]) is list:  # nested rows are allowed too: flatten one level
+            if not all(type(r) is list for r in data):
+                raise RequestError(400, 'input "data" mixes rows and numbers', "v2")
+            data = list(chain.from_iterable(data))
+        if len(data) != shape[0] * self.n:
+            raise RequestError(
+                400, f'input "data" has {len(data)} values, shape {shape} needs {shape[0] * self.n}', "v2"
+            )
+        if not set(map(type, data)) <= NUMBER_TYPES:
+            j = next(i for i, v in enumerate(data) if type(v) not in NUMBER_TYPES)
+            raise RequestError(
+                400,
+                f"row {j // self.n}: {self.features[j % self.n]} must be a number, got {_kind(data[j])} "
+                f"{echo(data[j])}",
+                "not_a_number",
+            )
+        try:
+            return array("d", data)
+        except OverflowError:
+            j = next(i for i, v in enumerate(data) if not _fits_double(v))
+            raise RequestError(
+                400,
+                f"row {j // self.n}: {self.features[j % self.n]} is outside the float range",
+                "not_finite",
+            ) from None
+
+    def _row_values(self, instances: list) -> array:
         """The rows' values as one flat float64 array, in params.yaml feature order. The common case
         stays in C (itemgetter, map(type), array); a problem is re-checked row by row in Python only
-        to name the row and the feature. Non-finite values are caught on the tensor (`handle`)."""
-        keys, n, take = self.keys, len(self.features), self.take
+        to name the row and the feature. Non-finite values are caught on the tensor (`_handle`)."""
+        keys, n, take = self.keys, self.n, self.take
         rows = []
         for i, row in enumerate(instances):
             if type(row) is dict and row.keys() == keys:
@@ -197,129 +465,338 @@ class TabularHandler:
                 rows.append(row)
             else:
                 self._row(i, row)  # raises the precise error
-        if not set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
-            for i, row in enumerate(instances):
-                self._row(i, row)
-        return array("d", chain.from_iterable(rows))
+        try:
+            if set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
+                return array("d", chain.from_iterable(rows))
+        except OverflowError:
+            pass
+        for i, row in enumerate(instances):
+            self._row(i, row)
+        raise RequestError(400, "a value is not a finite number", "not_finite")  # pragma: no cover
 
     def _row(self, i: int, row) -> None:
         """Raise a RequestError naming the first problem of row i (the slow path, errors only)."""
-        n = len(self.features)
+        n = self.n
         if isinstance(row, dict):
             if len(row) != n or any(k not in self.index for k in row):
-                unknown = sorted(k for k in row if k not in self.index)
+                unknown = sorted((k for k in row if k not in self.index), key=str)
                 missing = [k for k in self.features if k not in row]
                 parts = [f"expected {n} features, got {len(row)}"]
                 if unknown:
                     parts.append(
-                        "unknown: " + ", ".join(map(str, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+                        "unknown: "
+                        + ", ".join(echo(k) for k in unknown[:3])
+                        + (" ..." if len(unknown) > 3 else "")
                     )
                 if missing:
                     parts.append("missing: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
-                raise RequestError(400, f"row {i}: " + "; ".join(parts))
+                raise RequestError(400, f"row {i}: " + "; ".join(parts), "features")
             values = [row[name] for name in self.features]
         elif isinstance(row, list):
             if len(row) != n:
-                raise RequestError(400, f"row {i}: expected {n} feature values, got {len(row)}")
+                raise RequestError(400, f"row {i}: expected {n} feature values, got {len(row)}", "features")
             values = row
         else:
             raise RequestError(
-                400, f"row {i}: must be an object of feature values or an array, got {_kind(row)}"
+                400, f"row {i}: must be an object of feature values or an array, got {_kind(row)}", "features"
             )
         for j, v in enumerate(values):
             # bool is an int in Python but never a feature value; NaN/Infinity parse as floats.
-            if type(v) is float:
-                if not math.isfinite(v):
-                    raise RequestError(400, f"row {i}: {self.features[j]} must be finite, got {v}")
-                if abs(v) > FLOAT32_MAX:
-                    raise RequestError(400, f"row {i}: {self.features[j]} = {v} is outside the float32 range")
-            elif type(v) is not int:
+            if type(v) is float and not math.isfinite(v):
+                raise RequestError(400, f"row {i}: {self.features[j]} must be finite, got {v}", "not_finite")
+            if type(v) not in NUMBER_TYPES:
                 raise RequestError(
-                    400, f"row {i}: {self.features[j]} must be a number, got {_kind(v)} {v!r:.40}"
+                    400,
+                    f"row {i}: {self.features[j]} must be a number, got {_kind(v)} {echo(v)}",
+                    "not_a_number",
+                )
+            if not _fits_double(v) or abs(float(v)) > FLOAT32_MAX:
+                raise RequestError(
+                    400, f"row {i}: {self.features[j]} = {echo(v)} is outside the float32 range", "not_finite"
                 )
 
     # -- inference -------------------------------------------------------------------------------
     def handle(self, data: list, context) -> list:
-        """One TorchServe batch: parse each request, run all valid rows in one forward pass."""
-        outputs: list = [None] * len(data)
-        parsed: list[tuple[int, list]] = []
-        flat = array("d")
+        """One TorchServe batch. Whatever happens, every request gets its own answer: if the batch path
+        fails unexpectedly, each request is re-run alone, so only the one that causes it fails."""
+        try:
+            return self._handle(data, context)
+        except Exception:
+            traceback.print_exc()
+            if len(data) == 1:
+                outputs = [None]
+                self._fail(
+                    outputs, context, 0, RequestError(400, "the request could not be processed", "internal")
+                )
+                return outputs
+        outputs = []
         for idx, request in enumerate(data):
             try:
-                instances = self._rows(self._body(request, idx, context))
-                flat.extend(self._values(instances))
-                parsed.append((idx, instances))
-            except RequestError as err:
-                self._fail(outputs, context, idx, err)
-        if not parsed:
-            return outputs
-        x = torch.frombuffer(flat, dtype=torch.float64).view(-1, len(self.features)).float()
-        finite = torch.isfinite(x).all(dim=1)
-        if not bool(finite.all()):  # NaN, Infinity or beyond float32: fail those requests only
-            x, parsed = self._drop_non_finite(x, finite, parsed, outputs, context)
-            if not parsed:
-                return outputs
-        with torch.inference_mode():
-            proba = torch.softmax(self.model(x).double(), dim=1)
-            proba = proba / proba.sum(dim=1, keepdim=True)
-            best = proba.argmax(dim=1).tolist()
-            proba = proba.tolist()
-        start = 0
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        for idx, instances in parsed:
-            stop = start + len(instances)
-            preds = [self._prediction(p, b) for p, b in zip(proba[start:stop], best[start:stop], strict=True)]
-            outputs[idx] = _dumps({"predictions": preds})
-            _content_type(context, idx)
-            if self.log is not None:
-                self.log.append(self._records(now, _request_id(context, idx), instances, preds))
-            start += len(instances)
+                out = self._handle([request], _OneOf(context, idx))
+            except Exception:
+                traceback.print_exc()
+                out = [None]
+                self._fail(
+                    out,
+                    _OneOf(context, idx),
+                    0,
+                    RequestError(400, "the request could not be processed", "internal"),
+                )
+            outputs.append(out[0])
         return outputs
 
-    def _fail(self, outputs: list, context, idx: int, err: RequestError) -> None:
-        context.set_response_status(err.status, err.message, idx)
-        _content_type(context, idx)
-        outputs[idx] = _dumps({"error": err.message, "status": err.status})
+    def _handle(self, data: list, context) -> list:
+        outputs: list = [None] * len(data)
+        batch = Batch()
+        for idx, request in enumerate(data):
+            try:
+                protocol, values, v2_id = self._parse_request(self._body(request, idx, context))
+                batch.flat.extend(values)
+                batch.items.append((idx, protocol, len(values) // self.n, v2_id))
+            except RequestError as err:
+                self._fail(outputs, context, idx, err)
+            except (RecursionError, OverflowError, UnicodeError, ValueError, TypeError, MemoryError) as err:
+                self._fail(
+                    outputs,
+                    context,
+                    idx,
+                    RequestError(400, f"malformed request ({type(err).__name__})", "malformed_json"),
+                )
+        if not batch.items:
+            return outputs
+        x64 = torch.frombuffer(batch.flat, dtype=torch.float64).view(-1, self.n)
+        x = x64.float()
+        finite = torch.isfinite(x).all(dim=1)
+        if not bool(finite.all()):  # NaN, Infinity or beyond float32: fail those requests only
+            x64, x, batch = self._drop(x64, x, finite, batch, outputs, context, "not_finite")
+            if not batch.items:
+                return outputs
+        proba, scored = self._forward(x, x64)
+        if not bool(scored.all()):
+            x64, keep_proba, batch = self._drop(x64, proba, scored, batch, outputs, context, "not_scorable")
+            proba = keep_proba
+            if not batch.items:
+                return outputs
+        best = proba.argmax(dim=1)
+        self._answer(batch, x64, proba, best, outputs, context)
+        return outputs
 
-    def _drop_non_finite(self, x, finite, parsed, outputs, context):
-        keep, kept, start = [], [], 0
-        for idx, instances in parsed:
-            stop = start + len(instances)
-            if bool(finite[start:stop].all()):
+    def _forward(self, x, x64):
+        """Softmax in float64 of the float32 model's logits (as model/evaluate.py does). Rows whose float32
+        logits overflow are re-scored by a float64 copy of the model; rows still not finite are refused."""
+        with torch.inference_mode():
+            logits = self.model(x).double()
+            ok = torch.isfinite(logits).all(dim=1)
+            if not bool(ok.all()) and self.model64 is not None:
+                bad = (~ok).nonzero().flatten()
+                logits[bad] = self.model64(x64[bad])
+                ok = torch.isfinite(logits).all(dim=1)
+            proba = torch.softmax(logits, dim=1)
+            proba = proba / proba.sum(dim=1, keepdim=True)
+        return proba, ok & torch.isfinite(proba).all(dim=1)
+
+    def _drop(self, x64, other, good, batch: Batch, outputs, context, why: str):
+        """Fail the requests that hold a row not in `good`; keep the rest, rows and order unchanged."""
+        keep, kept, start = [], Batch(), 0
+        for item in batch.items:
+            idx, _, n, _ = item
+            stop = start + n
+            if bool(good[start:stop].all()):
                 keep.append(torch.arange(start, stop))
-                kept.append((idx, instances))
+                kept.items.append(item)
             else:
-                bad = start + int((~finite[start:stop]).nonzero()[0, 0])
-                try:
-                    self._row(bad - start, instances[bad - start])
-                    raise RequestError(400, f"row {bad - start}: a value is outside the float32 range")
-                except RequestError as err:
-                    self._fail(outputs, context, idx, err)
+                row = int((~good[start:stop]).nonzero()[0, 0])
+                if why == "not_finite":
+                    j = int((~torch.isfinite(x64[start + row].float())).nonzero()[0, 0])
+                    v = float(x64[start + row, j])
+                    detail = (
+                        f"must be finite, got {v}"
+                        if not math.isfinite(v)
+                        else f"= {v!r} is outside the float32 range"
+                    )
+                    err = RequestError(400, f"row {row}: {self.features[j]} {detail}", "not_finite")
+                else:
+                    err = RequestError(
+                        422, f"row {row}: the model's output is not finite for these values", why
+                    )
+                self._fail(outputs, context, idx, err)
             start = stop
-        return (x[torch.cat(keep)] if keep else x[:0]), kept
+        index = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)
+        return x64[index], other[index], kept
 
-    def _prediction(self, p: list[float], best: int) -> dict:
-        return {
-            "label": self.classes[best],
-            "probabilities": dict(zip(self.classes, p, strict=False)),
-            "model_version": self.version,
-        }
+    def _answer(self, batch: Batch, x64, proba, best, outputs: list, context) -> None:
+        """Responses and log records of the accepted requests; the log is written before returning."""
+        classes, version = self.classes, self.version
+        proba_rows = proba.tolist()
+        best_list = best.tolist()
+        labels = [classes[b] for b in best_list]
+        flags = self._out_of_range(x64)
+        log_lines: list[bytes] = []
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        start = 0
+        served = {"rows": 0, "v2": 0}
+        for idx, protocol, n, v2_id in batch.items:
+            stop = start + n
+            request_id = _request_id(context, idx)
+            if protocol == "v2":
+                outputs[idx] = _dumps(
+                    {
+                        "model_name": self.model_name,
+                        "model_version": version,
+                        "id": v2_id
+                        if isinstance(v2_id, str) and v2_id.isascii() and len(v2_id) <= 128
+                        else request_id,
+                        "outputs": [
+                            {"name": "label", "shape": [n], "datatype": "BYTES", "data": labels[start:stop]},
+                            {
+                                "name": "probabilities",
+                                "shape": [n, len(classes)],
+                                "datatype": "FP64",
+                                "data": proba[start:stop].flatten().tolist(),
+                            },
+                        ],
+                    }
+                )
+            else:
+                outputs[idx] = _dumps(
+                    {
+                        "predictions": [
+                            {
+                                "label": label,
+                                "probabilities": dict(zip(classes, p, strict=True)),
+                                "model_version": version,
+                            }
+                            for label, p in zip(labels[start:stop], proba_rows[start:stop], strict=True)
+                        ]
+                    }
+                )
+            _content_type(context, idx)
+            served[protocol] += n
+            if self.log is not None:
+                log_lines.extend(
+                    self._records(
+                        now,
+                        request_id,
+                        x64[start:stop],
+                        labels[start:stop],
+                        proba_rows[start:stop],
+                        flags,
+                        start,
+                    )
+                )
+            start = stop
+        if self.log is not None and log_lines and not self.log.write(b"".join(log_lines), len(log_lines)):
+            self.metrics.add("log_failures", len(log_lines))
+        self.metrics.add("rows", served["rows"], "rows")
+        self.metrics.add("rows", served["v2"], "v2")
+        counts = torch.bincount(best, minlength=len(classes)).tolist()
+        for name, count in zip(classes, counts, strict=True):
+            self.metrics.add("predicted", count, name)
 
-    def _records(self, ts: str, request_id: str, rows: list, preds: list[dict]) -> list[bytes]:
-        return [
-            _dumps(
-                {
-                    "ts": ts,
-                    "request_id": request_id,
-                    "model_version": self.version,
-                    "features": row if type(row) is dict else dict(zip(self.features, row, strict=False)),
-                    "prediction": pred["label"],
-                    "probabilities": pred["probabilities"],
-                }
-            )
-            + b"\n"
-            for row, pred in zip(rows, preds, strict=False)
-        ]
+    def _out_of_range(self, x64) -> dict[int, list[str]]:
+        """Rows with values outside params.yaml's min/max: served, but flagged (log record + metric)."""
+        if not self.has_ranges:
+            return {}
+        outside = (x64 < self.lo) | (x64 > self.hi)
+        if not bool(outside.any()):
+            return {}
+        for j, count in enumerate(outside.sum(dim=0).tolist()):
+            self.metrics.add("out_of_range", count, self.features[j])
+        rows, cols = outside.nonzero(as_tuple=True)
+        flags: dict[int, list[str]] = {}
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            flags.setdefault(r, []).append(self.features[c])
+        return flags
+
+    def _records(self, ts: str, request_id: str, x64, labels, proba_rows, flags, offset: int) -> list[bytes]:
+        features, classes, version = self.features, self.classes, self.version
+        lines = []
+        for i, (row, label, p) in enumerate(zip(x64.tolist(), labels, proba_rows, strict=True)):
+            record = {
+                "ts": ts,
+                "request_id": request_id,
+                "model_version": version,
+                "features": dict(zip(features, row, strict=True)),
+                "prediction": label,
+                "probabilities": dict(zip(classes, p, strict=True)),
+            }
+            if offset + i in flags:
+                record["out_of_range"] = flags[offset + i]
+            lines.append(_dumps(record) + b"\n")
+        return lines
+
+    def _fail(self, outputs: list, context, idx: int, err: RequestError) -> None:
+        status = err.status if 400 <= err.status < 500 else 400
+        context.set_response_status(status, PHRASES.get(status, "Client Error"), idx)
+        _content_type(context, idx)
+        try:
+            outputs[idx] = _dumps({"error": err.message, "status": status})
+        except Exception:  # the message is built from ascii() pieces; this is the last line of defence
+            outputs[idx] = _dumps({"error": "the request could not be processed", "status": status})
+        self.metrics.add("rejects", 1, err.reason)
+
+
+class _OneOf:
+    """The context seen by a request re-run alone: index 0 maps to the request's own index."""
+
+    def __init__(self, context, idx: int):
+        self._context, self._idx = context, idx
+
+    @property
+    def request_ids(self):
+        ids = getattr(self._context, "request_ids", None) or {}
+        return {0: ids.get(self._idx)}
+
+    @property
+    def request_processor(self):
+        procs = getattr(self._context, "request_processor", None)
+        return [procs[self._idx]] if procs is not None else None
+
+    def set_response_status(self, code, phrase, idx):
+        self._context.set_response_status(code, phrase, self._idx)
+
+    def set_response_content_type(self, idx, value):
+        self._context.set_response_content_type(self._idx, value)
+
+
+def _no_duplicates(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        seen: set = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        raise RequestError(400, f"duplicated key {echo(dup)} in a JSON object", "duplicate_key")
+    return dict(pairs)
+
+
+def _members(obj) -> int:
+    """Object members in a parsed document (each had one ':' outside strings in the raw text). Number
+    lists, the bulk of a request, are skipped with one C-level type scan."""
+    if type(obj) is dict:
+        values = obj.values()
+        nested = set(map(type, values)) & {dict, list}
+        return len(obj) + (sum(_members(v) for v in values if type(v) in CONTAINERS) if nested else 0)
+    if type(obj) is list:
+        if not set(map(type, obj)) & {dict, list}:
+            return 0
+        if all(type(v) is dict and not (set(map(type, v.values())) & {dict, list}) for v in obj):
+            return sum(map(len, obj))
+        return sum(_members(v) for v in obj if type(v) in CONTAINERS)
+    return 0
+
+
+def _as_bytes(raw) -> bytes:
+    return raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+
+
+def _fits_double(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
+def _bound(value, default: float) -> float:
+    return default if value is None else float(value)
 
 
 def _header(context, idx: int, name: str) -> str | None:
@@ -330,7 +807,7 @@ def _header(context, idx: int, name: str) -> str | None:
         return None
     for key in ("body", "data"):
         value = headers.get(key)
-        if isinstance(value, dict) and value.get(name):
+        if isinstance(value, dict) and isinstance(value.get(name), str) and value.get(name):
             return value[name]
     for key, value in headers.items():
         if isinstance(key, str) and key.lower() == name and isinstance(value, str):
@@ -351,23 +828,6 @@ def _kind(value) -> str:
     return {str: "string", bool: "boolean", dict: "object", list: "array", type(None): "null"}.get(
         type(value), type(value).__name__
     )
-
-
-def _flush_on_stop(log: InferenceLog) -> None:
-    """Flush buffered records when the worker exits normally or is told to stop (SIGTERM)."""
-    import atexit
-
-    atexit.register(log.flush)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):
-        log.flush()
-        if callable(previous):
-            previous(signum, frame)
-        sys.exit(0)
-
-    with contextlib.suppress(ValueError):  # not the main thread: atexit still covers a normal exit
-        signal.signal(signal.SIGTERM, on_term)
 
 
 _service = TabularHandler()

@@ -28,7 +28,7 @@ def _torchserve() -> str:
     return str(local) if local.exists() else (shutil.which("torchserve") or "torchserve")
 
 
-def _env(run_dir: Path, log_dir: str) -> dict[str, str]:
+def _env(run_dir: Path, log_dir: str, params=None) -> dict[str, str]:
     env = dict(os.environ)
     run_dir = run_dir.resolve()
     env.update(
@@ -38,8 +38,17 @@ def _env(run_dir: Path, log_dir: str) -> dict[str, str]:
             "METRICS_LOCATION": str(run_dir),
             "MLOPS_INFERENCE_LOG_DIR": os.environ.get("MLOPS_INFERENCE_LOG_DIR")
             or str(Path(log_dir).resolve()),
+            "TS_METRICS_CONFIG": os.environ.get("TS_METRICS_CONFIG")
+            or str(settings.METRICS_CONFIG.resolve()),
         }
     )
+    if params is not None:
+        cfg = serve_settings(params)
+        features = list(params.raw["data"]["features"])
+        env.setdefault(
+            "TS_MAX_REQUEST_SIZE", str(settings.max_request_bytes(features, cfg["max_batch_rows"]))
+        )
+        env.setdefault("MLOPS_SERVE_SPEC", json.dumps(settings.handler_spec(params)))
     return env
 
 
@@ -78,10 +87,35 @@ def _log_tail(run_dir: Path, lines: int = 15) -> str:
     return "\n".join(tails) or "(no logs)"
 
 
+def _since(path: Path, offset: int) -> str:
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _worker_error(model_log: str) -> str:
+    """The worker's last traceback, from model_log.log lines `<time> [LEVEL] <thread> - <message>`."""
+    lines = [line.split(" - ", 1)[1] if " - " in line else line for line in model_log.splitlines()]
+    lines = [line for line in lines if line.strip() and not line.startswith("[METRICS]")]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
+    shown = lines[starts[-1] :] if starts else lines[-15:]
+    return "\n".join(shown[-40:])
+
+
+LOAD_FAILED = ("Backend worker process died", "Load model failed", "Failed to load model")
+
+
 def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path = MODEL_STORE) -> None:
     from mlops.params import load_params
 
-    cfg = serve_settings(load_params())
+    params = load_params()
+    cfg = serve_settings(params)
     name = cfg["model_name"]
     mar = store / f"{name}.mar"
     if not mar.exists():
@@ -103,6 +137,7 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "key_file.json").unlink(missing_ok=True)
+    logs = {name: _size(run_dir / name) for name in ("ts_log.log", "model_log.log")}
     cmd = [
         _torchserve(),
         "--start",
@@ -121,7 +156,7 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
         proc = subprocess.run(
             cmd,
             cwd=run_dir,
-            env=_env(run_dir, cfg["inference_log_dir"]),
+            env=_env(run_dir, cfg["inference_log_dir"], params),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -133,6 +168,11 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
         workers = _workers(name, run_dir) if client.ping() else []
         if workers and all(w.get("status") == "READY" for w in workers):
             break
+        if any(word in _since(run_dir / "ts_log.log", logs["ts_log.log"]) for word in LOAD_FAILED):
+            time.sleep(1)  # the worker's last stderr lines reach model_log.log just after
+            error = _worker_error(_since(run_dir / "model_log.log", logs["model_log.log"]))
+            stop(run_dir)
+            raise UserError(f"the model failed to load in the TorchServe worker:\n{error}")
         time.sleep(0.5)
     else:
         why = "exited" if not _alive(run_dir) else f"was not healthy after {timeout:.0f} s"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 CONFIG = Path(__file__).with_name("config.properties")
 LOG_CONFIG = Path(__file__).with_name("log4j2.xml")
+METRICS_CONFIG = Path(__file__).with_name("metrics.yaml")  # TorchServe's metrics_config (TS_METRICS_CONFIG)
 RUN_DIR = Path("logs/torchserve")  # the server's working dir: key_file.json, pid file, TorchServe logs
 KEY_FILE_ENV = "MLOPS_KEY_FILE"
 
@@ -58,3 +59,48 @@ def grpc_ports(config: Path = CONFIG) -> dict[str, int]:
 def key_file(run_dir: Path = RUN_DIR) -> Path:
     """TorchServe writes key_file.json into its working directory; MLOPS_KEY_FILE points elsewhere."""
     return Path(os.environ.get(KEY_FILE_ENV) or run_dir / "key_file.json")
+
+
+# -- values derived from params.yaml (settings stays standard-library only: `params` is duck-typed) ------
+LONGEST_NUMBER = 24  # len("-1.7976931348623157e+308"): the longest float a JSON encoder writes
+
+
+def max_request_bytes(features: list[str], max_rows: int) -> int:
+    """TorchServe's `max_request_size` for `serve.max_batch_rows` rows: the larger of the two request
+    forms (named-feature rows, written with a space after ':' and ','), doubled for pretty-printing,
+    plus 64 KiB. Anything up to it reaches the handler, which answers a JSON 413 for too many rows;
+    above it, TorchServe's HTTP layer answers its own empty 413 before any handler runs."""
+    named = 2 + sum(len(name) + 2 + 2 + LONGEST_NUMBER + 2 for name in features)
+    flat = 2 + len(features) * (LONGEST_NUMBER + 2)
+    return 2 * max_rows * max(named, flat) + (64 << 10)
+
+
+def duration_seconds(value) -> float:
+    """'90s', '30m', '1h', '7d' or a number of seconds."""
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def handler_spec(params) -> dict:
+    """What the handler reads from params.yaml beyond serve.json's basics: feature ranges (out-of-range
+    values are flagged) and the inference log's rotation. `mlops serve start` passes it in the worker's
+    environment (MLOPS_SERVE_SPEC); an archive can carry the same dict in serve.json."""
+    serve = params.section("serve")
+    features = params.raw.get("data", {}).get("features", {}) or {}
+    ranges = {
+        name: [spec.get("min"), spec.get("max")]
+        for name, spec in features.items()
+        if isinstance(spec, dict) and (spec.get("min") is not None or spec.get("max") is not None)
+    }
+    return {
+        "feature_ranges": ranges,
+        "inference_log": {
+            "rotate_bytes": int(float(serve.get("inference_log_rotate_mb", 64)) * (1 << 20)),
+            "rotate_seconds": duration_seconds(serve.get("inference_log_rotate_age", "1h")),
+            "keep_files": int(serve.get("inference_log_keep_files", 48)),
+            "compress": bool(serve.get("inference_log_compress", True)),
+        },
+    }
