@@ -1,21 +1,91 @@
-"""In-memory batches for small tabular data.
+"""In-memory batches for tabular data, one shard per training process.
 
-The whole split lives in one tensor and each batch is one fancy-index, not a per-row __getitem__
-plus collate: for a few thousand rows that per-row overhead would dominate the training step.
+Each split lives in one tensor and each batch is one fancy-index, not a per-row __getitem__ plus
+collate: for a few thousand rows that per-row overhead would dominate the training step.
+
+Under DDP every process holds only its own contiguous block of rows. A split given as a Parquet path is
+streamed in row batches and only the block's rows are kept, so no process ever materialises the whole
+table (benchmarks/ddp_memory.py measures it). The splits are already shuffled by `prepare`, so a
+contiguous block is a random sample. With one process the block is the whole split and training is
+exactly what it was before sharding existed.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from mlops.errors import UserError
+
+LABEL = "label"
+READ_ROWS = 65_536  # rows decoded at a time when streaming a Parquet split
+READ_BUFFER = 1 << 20  # bytes: read column pages as needed, not whole column chunks
+
 
 def to_tensors(frame: pd.DataFrame, features: list[str]) -> TensorDataset:
     x = torch.tensor(frame[features].to_numpy(dtype="float32"))
-    y = torch.tensor(frame["label"].to_numpy(dtype="int64"))
+    y = torch.tensor(frame[LABEL].to_numpy(dtype="int64"))
     return TensorDataset(x, y)
+
+
+def block(n_rows: int, rank: int, world: int, equal: bool) -> tuple[int, int]:
+    """Rows [start, stop) of process `rank`. `equal`: every block has n_rows // world rows (the last
+    n_rows % world rows are left out), because DDP needs the same number of steps in every process."""
+    if equal:
+        size = n_rows // world
+        return rank * size, (rank + 1) * size
+    return rank * n_rows // world, (rank + 1) * n_rows // world
+
+
+def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def read_block(path: Path, features: list[str], start: int, stop: int) -> TensorDataset:
+    """Rows [start, stop) of a Parquet split as float32 features and int64 labels, streamed: peak memory
+    is the block plus one decoded batch, whatever the file's size. Row groups outside the block are
+    skipped without being read."""
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path, buffer_size=READ_BUFFER)
+    x = np.empty((stop - start, len(features)), dtype=np.float32)
+    y = np.empty(stop - start, dtype=np.int64)
+    first = 0  # index of the current row group's first row in the file
+    for group in range(source.metadata.num_row_groups):
+        rows = source.metadata.row_group(group).num_rows
+        if first + rows <= start or first >= stop:
+            first += rows
+            continue
+        at = first
+        for batch in source.iter_batches(
+            batch_size=READ_ROWS, row_groups=[group], columns=[*features, LABEL], use_threads=False
+        ):
+            lo, hi = max(start, at), min(stop, at + batch.num_rows)
+            if lo < hi:
+                for j, name in enumerate(features):
+                    x[lo - start : hi - start, j] = batch.column(name).to_numpy()[lo - at : hi - at]
+                y[lo - start : hi - start] = batch.column(LABEL).to_numpy()[lo - at : hi - at]
+            at += batch.num_rows
+            if at >= stop:
+                break
+        first += rows
+    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def load_block(split: pd.DataFrame | Path, features: list[str], rank: int, world: int, equal: bool):
+    """A process's rows of a split given in memory (tests, benchmarks) or as a Parquet file (training)."""
+    if isinstance(split, pd.DataFrame):
+        start, stop = block(len(split), rank, world, equal)
+        return to_tensors(split.iloc[start:stop], features)
+    start, stop = block(parquet_rows(Path(split)), rank, world, equal)
+    return read_block(Path(split), features, start, stop)
 
 
 def batches(data: TensorDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -27,18 +97,47 @@ def batches(data: TensorDataset, batch_size: int, shuffle: bool, seed: int = 0) 
     return DataLoader(data, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False))
 
 
+def per_process_batch(batch_size: int, world: int) -> int:
+    """`train.batch_size` is the global batch: each of `world` processes takes an equal part, so adding
+    devices keeps the optimiser's steps (and the metrics a PR is judged by) what they were."""
+    if batch_size % world:
+        raise UserError(
+            f"train.batch_size {batch_size} must be a multiple of the {world} training processes "
+            "(devices x num_nodes): it is the global batch, split evenly between them"
+        )
+    return batch_size // world
+
+
 class TabularDataModule(pl.LightningDataModule):
+    """Loads each process's block in `setup`, once Lightning knows the process's rank and the world size."""
+
     def __init__(
-        self, train: pd.DataFrame, val: pd.DataFrame, features: list[str], batch_size: int, seed: int
+        self,
+        train: pd.DataFrame | Path,
+        val: pd.DataFrame | Path,
+        features: list[str],
+        batch_size: int,
+        seed: int,
     ):
         super().__init__()
-        self.train_set = to_tensors(train, features)
-        self.val_set = to_tensors(val, features)
+        self.train_source, self.val_source = train, val
+        self.features = features
         self.batch_size = batch_size
         self.seed = seed
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+
+    def setup(self, stage: str) -> None:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        self.process_batch = per_process_batch(self.batch_size, world)
+        if self.train_set is None:
+            # Equal blocks: one process with an extra batch would wait forever on the others' gradients.
+            self.train_set = load_block(self.train_source, self.features, rank, world, equal=True)
+            # Validation syncs once per epoch (LitClassifier sums over processes), so no row is left out.
+            self.val_set = load_block(self.val_source, self.features, rank, world, equal=False)
 
     def train_dataloader(self) -> DataLoader:
-        return batches(self.train_set, self.batch_size, shuffle=True, seed=self.seed)
+        return batches(self.train_set, self.process_batch, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader:
-        return batches(self.val_set, max(self.batch_size, len(self.val_set)), shuffle=False)
+        return batches(self.val_set, max(self.process_batch, len(self.val_set)), shuffle=False)

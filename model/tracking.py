@@ -21,14 +21,18 @@ def is_embedded(uri: str) -> bool:
     return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
 
 
+def artifact_location() -> str | None:
+    """Where a new experiment keeps artifacts: ./mlartifacts for embedded stores (not the cwd); a
+    server decides for itself."""
+    return DEFAULT_ARTIFACTS.resolve().as_uri() if is_embedded(tracking_uri()) else None
+
+
 def experiment_id(name: str) -> str:
-    """Get or create the experiment; embedded stores keep artifacts in ./mlartifacts, not the cwd."""
+    """Get or create the experiment (created with `artifact_location()`)."""
     import mlflow
 
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(tracking_uri())
     found = mlflow.get_experiment_by_name(name)
     if found:
         return found.experiment_id
-    location = DEFAULT_ARTIFACTS.resolve().as_uri() if is_embedded(uri) else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=artifact_location())

@@ -1,4 +1,12 @@
-"""DVC stage `train`: fit the Lightning model, export TorchScript, and record the run in MLflow."""
+"""DVC stage `train`: fit the Lightning model, export TorchScript, and record the run in MLflow.
+
+Where it trains is configuration: `train.accelerator`, `train.devices`, `train.strategy` and
+`train.num_nodes` in params.yaml go to Lightning as they are (defaults: cpu, 1, auto, 1). With
+`strategy: ddp` every process runs this module (Lightning re-launches `mlops train`, or torchrun/SLURM
+start them); each loads only its block of rows, and only global rank 0 touches MLflow and writes the
+model, because every side effect here happens after `fit`, behind `trainer.is_global_zero`.
+See docs/distributed-training.md.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +33,24 @@ def quiet_lightning() -> None:
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format caution, every run
 
 
-def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, logger=False):
-    """Train deterministically from params; returns the fitted LightningModule and the Trainer."""
+def trainer_placement(cfg: dict) -> dict:
+    """The Trainer's hardware arguments from `train:`; `devices` may be a count, a list or "auto"."""
+    devices = cfg.get("devices", 1)
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    return {
+        "accelerator": str(cfg.get("accelerator", "cpu")),
+        "devices": devices,
+        "strategy": str(cfg.get("strategy", "auto")),
+        "num_nodes": int(cfg.get("num_nodes", 1)),
+    }
+
+
+def fit(params: Params, train, val, scaler: dict, logger=False):
+    """Train deterministically from params; returns the fitted LightningModule and the Trainer.
+
+    `train` and `val` are DataFrames or Parquet paths (a path lets each DDP process read only its rows).
+    """
     from model.datamodule import TabularDataModule
     from model.net import LitClassifier
 
@@ -45,11 +69,11 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
         train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed
     )
     trainer = pl.Trainer(
+        **trainer_placement(cfg),
         max_epochs=int(cfg.get("max_epochs", 30)),
-        accelerator="cpu",
-        devices=1,
         deterministic=True,
         logger=logger,
+        use_distributed_sampler=False,  # TabularDataModule gives each process its own block of rows
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -62,7 +86,7 @@ def fit(params: Params, train: pd.DataFrame, val: pd.DataFrame, scaler: dict, lo
 
 def export(module, path) -> None:
     """TorchScript of the plain network: serving needs torch only, not Lightning or this package."""
-    net = module.net.eval()
+    net = module.net.cpu().eval()  # trained on any accelerator, served on CPU
     torch.jit.script(net).save(str(path))
 
 
@@ -71,26 +95,32 @@ def run() -> None:
     from pytorch_lightning.loggers import MLFlowLogger
 
     from model import tracking
+    from model.datamodule import parquet_rows
 
     params = load_params()
-    train = pd.read_parquet(paths.TRAIN_SPLIT)
-    val = pd.read_parquet(paths.VAL_SPLIT)
     scaler = json.loads(paths.SCALER.read_text())
-
     experiment = params.mlflow.get("experiment", "default")
-    tracking.experiment_id(experiment)
-    logger = MLFlowLogger(experiment_name=experiment, tracking_uri=tracking.tracking_uri(), log_model=False)
+    # Created lazily by the rank-zero logger: a process that is not rank 0 never opens the store.
+    logger = MLFlowLogger(
+        experiment_name=experiment,
+        tracking_uri=tracking.tracking_uri(),
+        artifact_location=tracking.artifact_location(),
+        log_model=False,
+    )
+    module, trainer = fit(params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler, logger=logger)
+    if not trainer.is_global_zero:
+        return
+
     logger.log_hyperparams(
         {
             "seed": params.seed,
             **{f"train.{k}": v for k, v in params.train.items()},
             **{f"split.{k}": v for k, v in params.split.items()},
             "data.path": str(params.data.path),
-            "data.rows.train": len(train),
+            "data.rows.train": parquet_rows(paths.TRAIN_SPLIT),
+            "train.world_size": trainer.world_size,
         }
     )
-    module, _ = fit(params, train, val, scaler, logger=logger)
-
     paths.MODEL_DIR.mkdir(parents=True, exist_ok=True)
     export(module, paths.MODEL_FILE)
     pd.DataFrame(module.history).to_csv(paths.HISTORY, index=False)
@@ -118,6 +148,7 @@ def run() -> None:
         )
     last = module.history[-1] if module.history else {}
     print(
-        f"train: {len(module.history)} epochs, val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
+        f"train: {len(module.history)} epochs on {trainer.world_size} process(es), "
+        f"val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
         f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
     )

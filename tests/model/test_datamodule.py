@@ -1,0 +1,71 @@
+"""Per-process blocks of a split: streamed from Parquet, equal to slicing the table, covering every row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mlops.errors import UserError
+from model.datamodule import block, load_block, per_process_batch, read_block
+from model.train import trainer_placement
+
+FEATURES = ["a", "b", "c"]
+
+
+@pytest.fixture
+def table(tmp_path):
+    """1,003 rows in row groups of 100, so blocks start and end inside groups and groups get skipped."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(1003, 3)) * 1e3, columns=FEATURES)
+    frame["label"] = rng.integers(0, 3, size=len(frame))
+    frame["ignored"] = "x"
+    path = tmp_path / "train.parquet"
+    frame.to_parquet(path, index=False, row_group_size=100)
+    return frame, path
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 7])
+@pytest.mark.parametrize("equal", [True, False])
+def test_blocks_read_from_parquet_equal_the_same_slice_in_memory(table, world, equal):
+    frame, path = table
+    seen = []
+    for rank in range(world):
+        start, stop = block(len(frame), rank, world, equal)
+        streamed = load_block(path, FEATURES, rank, world, equal)
+        sliced = load_block(frame, FEATURES, rank, world, equal)
+        assert streamed.tensors[0].dtype == torch.float32 and streamed.tensors[1].dtype == torch.int64
+        assert torch.equal(streamed.tensors[0], sliced.tensors[0])
+        assert torch.equal(streamed.tensors[1], sliced.tensors[1])
+        assert torch.equal(
+            streamed.tensors[0], torch.tensor(frame[FEATURES].iloc[start:stop].to_numpy(dtype="float32"))
+        )
+        seen.append((start, stop))
+    sizes = {stop - start for start, stop in seen}
+    assert seen[0][0] == 0 and all(seen[i][1] == seen[i + 1][0] for i in range(world - 1))
+    if equal:  # same steps in every process; at most world-1 rows left out
+        assert len(sizes) == 1 and len(frame) - seen[-1][1] < world
+    else:  # validation: every row, once
+        assert seen[-1][1] == len(frame) and max(sizes) - min(sizes) <= 1
+
+
+def test_one_process_reads_the_whole_split_as_before(table):
+    frame, path = table
+    data = read_block(path, FEATURES, 0, len(frame))
+    assert torch.equal(data.tensors[0], torch.tensor(frame[FEATURES].to_numpy(dtype="float32")))
+    assert torch.equal(data.tensors[1], torch.tensor(frame["label"].to_numpy()))
+
+
+def test_batch_size_is_the_global_batch():
+    assert per_process_batch(64, 1) == 64 and per_process_batch(64, 4) == 16
+    with pytest.raises(UserError, match=r"train.batch_size 64 must be a multiple of the 3 training proc"):
+        per_process_batch(64, 3)
+
+
+def test_trainer_placement_defaults_and_overrides():
+    assert trainer_placement({}) == {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
+    cfg = {"accelerator": "gpu", "devices": "4", "strategy": "ddp", "num_nodes": 2}
+    assert trainer_placement(cfg) == {"accelerator": "gpu", "devices": 4, "strategy": "ddp", "num_nodes": 2}
+    assert trainer_placement({"devices": [0, 2]})["devices"] == [0, 2]
+    assert trainer_placement({"devices": "auto"})["devices"] == "auto"
