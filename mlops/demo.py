@@ -67,7 +67,12 @@ def summary() -> str:
     decision = json.loads(drift.read_text()).get("decision", "?") if drift.exists() else "not run"
     branch = retrain_branch()
     rows = [
-        ("metrics", f"{paths.METRICS}  (" + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()) + ")"),
+        (
+            "metrics",
+            f"{paths.METRICS}  ("
+            + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+            + ")",
+        ),
         ("plot data", f"{paths.PLOTS_DIR}/ (confusion, roc, pr, training curves)"),
         ("PR report", "report/report.md (+ PNG plots in report/)"),
         ("model", f"{paths.MODEL_FILE} (TorchScript); the .mar in model_store/"),

@@ -27,3 +27,7 @@ CONFUSION = PLOTS_DIR / "confusion.csv"
 ROC = PLOTS_DIR / "roc.csv"
 PR_CURVE = PLOTS_DIR / "pr.csv"
 TRAINING_CURVES = PLOTS_DIR / "training.csv"
+PREDICTIONS = EVAL_DIR / "predictions.csv"  # per test row, for paired intervals
+CALIBRATION = PLOTS_DIR / "calibration.csv"
+SLICES = PLOTS_DIR / "slices.csv"
+ATTRIBUTIONS = PLOTS_DIR / "attributions.csv"

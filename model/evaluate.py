@@ -2,10 +2,16 @@
 
 For two classes the positive class is the last entry of data.classes; with more, scores are
 macro-averaged and the curves are micro-averaged one-vs-rest.
+
+Besides the point metrics it writes what a reviewer needs to judge them (params.yaml `report`):
+bootstrap intervals, the baselines, slices, calibration and feature attributions, all in
+eval/metrics.json or eval/plots/ so `dvc metrics diff` / `dvc plots diff` show them, plus the per-row
+test predictions (eval/predictions.csv) that let `mlops report` pair this model with the next one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -16,7 +22,9 @@ from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 from mlops import paths
-from mlops.params import load_params
+from mlops.params import Params, load_params
+from model import uncertainty
+from model.review_config import report_settings
 
 
 def predict_proba(model_file, features: np.ndarray) -> np.ndarray:
@@ -41,6 +49,7 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[st
         if binary
         else skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels),
         "log_loss": skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=labels),
+        **uncertainty.point_metrics(y, proba, ("brier", "ece")),
     }
     return {k: round(float(v), 6) for k, v in scores.items()}
 
@@ -68,6 +77,80 @@ def confusion(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> pd.DataFra
     )
 
 
+def row_keys(features: np.ndarray, y: np.ndarray) -> list[str]:
+    """A stable id per test row (its feature values and label), to pair two models' predictions."""
+    values = np.ascontiguousarray(features, dtype=np.float64)
+    return [
+        hashlib.blake2b(row.tobytes() + int(label).to_bytes(4, "little"), digest_size=8).hexdigest()
+        for row, label in zip(values, y, strict=True)
+    ]
+
+
+def with_intervals(y: np.ndarray, proba: np.ndarray, scores: dict, settings: dict) -> dict:
+    spans = uncertainty.intervals(
+        y, proba, int(settings["resamples"]), float(settings["confidence"]), int(settings["bootstrap_seed"])
+    )
+    return {
+        **scores,
+        "interval": {
+            k: {"low": round(v.low, 6), "high": round(v.high, 6)} for k, v in spans.items() if v is not None
+        },
+    }
+
+
+def review_extras(params: Params, test: pd.DataFrame, y: np.ndarray, proba: np.ndarray) -> dict:
+    """Baselines, slices, calibration and attributions; returns the metrics.json sections they add."""
+    from model import baselines, calibration, explain, slices
+
+    settings = report_settings(params)
+    features = params.data.feature_names
+    n_classes = len(params.data.classes)
+    train = pd.read_parquet(paths.TRAIN_SPLIT)
+    table = pd.concat([train, pd.read_parquet(paths.VAL_SPLIT), test], ignore_index=True)
+
+    sections: dict = {"baseline": {}, "slice": {}}
+    fitted = baselines.fit_baselines(
+        train[features].to_numpy(),
+        train["label"].to_numpy(),
+        test[features].to_numpy(),
+        n_classes,
+        params.seed,
+    )
+    for name, base_proba in fitted.items():
+        sections["baseline"][name] = with_intervals(
+            y, base_proba, compute_metrics(y, base_proba, n_classes), settings
+        )
+
+    labels = slices.assign(test, table, settings["slices"])
+    table_rows = slices.slice_table(
+        y,
+        proba,
+        labels,
+        tuple(settings["slice_metrics"]),
+        int(settings["resamples"]),
+        float(settings["confidence"]),
+        int(settings["bootstrap_seed"]),
+    )
+    table_rows.to_csv(paths.SLICES, index=False)
+    for row in table_rows.to_dict("records"):
+        entry = {"rows": row["rows"], **{m: row[m] for m in settings["slice_metrics"] if pd.notna(row[m])}}
+        sections["slice"].setdefault(row["slice"], {})[slices.key(row["bin"])] = entry
+
+    calibration.reliability_table(y, proba).to_csv(paths.CALIBRATION, index=False)
+    reference = train[features].to_numpy(dtype=np.float64).mean(axis=0)
+    explain.attributions(
+        paths.MODEL_FILE, test[features].to_numpy(), reference, features, int(settings["ig_steps"])
+    ).to_csv(paths.ATTRIBUTIONS, index=False)
+
+    predictions = pd.DataFrame({"row": row_keys(test[features].to_numpy(), y), "label": y})
+    for c in range(n_classes):
+        predictions[f"proba_{c}"] = proba[:, c]
+    pd.concat([predictions, labels.reset_index(drop=True)], axis=1).to_csv(
+        paths.PREDICTIONS, index=False, float_format="%.9g"
+    )
+    return sections
+
+
 def run() -> None:
     params = load_params()
     classes = [str(c) for c in params.data.classes]
@@ -77,7 +160,9 @@ def run() -> None:
     scores = compute_metrics(y, proba, len(classes))
 
     paths.PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    paths.METRICS.write_text(json.dumps(scores, indent=2) + "\n")
+    extras = review_extras(params, test, y, proba)
+    document = {**with_intervals(y, proba, scores, report_settings(params)), **extras}
+    paths.METRICS.write_text(json.dumps(document, indent=2) + "\n")
     roc, pr = curves(y, proba, len(classes))
     roc.to_csv(paths.ROC, index=False)
     pr.to_csv(paths.PR_CURVE, index=False)

@@ -94,3 +94,43 @@ def training(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: 
     loss_ax.legend(fontsize=7)
     acc_ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def reliability(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
+    """Reliability diagram: observed frequency against predicted confidence per bin, main dashed.
+
+    Marker area follows the rows in each bin, so an empty-looking miss on 2 rows does not alarm anyone.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.plot([0, 1], [0, 1], color="lightgray", linewidth=0.8, label="perfectly calibrated")
+    for name, frame, style in ((base_name, base, BASE_STYLE), ("this PR", pr, PR_STYLE)):
+        if frame is None or frame.empty:
+            continue
+        ax.plot(frame["confidence"], frame["observed"], marker=None, label=name, **style)
+        ax.scatter(frame["confidence"], frame["observed"], s=12 + 4 * frame["rows"], color=style["color"])
+    ax.set(xlabel="predicted probability", ylabel="observed frequency", title="calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def attributions(pr: pd.DataFrame, base: pd.DataFrame | None, top_k: int, base_name: str, path: Path) -> Path:
+    """Top-k features by share of attribution (this PR), main's share beside each, change in the label."""
+    top = pr.sort_values("share", ascending=False).head(top_k).iloc[::-1]
+    old = base.set_index("feature")["share"] if base is not None else None
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(top) + 1.1))
+    ys = np.arange(len(top))
+    height = 0.4 if old is not None else 0.7
+    ax.barh(
+        ys + (height / 2 if old is not None else 0), top["share"], height, color="tab:blue", label="this PR"
+    )
+    if old is not None:
+        base_share = top["feature"].map(old).fillna(0).to_numpy()
+        ax.barh(ys - height / 2, base_share, height, color="lightgray", hatch="//", label=base_name)
+        for y, (share, before) in enumerate(zip(top["share"], base_share, strict=True)):
+            ax.text(max(share, before) + 0.004, y, f"{share - before:+.3f}", va="center", fontsize=7)
+    ax.set_yticks(ys, top["feature"], fontsize=8)
+    ax.set(xlabel="share of mean |integrated gradients|", title=f"top {len(top)} features")
+    ax.set_xlim(0, float(max(top["share"].max(), 0 if old is None else old.max())) * 1.25)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

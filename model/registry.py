@@ -234,7 +234,8 @@ def _summary(path: str | None, lines: list[str]) -> None:
 def promote(summary: str | None = None) -> int:
     params = load_params()
     files = verify_reviewed_artifacts()
-    metrics = json.loads(paths.METRICS.read_text())
+    # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
+    metrics = {k: v for k, v in json.loads(paths.METRICS.read_text()).items() if isinstance(v, (int, float))}
     sha = git_sha()
     client = _client(params)
     name = _model_name(params)

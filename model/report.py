@@ -3,6 +3,11 @@
 The base side is read with `git show BASE:path`, so only git-tracked files count: eval/metrics.json,
 eval/plots/*.csv, params.yaml, data.dvc and dvc.lock. The PR side is the working tree after `dvc repro`.
 The verdict comes first because that is what a reviewer needs first; details follow, lineage last.
+
+Every number carries its bootstrap interval, every change against the base its paired interval
+(model/compare.py), and the verdict word comes from that interval: a reviewer reads "within noise"
+instead of guessing whether +0.0023 means anything. Secondary material (gates, slices, calibration,
+attributions, data, params) sits in collapsed <details> so the comment stays readable on a phone.
 """
 
 from __future__ import annotations
@@ -21,14 +26,21 @@ from mlops import paths
 from mlops.errors import UserError
 from mlops.params import load_params
 from model import plots
-from model.gates import LOWER_IS_BETTER, all_passed, check_gates
+from model.compare import Comparison, Predictions, compare
+from model.gates import all_passed, check_gates
+from model.review_config import BASELINE_NAMES, report_settings
+from model.uncertainty import LOWER_IS_BETTER, verdict
 
 PLOT_FILES = {
     "confusion": paths.CONFUSION,
     "roc": paths.ROC,
     "pr": paths.PR_CURVE,
     "training": paths.TRAINING_CURVES,
+    "calibration": paths.CALIBRATION,
+    "slices": paths.SLICES,
+    "attributions": paths.ATTRIBUTIONS,
 }
+BASELINE_COLUMNS = ("accuracy", "f1", "roc_auc", "brier")
 PR = "this PR"
 
 
@@ -48,6 +60,7 @@ class Side:
     data_md5: str | None
     lock: dict
     plots: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    predictions: Predictions | None = None
 
     @classmethod
     def load(cls, name: str, rev: str | None, sha: str) -> Side:
@@ -75,7 +88,17 @@ class Side:
                 key: pd.read_csv(io.StringIO(text)) if (text := read(p)) else None
                 for key, p in PLOT_FILES.items()
             },
+            predictions=Predictions.parse(read(paths.PREDICTIONS)),
         )
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """The model's own metrics: the top-level numbers of metrics.json (not intervals, baselines...)."""
+        return {k: v for k, v in (self.metrics or {}).items() if isinstance(v, (int, float))}
+
+    def interval(self, metric: str, where: dict | None = None) -> tuple[float, float] | None:
+        span = ((where if where is not None else self.metrics or {}).get("interval") or {}).get(metric)
+        return (span["low"], span["high"]) if span else None
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -151,21 +174,110 @@ def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:.4f}"
 
 
-def metric_rows(base: dict | None, pr: dict) -> list[str]:
-    rows = ["| metric | main | this PR | Δ | |", "| --- | ---: | ---: | ---: | --- |"]
-    for name, value in pr.items():
-        old = (base or {}).get(name)
+def _with_span(value: float | None, span: tuple[float, float] | None) -> str:
+    """A value with its interval underneath, small: two short lines keep the table narrow on a phone."""
+    if value is None:
+        return "—"
+    return f"{value:.4f}<br><sub>{span[0]:.3f}–{span[1]:.3f}</sub>" if span else f"{value:.4f}"
+
+
+def _verdict_cell(word: str, delta: float, metric: str) -> str:
+    arrow = "▲" if delta > 0 else "▼"
+    if word == "worse":
+        return f"{arrow} **worse**"
+    if word == "better":
+        return f"{arrow} better"
+    if word == "no interval":  # the old point comparison, labelled as such
+        better = (delta < 0) if metric in LOWER_IS_BETTER else (delta > 0)
+        return f"{arrow} {'better' if better else '**worse**'} <sub>(no interval)</sub>"
+    return word
+
+
+def metric_rows(base: Side, pr: Side, comparison: Comparison) -> list[str]:
+    rows = ["| metric | main | this PR | Δ | verdict |", "| --- | ---: | ---: | ---: | --- |"]
+    old_scores = base.scores
+    for name, value in pr.scores.items():
+        mine = _with_span(value, pr.interval(name))
+        old = old_scores.get(name)
         if old is None:
-            rows.append(f"| {name} | — | {_num(value)} | | new |")
+            rows.append(f"| {name} | — | {mine} | | new |")
             continue
+        theirs = _with_span(old, base.interval(name))
         delta = value - old
-        if abs(delta) < 5e-5:
-            rows.append(f"| {name} | {_num(old)} | {_num(value)} | 0 | = |")
+        span = comparison.deltas.get(name)
+        word = verdict(span, name)
+        if abs(delta) < 5e-5 and word in ("no change", "within noise", "no interval"):
+            rows.append(f"| {name} | {theirs} | {mine} | 0 | {'=' if word != 'within noise' else word} |")
             continue
-        better = (delta < 0) if name in LOWER_IS_BETTER else (delta > 0)
-        marker = f"{'▲' if delta > 0 else '▼'} {'better' if better else '**worse**'}"
-        rows.append(f"| {name} | {_num(old)} | {_num(value)} | {delta:+.4f} | {marker} |")
+        shown = f"{delta:+.4f}" + (f"<br><sub>{span.low:+.3f}…{span.high:+.3f}</sub>" if span else "")
+        rows.append(f"| {name} | {theirs} | {mine} | {shown} | {_verdict_cell(word, delta, name)} |")
     return rows
+
+
+def baseline_rows(base: Side, pr: Side) -> list[str]:
+    """Rows: this PR, main, then the baselines `evaluate` fitted on the same split."""
+    columns = [c for c in BASELINE_COLUMNS if c in pr.scores]
+    rows = [f"| model | {' | '.join(columns)} |", "| --- |" + " ---: |" * len(columns)]
+
+    def row(name: str, doc: dict | None, side: Side) -> None:
+        if not doc:
+            return
+        cells = [_with_span(doc.get(c), side.interval(c, doc)) for c in columns]
+        rows.append(f"| {name} | {' | '.join(cells)} |")
+
+    row("**this PR**", pr.metrics, pr)
+    row(base.name, base.metrics, base)
+    for key, label in BASELINE_NAMES.items():
+        row(label, (pr.metrics or {}).get("baseline", {}).get(key), pr)
+    return rows
+
+
+def baseline_warning(pr: Side, settings: dict) -> str | None:
+    """Not beating a logistic regression by the margin is worth a reviewer's attention (not a gate)."""
+    rule = settings.get("baseline") or {}
+    metric, margin = str(rule.get("metric", "roc_auc")), float(rule.get("margin", 0.0))
+    logistic = (pr.metrics or {}).get("baseline", {}).get("logistic_regression", {}).get(metric)
+    value = pr.scores.get(metric)
+    if logistic is None or value is None:
+        return None
+    gain = (logistic - value) if metric in LOWER_IS_BETTER else (value - logistic)
+    if gain > margin:
+        return None
+    return (
+        f"> ⚠️ **Does not beat the logistic regression**: {metric} {value:.4f} vs {logistic:.4f} "
+        f"(gain {gain:+.4f}, margin {margin}; `report.baseline` in params.yaml): a simpler model does as well"
+    )
+
+
+def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: list[str]) -> list[str]:
+    table = pr.plots.get("slices")
+    if table is None or table.empty:
+        return []
+    worse = {(c.slice, c.bin): c for c in comparison.regressed_slices}
+    flagged = len({k for k in worse})
+    shown = [m for m in metrics if m in table.columns]
+    conf = f" at {comparison.slice_confidence:.1%} (Bonferroni)" if comparison.slice_confidence else ""
+    lines = [
+        f"<details><summary>Slices: {len(table)}, {flagged} regressed beyond noise vs {base_name}</summary>",
+        "",
+        f"| slice | rows | {' | '.join(shown)} | vs {base_name} |",
+        "| --- | ---: |" + " ---: |" * len(shown) + " --- |",
+    ]
+    for row in table.to_dict("records"):
+        cells = []
+        for m in shown:
+            value, low, high = row[m], row.get(f"{m}_low"), row.get(f"{m}_high")
+            span = (low, high) if pd.notna(low) and pd.notna(high) else None
+            cells.append("—" if pd.isna(value) else _with_span(float(value), span))
+        hit = [c for c in comparison.regressed_slices if (c.slice, c.bin) == (row["slice"], row["bin"])]
+        status = (
+            "; ".join(f"⚠️ {c.metric} **worse** ({c.delta.low:+.3f}…{c.delta.high:+.3f})" for c in hit)
+            if hit
+            else ("within noise" if comparison.kind else "no interval")
+        )
+        lines.append(f"| `{row['slice']}` {row['bin']} | {row['rows']} | {' | '.join(cells)} | {status} |")
+    lines += ["", f"Intervals of the change per slice{conf}, {comparison.kind or 'none'}.", "", "</details>"]
+    return lines
 
 
 def balance_text(summary: dict | None) -> tuple[str, str]:
@@ -195,17 +307,47 @@ def lineage(pr: Side, base: Side) -> str:
     return "<sub>Lineage: " + " · ".join(items) + "</sub>"
 
 
-def render(base: Side, pr: Side, out: Path, gates: dict) -> tuple[str, bool]:
+def _details(summary: str, body: list[str], open_: bool = False) -> list[str]:
+    return [
+        f"<details{' open' if open_ else ''}><summary>{summary}</summary>",
+        "",
+        *body,
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tuple[str, bool]:
     """The markdown report and whether every gate passed; PNGs are written next to it."""
     assert pr.metrics is not None
-    results = check_gates(pr.metrics, base.metrics, gates, base.name)
+    confidence = float(settings["confidence"])
+    slice_metrics = tuple(settings["slice_metrics"])
+    comparison = compare(pr.predictions, base.predictions, settings, slice_metrics)
+    results = check_gates(
+        pr.scores,
+        base.scores if base.metrics is not None else None,
+        gates,
+        base.name,
+        deltas=comparison.deltas,
+        delta_kind=comparison.kind or "paired",
+        confidence=confidence,
+    )
     passed = all_passed(results)
     failed = [r for r in results if not r.passed]
     diff = params_diff(base.params, pr.params)
     deps = changed_deps(base.lock, pr.lock)
     data_changed = base.data_md5 is not None and base.data_md5 != pr.data_md5
 
+    warnings = [w for w in [baseline_warning(pr, settings)] if w]
+    for change in comparison.regressed_slices:
+        warnings.append(
+            f"> ⚠️ **Slice regressed beyond noise**: `{change.slice}` {change.bin}, {change.metric} "
+            f"Δ {change.delta.low:+.3f}…{change.delta.high:+.3f} (details under *Slices*)."
+        )
     head = "✅ all gates passed" if passed else f"❌ {len(failed)} of {len(results)} gates failed"
+    if warnings:
+        head += f" · ⚠️ {len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
     notes = []
     if base.metrics is None:
         notes.append(
@@ -217,12 +359,17 @@ def render(base: Side, pr: Side, out: Path, gates: dict) -> tuple[str, bool]:
             f"> ℹ️ **Nothing changed** for the model: params, data, pipeline code and metrics are "
             f"identical to `{base.name}` (unchanged stages are restored from the DVC run-cache)."
         )
+    elif comparison.kind is None:
+        notes.append(
+            f"> ℹ️ `{base.name}` has no per-row predictions (`{paths.PREDICTIONS}`): no paired interval, "
+            "so changes carry no verdict and regression gates use their thresholds alone."
+        )
     if any(k.startswith("gates.") for k, _, _ in diff):
         notes.append(
             "> ⚠️ **This PR changes the gates themselves** (see the params diff): review them with care."
         )
     lines = [f"## Model report: {head}", ""]
-    for block in ([f"- ❌ **{r.name}**: {r.detail}" for r in failed], notes):
+    for block in ([f"- ❌ **{r.name}**: {r.detail}" for r in failed], warnings, notes):
         lines += [*block, ""] if block else []
     what = [
         f"params {changed_params(diff)}" if diff else "no params",
@@ -231,15 +378,47 @@ def render(base: Side, pr: Side, out: Path, gates: dict) -> tuple[str, bool]:
     ]
     lines += [f"**Changed vs `{base.name}`:** {'; '.join(what)}.", ""]
 
-    test_rows = int(pr.plots["confusion"]["count"].sum()) if pr.plots.get("confusion") is not None else None
-    lines += [f"### Metrics (test split{f', {test_rows} rows' if test_rows else ''})", ""]
-    lines += metric_rows(base.metrics, pr.metrics)
-    lines += ["", "### Gates (params.yaml `gates`)", "", "| | gate | detail |", "| --- | --- | --- |"]
-    lines += [f"| {'✅' if r.passed else '❌'} | {r.name} | {r.detail} |" for r in results]
-    lines += ["", "### Plots", "", f"Solid: this PR; dashed: `{base.name}`.", ""]
-    images = {name: f"![{alt}]({name}.png)" for name, alt in _plots(base, pr, out)}
+    test_rows = len(pr.predictions.y) if pr.predictions is not None else None
+    how = {
+        "paired": "Δ paired on the same rows",
+        "unpaired": "Δ unpaired: the test rows differ",
+        None: "no Δ interval",
+    }[comparison.kind if base.metrics is not None else None]
+    lines += [
+        f"### Metrics (test split{f', {test_rows} rows' if test_rows else ''})",
+        "",
+        f"<sub>Under each value its {confidence:.0%} bootstrap interval ({settings['resamples']} resamples; "
+        f"{how}). Verdict: better / worse when the Δ interval excludes 0, else within noise.</sub>",
+        "",
+    ]
+    lines += metric_rows(base, pr, comparison)
+    lines += ["", "### Baselines (same split)", "", *baseline_rows(base, pr), ""]
+
+    lines += _details(
+        f"Gates: {len(results) - len(failed)} of {len(results)} passed (params.yaml <code>gates</code>)",
+        ["| | gate | detail |", "| --- | --- | --- |"]
+        + [f"| {'✅' if r.passed else '❌'} | {r.name} | {r.detail} |" for r in results],
+        open_=not passed,
+    )
+    lines += ["### Plots", "", f"Solid: this PR; dashed: `{base.name}`.", ""]
+    images = {name: f"![{alt}]({name}.png)" for name, alt in _plots(base, pr, out, settings)}
     curves = " ".join(images.pop(k) for k in ("roc", "pr") if k in images)  # side by side
-    lines += [images.get("confusion", ""), curves, images.get("training", "")]
+    lines += [curves, ""]
+    lines += slice_section(pr, comparison, base.name, list(slice_metrics))
+    if slice_metrics and pr.plots.get("slices") is not None:
+        lines.append("")
+    if "calibration" in images:
+        ece, brier = pr.scores.get("ece"), pr.scores.get("brier")
+        old = base.scores
+        summary = f"Calibration: ECE {_num(ece)} ({base.name} {_num(old.get('ece'))}), Brier {_num(brier)}"
+        lines += _details(summary, [images["calibration"]])
+    if "attributions" in images:
+        top = pr.plots["attributions"].head(3)
+        names = ", ".join(f"`{f}` {share:.0%}" for f, share in zip(top["feature"], top["share"], strict=True))
+        lines += _details(f"Explanations: top features {names}", [images["attributions"]])
+    more = [images[k] for k in ("confusion", "training") if k in images]
+    if more:
+        lines += _details("Confusion matrices and training curves", more)
 
     base_data, pr_data = data_summary(
         base,
@@ -248,17 +427,16 @@ def render(base: Side, pr: Side, out: Path, gates: dict) -> tuple[str, bool]:
     )
     (b_rows, b_bal), (p_rows, p_bal) = balance_text(base_data), balance_text(pr_data)
     md5 = f"`{pr.data_md5}`" + (" (**changed**)" if data_changed else " (unchanged)" if base.data_md5 else "")
-    lines += [
-        "",
-        "### Data",
-        "",
-        f"| | {base.name} | this PR |",
-        "| --- | --- | --- |",
-        f"| data.dvc md5 | `{base.data_md5 or '—'}` | {md5} |",
-        f"| rows | {b_rows} | {p_rows} |",
-        f"| class balance | {b_bal} | {p_bal} |",
-        "",
-    ]
+    lines += _details(
+        f"Data: {'<b>changed</b>' if data_changed else 'unchanged'}, {p_rows} rows",
+        [
+            f"| | {base.name} | this PR |",
+            "| --- | --- | --- |",
+            f"| data.dvc md5 | `{base.data_md5 or '—'}` | {md5} |",
+            f"| rows | {b_rows} | {p_rows} |",
+            f"| class balance | {b_bal} | {p_bal} |",
+        ],
+    )
     lines += [f"<details><summary>Params diff ({len(diff)} changed)</summary>", ""]
     if diff:
         lines += [f"| param | {base.name} | this PR |", "| --- | --- | --- |"]
@@ -272,7 +450,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict) -> tuple[str, bool]:
     return "\n".join(lines), passed
 
 
-def _plots(base: Side, pr: Side, out: Path) -> list[tuple[str, str]]:
+def _plots(base: Side, pr: Side, out: Path, settings: dict) -> list[tuple[str, str]]:
     made = []
     b, p = base.plots, pr.plots
     if p.get("confusion") is not None:
@@ -289,6 +467,15 @@ def _plots(base: Side, pr: Side, out: Path) -> list[tuple[str, str]]:
     if p.get("training") is not None:
         plots.training(p["training"], b.get("training"), base.name, out / "training.png")
         made.append(("training", "training curves"))
+    if p.get("calibration") is not None:
+        plots.reliability(p["calibration"], b.get("calibration"), base.name, out / "calibration.png")
+        made.append(("calibration", "reliability diagram"))
+    if p.get("attributions") is not None:
+        top_k = int(settings.get("top_k", 8))
+        plots.attributions(
+            p["attributions"], b.get("attributions"), top_k, base.name, out / "attributions.png"
+        )
+        made.append(("attributions", "feature attributions"))
     return made
 
 
@@ -304,7 +491,8 @@ def run(base_rev: str = "main", out: Path = Path("report"), sha: str | None = No
         raise UserError(f"{paths.METRICS} is missing: run the pipeline first (`dvc repro`)")
     base = Side.load(base_rev.split("/")[-1], base_rev, resolved.stdout.strip())
     out.mkdir(parents=True, exist_ok=True)
-    markdown, passed = render(base, pr, out, load_params().gates)
+    params = load_params()
+    markdown, passed = render(base, pr, out, params.gates, report_settings(params))
     (out / "report.md").write_text(markdown)
     summary = "\n".join(
         line for line in markdown.splitlines() if not line.startswith("![") and "dashed" not in line

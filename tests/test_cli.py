@@ -41,6 +41,17 @@ def test_dvc_yaml_uses_the_paths_the_code_writes():
     assert outs["prepare"] == [str(paths.PREPARED_DIR)]
     assert outs["train"] == [str(paths.MODEL_DIR)]
     assert outs["evaluate"] == [
-        str(p) for p in (paths.METRICS, paths.CONFUSION, paths.ROC, paths.PR_CURVE, paths.TRAINING_CURVES)
+        str(p)
+        for p in (
+            paths.PREDICTIONS,
+            paths.METRICS,
+            paths.CONFUSION,
+            paths.ROC,
+            paths.PR_CURVE,
+            paths.TRAINING_CURVES,
+            paths.CALIBRATION,
+            paths.SLICES,
+            paths.ATTRIBUTIONS,
+        )
     ]
     assert all(stage["cmd"] == f"mlops {name}" for name, stage in stages.items())

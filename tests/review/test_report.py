@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from mlops.errors import UserError
-from model.report import metric_rows, run
+from model.compare import Comparison
+from model.report import Side, metric_rows, run
 from tests.repo import ROOT, sh
 
 PLOTS = {  # what `mlops evaluate` writes, in small
@@ -23,7 +24,11 @@ METRICS = {"accuracy": 0.96, "precision": 0.97, "recall": 0.93, "f1": 0.95, "roc
 
 
 def write_pr_side(
-    repo: Path, metrics: dict | None = None, params_edit=None, data_md5: str = "abc123.dir"
+    repo: Path,
+    metrics: dict | None = None,
+    params_edit=None,
+    data_md5: str = "abc123.dir",
+    predictions: str | None = None,
 ) -> None:
     """The files a pipeline run leaves: metrics, plot CSVs, validation report, meta; plus params/data.dvc."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -36,6 +41,8 @@ def write_pr_side(
     for name, text in PLOTS.items():
         (repo / f"eval/plots/{name}.csv").write_text(text)
     (repo / "eval/metrics.json").write_text(json.dumps(metrics or METRICS))
+    if predictions is not None:
+        (repo / "eval/predictions.csv").write_text(predictions)
     (repo / "reports").mkdir(exist_ok=True)
     (repo / "reports/validation.json").write_text(
         json.dumps({"rows": 569, "class_balance": {"benign": 357, "malignant": 212}})
@@ -66,14 +73,21 @@ def report(repo: Path) -> str:
     return (repo / "report" / "report.md").read_text()
 
 
-def test_markers_respect_lower_is_better():
+def side(metrics: dict) -> Side:
+    return Side("main", "main", "0" * 40, metrics, {}, None, {})
+
+
+def test_without_intervals_the_markers_respect_lower_is_better():
+    """No per-row predictions on main: the point comparison stays, labelled as having no interval."""
     rows = "\n".join(
         metric_rows(
-            {"accuracy": 0.9, "log_loss": 0.2, "f1": 0.9}, {"accuracy": 0.8, "log_loss": 0.1, "f1": 0.9}
+            side({"accuracy": 0.9, "log_loss": 0.2, "f1": 0.9}),
+            side({"accuracy": 0.8, "log_loss": 0.1, "f1": 0.9}),
+            Comparison(None),
         )
     )
-    assert "| accuracy | 0.9000 | 0.8000 | -0.1000 | ▼ **worse** |" in rows
-    assert "| log_loss | 0.2000 | 0.1000 | -0.1000 | ▼ better |" in rows
+    assert "| accuracy | 0.9000 | 0.8000 | -0.1000 | ▼ **worse** <sub>(no interval)</sub> |" in rows
+    assert "| log_loss | 0.2000 | 0.1000 | -0.1000 | ▼ better <sub>(no interval)</sub> |" in rows
     assert "| f1 | 0.9000 | 0.9000 | 0 | = |" in rows
 
 
@@ -83,8 +97,9 @@ def test_param_change_report(repo):
     assert run() == 0
     text = report(repo)
     assert text.splitlines()[0] == "## Model report: ✅ all gates passed"
-    assert "| accuracy | 0.9600 | 0.9700 | +0.0100 | ▲ better |" in text
-    assert "| log_loss | 0.1200 | 0.1000 | -0.0200 | ▼ better |" in text
+    assert "| accuracy | 0.9600 | 0.9700 | +0.0100 | ▲ better <sub>(no interval)</sub> |" in text
+    assert "| log_loss | 0.1200 | 0.1000 | -0.0200 | ▼ better <sub>(no interval)</sub> |" in text
+    assert "`main` has no per-row predictions" in text  # main predates eval/predictions.csv: said so
     assert (
         "<details><summary>Params diff (1 changed)</summary>" in text
         and "| `train.lr` | 0.003 | 0.01 |" in text
@@ -107,9 +122,10 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
     assert "- ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
     assert (
         "- ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop +0.0600, allowed 0.02 (over by 0.0400)"
-        in text
+        "; no paired interval: threshold only" in text
     )
-    assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** |" in text
+    assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** <sub>(no interval)</sub> |" in text
+    assert "<details open><summary>Gates: 3 of 6 passed" in text  # failed gates unfold
 
 
 def test_first_pr_has_no_baseline(repo):

@@ -1,0 +1,94 @@
+"""Slices of the test split from params.yaml `report.slices`: where does the model do worse?
+
+A slice spec is a feature column taken as categorical (`{column: grade}`: one slice per value) or cut
+into quantile bins (`{column: mean_radius, bins: 3}`). Bin edges come from the whole prepared table,
+not the test split, so they do not move when the split seed changes and `main` and the PR slice alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+
+from model.uncertainty import Interval, intervals, point_metrics
+
+PREFIX = "slice:"  # column prefix of slice labels in eval/predictions.csv
+
+
+def _check(specs: list, columns: list[str]) -> list[dict]:
+    checked = []
+    for i, spec in enumerate(specs or []):
+        spec = {"column": spec} if isinstance(spec, str) else dict(spec or {})
+        column = spec.get("column")
+        if column not in columns:
+            raise ValueError(
+                f"params.yaml: report.slices[{i}].column {column!r} is not a feature column "
+                f"(slices can use: {', '.join(columns)})"
+            )
+        bins = spec.get("bins")
+        if bins is not None and (not isinstance(bins, int) or bins < 2):
+            raise ValueError(f"params.yaml: report.slices[{i}].bins must be an integer >= 2, got {bins!r}")
+        checked.append({"column": column, "bins": bins})
+    return checked
+
+
+def _edge(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def assign(test: pd.DataFrame, table: pd.DataFrame, specs: list) -> pd.DataFrame:
+    """Slice label of every test row, one column `slice:<column>` per spec."""
+    out = pd.DataFrame(index=test.index)
+    for spec in _check(specs, list(table.columns)):
+        column, bins = spec["column"], spec["bins"]
+        values = test[column]
+        if bins is None:
+            labels = values.map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+        else:
+            edges = np.unique(np.quantile(table[column].to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+            inner = edges[1:-1]
+            index = np.searchsorted(inner, values.to_numpy(dtype=float), side="right")
+            names = [
+                f"q{i + 1} [{_edge(lo)}, {_edge(hi)}{']' if i == len(edges) - 2 else ')'}"
+                for i, (lo, hi) in enumerate(itertools.pairwise(edges))
+            ]
+            labels = pd.Series([names[i] for i in index], index=test.index)
+        out[PREFIX + column] = labels.astype(str)
+    return out
+
+
+def key(label: str) -> str:
+    """A metrics.json key for a slice label: `q1 [6.98, 11.7)` -> `q1`; other labels sanitised."""
+    head = label.split(" [")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", head) or "_"
+
+
+def slice_table(
+    y: np.ndarray,
+    proba: np.ndarray,
+    labels: pd.DataFrame,
+    metrics: tuple[str, ...],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> pd.DataFrame:
+    """Per slice: rows, each metric and its bootstrap interval (NaN where undefined, e.g. one class)."""
+    rows = []
+    for column in labels.columns:
+        for label in sorted(labels[column].unique()):
+            mask = (labels[column] == label).to_numpy()
+            values = point_metrics(y[mask], proba[mask], metrics)
+            spans: dict[str, Interval | None] = intervals(
+                y[mask], proba[mask], resamples, confidence, seed, metrics
+            )
+            row = {"slice": column[len(PREFIX) :], "bin": label, "rows": int(mask.sum())}
+            for m in metrics:
+                span = spans[m]
+                row[m] = values[m]
+                row[f"{m}_low"] = span.low if span else np.nan
+                row[f"{m}_high"] = span.high if span else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows).round(6)
