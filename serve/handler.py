@@ -243,18 +243,20 @@ def _gzip(path: str) -> None:
 
 
 class Metrics:
-    """The handler's counters through TorchServe's custom metrics API (serve/metrics.yaml declares them).
+    """The handler's metrics through TorchServe's custom metrics API (serve/metrics.yaml declares them).
 
     Each update is one `[METRICS]` line on the worker's stdout that the frontend turns into a Prometheus
-    counter, so updates are summed per batch. Without a metrics context (tests) this does nothing."""
+    counter or histogram, so updates are summed per batch. Without a metrics context (tests that pass
+    none) this does nothing; a metrics problem never fails a request."""
 
-    NAMES: ClassVar[dict[str, tuple[str, list[str]]]] = {
-        "rows": ("RowsServed", ["ModelName", "Protocol"]),
-        "rejects": ("RequestsRejected", ["ModelName", "Reason"]),
-        "out_of_range": ("OutOfRangeValues", ["ModelName", "Feature"]),
-        "predicted": ("PredictedClass", ["ModelName", "Class"]),
-        "log_failures": ("InferenceLogWriteFailures", ["ModelName"]),
-        "starts": ("WorkerStarts", ["ModelName"]),
+    NAMES: ClassVar[dict[str, tuple[str, list[str], str]]] = {
+        "rows": ("RowsServed", ["ModelName", "Protocol"], "counter"),
+        "rejects": ("RequestsRejected", ["ModelName", "Reason"], "counter"),
+        "out_of_range": ("OutOfRangeValues", ["ModelName", "Feature"], "counter"),
+        "predicted": ("PredictedClass", ["ModelName", "Class"], "counter"),
+        "log_failures": ("InferenceLogWriteFailures", ["ModelName"], "counter"),
+        "starts": ("WorkerStarts", ["ModelName"], "counter"),
+        "seconds": ("HandlerSeconds", ["ModelName"], "histogram"),
     }
 
     def __init__(self, context, model_name: str):
@@ -263,13 +265,19 @@ class Metrics:
         cache = getattr(context, "metrics", None)
         if cache is None or not hasattr(cache, "add_metric_to_cache"):
             return
-        for key, (name, dims) in self.NAMES.items():
+        try:  # TorchServe's own package: present wherever a worker runs
+            from ts.metrics.metric_type_enum import MetricTypes
+        except ImportError:  # pragma: no cover
+            return
+        for key, (name, dims, kind) in self.NAMES.items():
+            metric_type = MetricTypes(kind)
             try:  # declared in serve/metrics.yaml; added here when another metrics file is in use
                 try:
-                    self.metrics[key] = cache.get_metric(name)
+                    self.metrics[key] = cache.get_metric(name, metric_type)
                 except Exception:
-                    self.metrics[key] = cache.add_metric_to_cache(name, "count", dims)
-            except Exception as err:  # a metrics problem must never stop serving
+                    unit = "s" if kind == "histogram" else "count"
+                    self.metrics[key] = cache.add_metric_to_cache(name, unit, dims, metric_type)
+            except Exception as err:
                 print(f"WARNING metrics: {name} unavailable: {err}", file=sys.stderr)
 
     def add(self, key: str, value: float, *labels: str) -> None:
@@ -519,8 +527,11 @@ class TabularHandler:
     def handle(self, data: list, context) -> list:
         """One TorchServe batch. Whatever happens, every request gets its own answer: if the batch path
         fails unexpectedly, each request is re-run alone, so only the one that causes it fails."""
+        started = time.perf_counter()
         try:
-            return self._handle(data, context)
+            outputs = self._handle(data, context)
+            self.metrics.add("seconds", time.perf_counter() - started)
+            return outputs
         except Exception:
             traceback.print_exc()
             if len(data) == 1:

@@ -168,7 +168,8 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
         workers = _workers(name, run_dir) if client.ping() else []
         if workers and all(w.get("status") == "READY" for w in workers):
             break
-        if any(word in _since(run_dir / "ts_log.log", logs["ts_log.log"]) for word in LOAD_FAILED):
+        news = "".join(_since(run_dir / name, offset) for name, offset in logs.items())
+        if any(word in news for word in LOAD_FAILED):
             time.sleep(1)  # the worker's last stderr lines reach model_log.log just after
             error = _worker_error(_since(run_dir / "model_log.log", logs["model_log.log"]))
             stop(run_dir)

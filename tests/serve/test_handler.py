@@ -362,4 +362,5 @@ def test_the_archive_carries_the_handler_without_repository_imports():
         "itertools",
         "torch",
         "orjson",
+        "ts",  # TorchServe's own package, imported lazily for its metric types
     }
