@@ -165,10 +165,11 @@ class FakeGitHub:
 
     def unpublished(self, body: str) -> str:
         """A comment `body` as the markdown file CML was given: each published URL back to the uploaded
-        file's name, and CML's watermark line removed. Raises if a link names no upload of this server."""
+        file's name, and the watermark CML appended (`\n\n![](…)`, plus the newline its markdown writer
+        ends with when it published) removed. Raises if a link names no upload of this server."""
         body = re.sub(
-            r"(?<=\n)\n!\[\]\(https://cml\.dev/watermark\.png#[0-9a-f]+ \"CML watermark[^\"]*\"\)\n?$",
-            "",
+            r"\n\n!\[\]\(https://cml\.dev/watermark\.png#[0-9a-f]+ \"CML watermark[^\"]*\"\)(\n?)$",
+            r"\1",
             body,
         )
 
