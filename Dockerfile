@@ -32,11 +32,14 @@ RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server \
  && chown -R model-server:model-server /home/model-server
 
 COPY serve/__init__.py serve/settings.py serve/client.py serve/healthcheck.py /opt/serve/serve/
-COPY serve/config.properties serve/log4j2.xml /opt/serve/serve/
+COPY serve/config.properties serve/log4j2.xml serve/metrics.yaml /opt/serve/serve/
 
 ARG MODEL_NAME=breast-cancer
 COPY --chown=model-server:model-server model_store/${MODEL_NAME}.mar /home/model-server/model-store/
 
+# TorchServe's max_request_size for serve.max_batch_rows rows: `python -m serve.settings max-request-size`
+# prints it for the current params.yaml (tests/serve/test_settings.py keeps this default equal to it).
+ARG MAX_REQUEST_SIZE=2844672
 ARG MODEL_VERSION=0
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="${MODEL_NAME}" \
@@ -55,6 +58,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     TS_INFERENCE_ADDRESS=http://0.0.0.0:8080 \
     TS_MANAGEMENT_ADDRESS=http://127.0.0.1:8081 \
     TS_METRICS_ADDRESS=http://0.0.0.0:8082 \
+    TS_METRICS_CONFIG=/opt/serve/serve/metrics.yaml \
+    TS_MAX_REQUEST_SIZE=${MAX_REQUEST_SIZE} \
     LOG_LOCATION=/home/model-server/logs/torchserve \
     METRICS_LOCATION=/home/model-server/logs/torchserve \
     MLOPS_INFERENCE_LOG_DIR=/home/model-server/logs/inference \

@@ -104,3 +104,23 @@ def handler_spec(params) -> dict:
             "compress": bool(serve.get("inference_log_compress", True)),
         },
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m serve.settings max-request-size`: the value for the image's MAX_REQUEST_SIZE build arg."""
+    import sys
+
+    from mlops.params import load_params
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["max-request-size"]:
+        print("usage: python -m serve.settings max-request-size", file=sys.stderr)
+        return 2
+    params = load_params()
+    max_rows = int(params.section("serve").get("max_batch_rows", 1024))
+    print(max_request_bytes(list(params.raw["data"]["features"]), max_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
