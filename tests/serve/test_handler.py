@@ -257,7 +257,13 @@ def test_out_of_range_values_are_served_flagged_logged_and_counted(model_dir, tm
 
 def test_metrics_count_rejects_by_reason_and_the_predicted_class_mix(toy, caplog):
     caplog.set_level(logging.INFO)
-    call(toy, b"{", {"instances": [[1, 2, 3]] * 2}, v2([[1, 2, 3]]), b'{"a": 1, "a": 2}')
+    call(
+        toy,
+        b"{",
+        {"instances": [[1, 2, 3]] * 2},
+        v2([[1, 2, 3]]),
+        b'{"instances": [[1, 2, 3]], "instances": [[4, 5, 6]]}',
+    )
     lines = metric_lines(caplog)
     assert (
         sum(
@@ -364,3 +370,31 @@ def test_the_archive_carries_the_handler_without_repository_imports():
         "orjson",
         "ts",  # TorchServe's own package, imported lazily for its metric types
     }
+
+
+def test_log_lines_are_valid_json_whatever_the_names():
+    names = ['with "quotes"', "100% sure", "ünï\u2028code", "back\\slash"]
+    fmt = serve_handler.RecordFormat(names, ["a%s", 'b"'], 'v"1')
+    x = torch.tensor([[1.5, -0.0, 1e-7, 3.4e38], [0.0, 2.0, -5.25, 1.0]], dtype=torch.float64)
+    proba = torch.tensor([[0.25, 0.75], [1.0, 0.0]], dtype=torch.float64)
+    lines = fmt.lines(
+        b'"2026-01-01T00:00:00.000Z"',
+        'id"%',
+        fmt.tokens(x),
+        fmt.tokens(proba),
+        [1, 0],
+        0,
+        2,
+        {1: ["100% sure"]},
+    )
+    records = [json.loads(line) for line in lines]
+    assert records[0] == {
+        "ts": "2026-01-01T00:00:00.000Z",
+        "request_id": 'id"%',
+        "model_version": 'v"1',
+        "features": dict(zip(names, [1.5, -0.0, 1e-7, 3.4e38], strict=True)),
+        "prediction": 'b"',
+        "probabilities": {"a%s": 0.25, 'b"': 0.75},
+    }
+    assert records[1]["out_of_range"] == ["100% sure"] and records[1]["prediction"] == "a%s"
+    assert all(line.endswith(b"}\n") and line.count(b"\n") == 1 for line in lines)
