@@ -8,6 +8,9 @@ Every number carries its bootstrap interval, every change against the base its p
 (model/compare.py), and the verdict word comes from that interval: a reviewer reads "within noise"
 instead of guessing whether +0.0023 means anything. Secondary material (gates, slices, calibration,
 attributions, data, params) sits in collapsed <details> so the comment stays readable on a phone.
+
+The markdown is written in the form CML's markdown writer (remark 13) gives back when it publishes the
+images (`*   ` bullets, `***` rules, no bare `[`), so the comment is report.md byte for byte.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +185,12 @@ def _with_span(value: float | None, span: tuple[float, float] | None) -> str:
     return f"{value:.4f}<br><sub>{span[0]:.3f}–{span[1]:.3f}</sub>" if span else f"{value:.4f}"
 
 
+def _label(text: str) -> str:
+    """A slice label from the data, as markdown that survives CML's writer: plain when it is only
+    letters, digits and number punctuation (our quantile labels), else a code span (`a_1` stays a_1)."""
+    return text if re.fullmatch(r"[A-Za-z0-9 .,–-]*", text) else f"`{text}`"
+
+
 def _verdict_cell(word: str, delta: float, metric: str) -> str:
     arrow = "▲" if delta > 0 else "▼"
     if word == "worse":
@@ -244,7 +254,7 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
     if gain > margin:
         return None
     return (
-        f"> ⚠️ **Does not beat the logistic regression**: {metric} {value:.4f} vs {logistic:.4f} "
+        f"*   ⚠️ **Does not beat the logistic regression**: {metric} {value:.4f} vs {logistic:.4f} "
         f"(gain {gain:+.4f}, margin {margin}; `report.baseline` in params.yaml): a simpler model does as well"
     )
 
@@ -253,8 +263,7 @@ def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: lis
     table = pr.plots.get("slices")
     if table is None or table.empty:
         return []
-    worse = {(c.slice, c.bin): c for c in comparison.regressed_slices}
-    flagged = len({k for k in worse})
+    flagged = len({(c.slice, c.bin) for c in comparison.regressed_slices})
     shown = [m for m in metrics if m in table.columns]
     conf = f" at {comparison.slice_confidence:.1%} (Bonferroni)" if comparison.slice_confidence else ""
     lines = [
@@ -269,13 +278,15 @@ def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: lis
             value, low, high = row[m], row.get(f"{m}_low"), row.get(f"{m}_high")
             span = (low, high) if pd.notna(low) and pd.notna(high) else None
             cells.append("—" if pd.isna(value) else _with_span(float(value), span))
-        hit = [c for c in comparison.regressed_slices if (c.slice, c.bin) == (row["slice"], row["bin"])]
+        where = (str(row["slice"]), str(row["bin"]))
+        hit = [c for c in comparison.regressed_slices if (c.slice, c.bin) == where]
         status = (
             "; ".join(f"⚠️ {c.metric} **worse** ({c.delta.low:+.3f}…{c.delta.high:+.3f})" for c in hit)
             if hit
             else ("within noise" if comparison.kind else "no interval")
         )
-        lines.append(f"| `{row['slice']}` {row['bin']} | {row['rows']} | {' | '.join(cells)} | {status} |")
+        label = f"`{row['slice']}` {_label(str(row['bin']))}"
+        lines.append(f"| {label} | {row['rows']} | {' | '.join(cells)} | {status} |")
     lines += ["", f"Intervals of the change per slice{conf}, {comparison.kind or 'none'}.", "", "</details>"]
     return lines
 
@@ -340,10 +351,15 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     data_changed = base.data_md5 is not None and base.data_md5 != pr.data_md5
 
     warnings = [w for w in [baseline_warning(pr, settings)] if w]
+    by_slice: dict[tuple[str, str], list[str]] = {}
     for change in comparison.regressed_slices:
+        by_slice.setdefault((change.slice, change.bin), []).append(
+            f"{change.metric} Δ {change.delta.low:+.3f}…{change.delta.high:+.3f}"
+        )
+    for (column, label), changes in by_slice.items():
         warnings.append(
-            f"> ⚠️ **Slice regressed beyond noise**: `{change.slice}` {change.bin}, {change.metric} "
-            f"Δ {change.delta.low:+.3f}…{change.delta.high:+.3f} (details under *Slices*)."
+            f"*   ⚠️ **Slice regressed beyond noise**: `{column}` {_label(label)}: {', '.join(changes)} "
+            "(see *Slices*)"
         )
     head = "✅ all gates passed" if passed else f"❌ {len(failed)} of {len(results)} gates failed"
     if warnings:
@@ -369,8 +385,10 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             "> ⚠️ **This PR changes the gates themselves** (see the params diff): review them with care."
         )
     lines = [f"## Model report: {head}", ""]
-    for block in ([f"- ❌ **{r.name}**: {r.detail}" for r in failed], warnings, notes):
+    for block in ([f"*   ❌ **{r.name}**: {r.detail}" for r in failed], warnings):
         lines += [*block, ""] if block else []
+    for note in notes:  # blockquotes: one each, or markdown runs them together
+        lines += [note, ""]
     what = [
         f"params {changed_params(diff)}" if diff else "no params",
         "**data**" if data_changed else "no data",
@@ -414,7 +432,9 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         lines += _details(summary, [images["calibration"]])
     if "attributions" in images:
         top = pr.plots["attributions"].head(3)
-        names = ", ".join(f"`{f}` {share:.0%}" for f, share in zip(top["feature"], top["share"], strict=True))
+        names = ", ".join(
+            f"<code>{f}</code> {share:.0%}" for f, share in zip(top["feature"], top["share"], strict=True)
+        )  # <summary> holds HTML, not markdown
         lines += _details(f"Explanations: top features {names}", [images["attributions"]])
     more = [images[k] for k in ("confusion", "training") if k in images]
     if more:
@@ -446,7 +466,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         ]
     else:
         lines.append(f"No params differ from `{base.name}`.")
-    lines += ["", "</details>", "", "---", lineage(pr, base), ""]
+    lines += ["", "</details>", "", "***", "", lineage(pr, base), ""]
     return "\n".join(lines), passed
 
 

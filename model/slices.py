@@ -1,8 +1,10 @@
 """Slices of the test split from params.yaml `report.slices`: where does the model do worse?
 
 A slice spec is a feature column taken as categorical (`{column: grade}`: one slice per value) or cut
-into quantile bins (`{column: mean_radius, bins: 3}`). Bin edges come from the whole prepared table,
-not the test split, so they do not move when the split seed changes and `main` and the PR slice alike.
+into quantile bins (`{column: mean_radius, bins: 3}`; labels `q1 6.98–12.2`: from the lower edge
+included to the upper edge excluded, the last bin includes both). Bin edges come from the whole
+prepared table, not the test split, so they do not move when the split seed changes and `main` and the
+PR slice alike.
 """
 
 from __future__ import annotations
@@ -52,8 +54,7 @@ def assign(test: pd.DataFrame, table: pd.DataFrame, specs: list) -> pd.DataFrame
             inner = edges[1:-1]
             index = np.searchsorted(inner, values.to_numpy(dtype=float), side="right")
             names = [
-                f"q{i + 1} [{_edge(lo)}, {_edge(hi)}{']' if i == len(edges) - 2 else ')'}"
-                for i, (lo, hi) in enumerate(itertools.pairwise(edges))
+                f"q{i + 1} {_edge(lo)}–{_edge(hi)}" for i, (lo, hi) in enumerate(itertools.pairwise(edges))
             ]
             labels = pd.Series([names[i] for i in index], index=test.index)
         out[PREFIX + column] = labels.astype(str)
@@ -61,8 +62,8 @@ def assign(test: pd.DataFrame, table: pd.DataFrame, specs: list) -> pd.DataFrame
 
 
 def key(label: str) -> str:
-    """A metrics.json key for a slice label: `q1 [6.98, 11.7)` -> `q1`; other labels sanitised."""
-    head = label.split(" [")[0]
+    """A metrics.json key for a slice label: `q1 6.98–11.7` -> `q1`; other labels sanitised."""
+    head = label.split(" ")[0]
     return re.sub(r"[^A-Za-z0-9_.-]", "_", head) or "_"
 
 

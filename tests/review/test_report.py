@@ -2,75 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-import yaml
 
 from mlops.errors import UserError
 from model.compare import Comparison
 from model.report import Side, metric_rows, run
 from tests.repo import ROOT, sh
-
-PLOTS = {  # what `mlops evaluate` writes, in small
-    "confusion": "actual,predicted,count\nbenign,benign,71\nbenign,malignant,1\nmalignant,benign,3\n"
-    "malignant,malignant,39\n",
-    "roc": "fpr,tpr,threshold\n0.0,0.0,1.0\n0.0,0.8,0.9\n0.1,0.95,0.5\n1.0,1.0,0.0\n",
-    "pr": "recall,precision,threshold\n1.0,0.37,0.0\n0.95,0.9,0.5\n0.8,1.0,0.9\n0.0,1.0,1.0\n",
-    "training": "epoch,val_loss,val_accuracy,train_loss\n1,0.5,0.9,\n2,0.3,0.95,0.4\n3,0.2,0.96,0.25\n",
-}
-METRICS = {"accuracy": 0.96, "precision": 0.97, "recall": 0.93, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.12}
-
-
-def write_pr_side(
-    repo: Path,
-    metrics: dict | None = None,
-    params_edit=None,
-    data_md5: str = "abc123.dir",
-    predictions: str | None = None,
-) -> None:
-    """The files a pipeline run leaves: metrics, plot CSVs, validation report, meta; plus params/data.dvc."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["lr"] = 0.003  # a fixed baseline, whatever this checkout's params.yaml says
-    if params_edit:
-        params_edit(params)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": data_md5, "path": "data"}]}))
-    (repo / "eval/plots").mkdir(parents=True, exist_ok=True)
-    for name, text in PLOTS.items():
-        (repo / f"eval/plots/{name}.csv").write_text(text)
-    (repo / "eval/metrics.json").write_text(json.dumps(metrics or METRICS))
-    if predictions is not None:
-        (repo / "eval/predictions.csv").write_text(predictions)
-    (repo / "reports").mkdir(exist_ok=True)
-    (repo / "reports/validation.json").write_text(
-        json.dumps({"rows": 569, "class_balance": {"benign": 357, "malignant": 212}})
-    )
-    (repo / "artifacts/model").mkdir(parents=True, exist_ok=True)
-    (repo / "artifacts/model/meta.json").write_text(
-        json.dumps({"mlflow": {"run_id": "r123", "experiment": "exp", "tracking_uri": "sqlite:///mlflow.db"}})
-    )
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    """main: a trained project (metrics committed); reports and artifacts stay untracked, as with DVC."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    write_pr_side(path)
-    (path / ".gitignore").write_text("reports/\nartifacts/\nreport/\n")
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-q", "-m", "main"], path)
-    sh(["git", "checkout", "-q", "-b", "pr"], path)
-    monkeypatch.chdir(path)
-    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
-    return path
-
-
-def report(repo: Path) -> str:
-    return (repo / "report" / "report.md").read_text()
+from tests.review.synthetic import METRICS, report, write_pr_side
 
 
 def side(metrics: dict) -> Side:
@@ -119,10 +57,10 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
     assert run() == 1
     text = report(repo)
     assert text.splitlines()[0] == "## Model report: ❌ 3 of 6 gates failed"
-    assert "- ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
+    assert "*   ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
     assert (
-        "- ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop +0.0600, allowed 0.02 (over by 0.0400)"
-        "; no paired interval: threshold only" in text
+        "*   ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop +0.0600, allowed 0.02 "
+        "(over by 0.0400); no paired interval: threshold only" in text
     )
     assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** <sub>(no interval)</sub> |" in text
     assert "<details open><summary>Gates: 3 of 6 passed" in text  # failed gates unfold

@@ -1,0 +1,70 @@
+"""The report is already in the form CML's markdown writer gives back, so the PR comment is report.md.
+
+CML re-serializes the markdown with its own remark 13 when it publishes images; anything not in that
+form (`-` bullets, `---`, a bare `[`) would come back changed. This runs that same remark, from the real
+CML the workflow tests install (tests/github/cml.py), on reports of every kind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+
+from tests.github.cml import real_cml
+from tests.repo import sh
+from tests.review.synthetic import METRICS, report, write_pr_side
+from tests.review.test_slices_baselines import predictions_csv, proba_for
+
+ROUND_TRIP = """
+const remark = require('remark');
+let input = '';
+process.stdin.on('data', (chunk) => { input += chunk; });
+process.stdin.on('end', async () => {
+  const out = await remark().process(input);
+  process.stdout.write(out.toString().replace(/\\\\&(.+)=/g, '&$1='));
+});
+"""
+
+
+def through_cml_remark(markdown: str) -> str:
+    node_modules = real_cml().resolve().parents[3]  # node_modules/@dvcorg/cml/bin/cml.js
+    return subprocess.run(
+        ["node", "-e", ROUND_TRIP],
+        input=markdown,
+        text=True,
+        capture_output=True,
+        check=True,
+        env={"NODE_PATH": str(node_modules), "PATH": "/usr/bin:/bin"},
+    ).stdout
+
+
+def test_reports_survive_cmls_markdown_writer_unchanged(repo):
+    from model.report import run
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    groups = np.array(["a_1"] * 30 + ["b"] * 30)
+    write_pr_side(repo, predictions=predictions_csv(y, proba_for(y, np.ones(60, dtype=bool)), groups))
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "main with predictions"], repo)
+    sh(["git", "branch", "-f", "main"], repo)
+    wrong = np.zeros(60, dtype=bool)
+    wrong[30:45] = True
+    cases = {
+        "passing": ({**METRICS, "accuracy": 0.97}, np.zeros(60, dtype=bool), None),
+        "failing, slice regressed, gates changed": (
+            {**METRICS, "accuracy": 0.85},
+            wrong,
+            lambda p: p["gates"]["min"].update(accuracy=0.5),
+        ),
+    }
+    for name, (metrics, misses, edit) in cases.items():
+        proba = proba_for(y, ~misses)
+        write_pr_side(repo, metrics, params_edit=edit, predictions=predictions_csv(y, proba, groups))
+        (repo / "eval/plots/slices.csv").write_text(
+            "slice,bin,rows,accuracy,accuracy_low,accuracy_high\ngrade,a_1,30,1.0,1.0,1.0\ngrade,b,30,0.5,0.3,0.7\n"
+        )
+        run()
+        text = report(repo)
+        assert through_cml_remark(text) == text, name
