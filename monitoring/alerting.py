@@ -14,6 +14,7 @@ import re
 
 from monitoring.policy import ALERT_ENV
 
+TOP = 10  # drifted columns named in an alert; the rest are counted
 LEVELS = {"drift": "warning", "performance": "failure", "not_enough_data": "info", "error": "failure"}
 
 
@@ -45,14 +46,15 @@ def notify(title: str, body: str, level: str = "warning") -> bool:
 
 def decision_alert(summary: dict, report_hint: str = "") -> bool:
     """The alert for a drift-check decision (the caller skips no_drift)."""
+    from monitoring.drift import drifted_columns
+
     decision = summary["decision"]
     lines = [f"Decision: {decision}", *[f"- {r}" for r in summary["reasons"]]]
-    drifted = [c for c in ((summary.get("features") or {}).get("columns") or []) if c["drifted"]]
+    drifted = drifted_columns(summary)
     if drifted:
-        lines.append(
-            "Drifted columns: "
-            + ", ".join(f"{c['column']} ({c['method']} {c['score']:.3g})" for c in drifted)
-        )
+        named = ", ".join(f"{c['column']} ({c['method']} {c['score']:.3g})" for c in drifted[:TOP])
+        more = f", and {len(drifted) - TOP} more" if len(drifted) > TOP else ""
+        lines.append(f"Drifted columns: {named}{more}")
     if report_hint:
         lines.append(report_hint)
     return notify(f"mlops drift: {decision}", "\n".join(lines), LEVELS.get(decision, "warning"))

@@ -108,6 +108,16 @@ def _method_name(method: str | None, column: str) -> str:
         return str(method)
 
 
+def _decisive(col: dict, policy: Policy) -> bool:
+    """A critical column decides alone only at the family-wise p-value `critical_p_value`, split over the
+    critical columns (Bonferroni): each would otherwise add its own 5% of false alarms."""
+    if not col["drifted"]:
+        return False
+    if "p_value" not in str(col["method"]):
+        return True  # a distance: its threshold is the verdict
+    return col["score"] < policy.critical_p_value / max(len(policy.critical), 1)
+
+
 def _severity(col: dict) -> float:
     """Smaller = more drifted, across p-value tests (low means drift) and distances (high means drift)."""
     score, threshold = col["score"], col["threshold"] or 1.0
@@ -287,7 +297,7 @@ def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFram
     count = sum(c["drifted"] for c in columns)
     total = sum(c["weight"] for c in columns) or 1.0
     share = sum(c["weight"] for c in columns if c["drifted"]) / total
-    critical = [c["column"] for c in columns if c["drifted"] and c["critical"]]
+    critical = [c["column"] for c in columns if c["critical"] and _decisive(c, policy)]
     features = {
         "drifted": share >= policy.drift_share or bool(critical),
         "drifted_count": count,
@@ -309,6 +319,7 @@ def _prediction_drift(
     preceding window): a model that grows unsure shifts its probabilities before its predicted classes."""
     result = {"class_mix": mix, "probabilities": None, "drifted": bool(mix and mix["drifted"])}
     proba = [c for c in current.columns if c.startswith("proba_")]
+    proba = proba[-1:] if len(proba) == 2 else proba  # binary: p(benign) = 1 - p(malignant), one test
     if not policy.probabilities or not proba:
         return result if mix else None
     cur = current[proba].dropna()

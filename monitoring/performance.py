@@ -223,6 +223,19 @@ def check(policy: Policy, classes: list[str], log: pd.DataFrame, out: Path) -> d
     return result
 
 
+def performance_line(result: dict) -> str:
+    """One console line: the metrics against the champion, or why performance was not checked."""
+    if not result["checked"]:
+        return f"performance not checked: {result.get('note', '')}"
+    parts = ", ".join(
+        f"{r['metric']} {r['value']:.3f} (champion {r['baseline']:.3f})"
+        for r in result["regressions"]
+        if r["value"] is not None and r["baseline"] is not None
+    )
+    state = "REGRESSED" if result["regressed"] else "no regression"
+    return f"performance on {result['rows']} labelled rows: {parts}: {state}"
+
+
 def _feedback_stats(stats: ReadStats, rows: int) -> dict:
     return {"location": stats.location, "files": stats.files, "records": rows, "malformed": stats.malformed}
 

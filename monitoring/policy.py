@@ -59,6 +59,7 @@ class Policy:
     retrain_on: tuple[str, ...]
     report_dir: str
     critical: tuple[str, ...] = ()  # any one of these drifting is feature drift on its own
+    critical_p_value: float = 0.01  # ... at this family-wise p-value (split over the critical columns)
     weights: dict[str, float] = field(default_factory=dict)  # share rule weights; absent = 1
     staleness: timedelta | None = None  # newest record older than this = a blind monitor, an error
     probabilities: bool = True  # prediction drift also on the logged class probabilities
@@ -128,6 +129,7 @@ def load_policy(
         top_features=int(pr.get("top_features", 10)),
         seed=params.seed,
         critical=critical,
+        critical_p_value=float(mon.get("critical_p_value", 0.01)),
         weights=weights,
         staleness=parse_window(mon.get("staleness")),
         probabilities=bool((mon.get("prediction") or {}).get("probabilities", True)),

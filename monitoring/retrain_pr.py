@@ -1,11 +1,15 @@
-"""`mlops retrain-pr`: turn a drift decision into exactly one retraining PR.
+"""`mlops retrain-pr`: turn a retraining decision (drift or performance) into exactly one retraining PR.
 
 The PR changes only `data.dvc`: the new snapshot (training table + labelled production records) is
-pushed to the DVC remote, the commit goes to a `retrain/...` branch, and pr.yml then retrains and
-reports on it like any other PR. If a retraining PR is already open, its branch is force-updated
-and its body rewritten: re-running the job never opens a second one. The working tree is left as
-it was (the new data stays in the DVC cache and on the branch), so a local run changes nothing you
-have checked out.
+pushed to the DVC remote, the commit goes to the ONE branch `retrain/<base>`, and pr.yml then retrains
+and reports on it like any other PR.
+
+Exactly one PR, even for two runs racing from two clones: creating the branch is the lock. The push
+that creates `retrain/<base>` is create-only (`--force-with-lease=<ref>:` with an empty expected value),
+so the git server lets one run create it and rejects the other. The winner opens the PR; the loser
+refreshes the branch (a lease on the tip it saw) and updates the PR, which it looks up by head AFTER its
+push. A snapshot whose tree equals the base's (an empty diff) proposes nothing. The working tree is left
+as it was (the new data stays in the DVC cache and on the branch).
 """
 
 from __future__ import annotations
@@ -15,20 +19,20 @@ import json
 import os
 import subprocess
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 from mlops.errors import UserError
 from mlops.params import Params
 from model.dataset import bootstrap, dvc
 from monitoring.actions import set_outputs, step_summary
-from monitoring.drift import DRIFT, SUMMARY, markdown
+from monitoring.drift import PERFORMANCE, RETRAIN, SUMMARY, markdown
 from monitoring.github import GitHub
 from monitoring.policy import Policy
 from monitoring.snapshot import Snapshot, build
 
 DATA_DVC = "data.dvc"
 MARKER = "<!-- mlops:retrain-pr -->"  # identifies the body as ours for readers and tools
+LOSER_WAIT = 20.0  # s the run that lost the branch race waits for the winner's PR before opening one
 BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
 
 
@@ -65,23 +69,71 @@ def commit_file(branch: str, path: str, message: str) -> str:
     return commit
 
 
-def push_branch(commit: str, branch: str, url: str, token: str | None) -> None:
-    """Force-push (the branch is ours alone); an https remote gets the token the way actions/checkout does."""
-    auth = []
-    if token and url.startswith("https://"):
-        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        auth = ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
-    git(*auth, "push", "--force", "origin", f"{commit}:refs/heads/{branch}")
+def _auth(url: str, token: str | None) -> list[str]:
+    """An https remote gets the token the way actions/checkout passes it: an extra header, never the URL."""
+    if not (token and url.startswith("https://")):
+        return []
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
 
 
-def _body(summary: dict, snap: Snapshot, feedback: str, report_link: str | None, top: int) -> str:
+def remote_tip(branch: str, auth: list[str]) -> str | None:
+    out = git(*auth, "ls-remote", "origin", f"refs/heads/{branch}")
+    return out.split()[0] if out else None
+
+
+def push_branch(commit: str, branch: str, url: str, token: str | None) -> tuple[bool, bool]:
+    """(created, pushed). Create the branch, or, if another run created it, move it to our commit.
+
+    The create is the lock: `--force-with-lease=<ref>:` (empty expected value) succeeds only if the
+    branch does not exist, atomically on the git server. The update leases the tip we saw, so two
+    refreshes never overwrite each other blindly; the same tree as the tip is left alone."""
+    auth = _auth(url, token)
+    ref = f"refs/heads/{branch}"
+    if _try_push(auth, f"--force-with-lease={ref}:", commit, ref):
+        return True, True
+    for _ in range(5):
+        tip = remote_tip(branch, auth)
+        if tip is None:  # no branch, yet the create failed: not a race but git itself (auth, network)
+            _try_push(auth, f"--force-with-lease={ref}:", commit, ref, must=True)
+            return True, True
+        git(*auth, "fetch", "-q", "origin", f"+{ref}:refs/remotes/origin/{branch}", check=False)
+        if _tree(tip) == _tree(commit):
+            return False, False  # the other run pushed the same snapshot: nothing to refresh
+        if _try_push(auth, f"--force-with-lease={ref}:{tip}", commit, ref):
+            return False, True
+    raise UserError(f"could not push {branch}: it kept changing under this run (another retrain-pr?)")
+
+
+def _try_push(auth: list[str], lease: str, commit: str, ref: str, must: bool = False) -> bool:
+    """True when the leased push went through; False when the lease did not hold (or raise, if `must`)."""
+    proc = subprocess.run(
+        ["git", *auth, "push", lease, "origin", f"{commit}:{ref}"], text=True, capture_output=True
+    )
+    if proc.returncode and must:
+        raise UserError(f"git push origin {ref} failed: {proc.stderr.strip()}")
+    return proc.returncode == 0
+
+
+def _tree(rev: str) -> str | None:
+    return git("rev-parse", "--verify", "-q", f"{rev}^{{tree}}", check=False) or None
+
+
+def _body(
+    summary: dict, snap: Snapshot, feedback: str, report_link: str | None, top: int, branch: str
+) -> str:
     fb = snap.feedback
     balance = ", ".join(f"{k} {v}" for k, v in snap.class_balance.items())
     return "\n".join(
         [
             MARKER,
-            "Production inputs drifted from the training data, so this PR proposes retraining on a new data"
-            " snapshot. It changes only `data.dvc`; the PR workflow retrains and reports on it.",
+            (
+                "The model's performance on labelled production data fell below the champion's"
+                if summary["decision"] == PERFORMANCE
+                else "Production data drifted from the training data"
+            )
+            + ", so this PR proposes retraining on a new data snapshot. It changes only `data.dvc`;"
+            " the PR workflow retrains and reports on it.",
             "",
             markdown(summary, report_link=report_link, top=top),
             "",
@@ -93,7 +145,7 @@ def _body(summary: dict, snap: Snapshot, feedback: str, report_link: str | None,
             "- Validated with the training schema (`mlops validate`); pushed to the DVC remote.",
             "",
             "Review: `git fetch origin && git switch <this branch> && dvc pull && dvc repro`."
-            " Re-running the drift job updates this PR instead of opening another.",
+            f" Re-running the drift job updates this PR (branch `{branch}`) instead of opening another.",
         ]
     )
 
@@ -110,41 +162,39 @@ def run(
     if not path.exists():
         raise UserError(f"{path}: no drift summary; run `mlops drift` first")
     summary = json.loads(path.read_text())
-    if summary["decision"] != DRIFT and not force:
+    if summary["decision"] not in RETRAIN and not force:
         print(f"retrain-pr: the drift decision is {summary['decision']!r}: no retraining PR")
         return 0
     if git("status", "--porcelain", "--", DATA_DVC):
         raise UserError(f"{DATA_DVC} has uncommitted changes; the retraining branch is built on HEAD")
-    github = GitHub.from_env() if push else None
-    existing = github.open_pull(policy.base, policy.branch_prefix) if github else None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    branch = existing["head"]["ref"] if existing else f"{policy.branch_prefix}drift-{stamp}"
+    branch = f"{policy.branch_prefix}{policy.base}"  # one fixed branch per base: the lock
     if git("branch", "--show-current", check=False) == branch:
         raise UserError(f"{branch} is checked out; run retrain-pr from {policy.base}")
+    github = GitHub.from_env() if push else None
 
     bootstrap(pull=True, push=False)  # the data data.dvc names, from the remote (or the bundled copy)
     snap = build(params.data, policy.feedback)
     if snap.new_rows == 0:
-        note = (
-            f"drift, but no new labelled records at {policy.feedback} ({snap.duplicates} already in the"
-            " data): nothing to retrain on yet, no PR"
+        return _nothing(
+            f"{summary['decision']}, but no new labelled records at {policy.feedback} ({snap.duplicates}"
+            " already in the data): nothing to retrain on yet, no PR"
         )
-        print(f"::warning::{note}" if os.environ.get("GITHUB_ACTIONS") else f"retrain-pr: {note}")
-        step_summary(f"**Retraining PR:** {note}")
-        return 0
     try:
         dvc("commit", "--force", DATA_DVC)
         if push:
             pushed = dvc("push", DATA_DVC, check=False)
             if pushed.returncode != 0:
                 raise UserError(f"dvc push failed, nothing proposed:\n{pushed.stderr.strip()}")
-        message = f"Retrain on drifted data: +{snap.new_rows} labelled production rows\n\n" + "\n".join(
-            summary["reasons"]
+        message = (
+            f"Retrain ({summary['decision']}): +{snap.new_rows} labelled production rows\n\n"
+            + "\n".join(summary["reasons"])
         )
         commit = commit_file(branch, DATA_DVC, message)
     finally:  # back to the checked-out version: the snapshot lives on in the DVC cache and the branch
         git("checkout", "HEAD", "--", DATA_DVC)
         dvc("checkout", "--force", DATA_DVC, check=False)
+    if _tree(commit) == _tree("HEAD"):
+        return _nothing(f"the new snapshot equals {policy.base}'s data: an empty diff, no PR")
     print(
         f"retrain-pr: {snap.path} +{snap.new_rows} rows ({snap.rows} total), validated; commit {commit[:10]}"
         f" on branch {branch}"
@@ -155,8 +205,9 @@ def run(
         print(f"retrain-pr: {why}: branch {branch} is local only (`git switch {branch} && dvc checkout`)")
         set_outputs(branch=branch)
         return 0
-    push_branch(commit, branch, origin, github.token if github else None)
-    print(f"retrain-pr: pushed {branch} to origin; the data is in the DVC remote")
+    created, pushed = push_branch(commit, branch, origin, github.token if github else None)
+    state = "created" if created else "refreshed" if pushed else "already held this snapshot"
+    print(f"retrain-pr: {branch} on origin {state}; the data is in the DVC remote")
     set_outputs(branch=branch)
     if github is None:
         print(
@@ -164,18 +215,20 @@ def run(
             f" {branch} yourself, or run this in the drift workflow"
         )
         return 0
-    title = f"Retrain: data drift, +{snap.new_rows} labelled production rows"
-    body = _body(summary, snap, policy.feedback, report_link, policy.top_features)
-    if existing:
-        pull = github.call("PATCH", f"pulls/{existing['number']}", {"title": title, "body": body})
-        action = "updated"
-    else:
-        pull = github.call(
-            "POST", "pulls", {"title": title, "head": branch, "base": policy.base, "body": body}
-        )
-        action = "opened"
-    url = pull.get("html_url", "")
-    print(f"retrain-pr: {action} PR #{pull['number']} {url}")
-    set_outputs(pr_number=str(pull["number"]), pr_url=url, action=action)
-    step_summary(f"**Retraining PR:** {action} #{pull['number']} {url} (branch `{branch}`)")
+    why = "performance regression" if summary["decision"] == PERFORMANCE else "data drift"
+    title = f"Retrain: {why}, +{snap.new_rows} labelled production rows"
+    body = _body(summary, snap, policy.feedback, report_link, policy.top_features, branch)
+    action, pull = github.open_or_update(
+        branch, policy.base, title, body, opened_by_us=created, wait=LOSER_WAIT
+    )
+    url = pull.html_url or ""
+    print(f"retrain-pr: {action} PR #{pull.number} {url}")
+    set_outputs(pr_number=str(pull.number), pr_url=url, action=action)
+    step_summary(f"**Retraining PR:** {action} #{pull.number} {url} (branch `{branch}`)")
+    return 0
+
+
+def _nothing(note: str) -> int:
+    print(f"::warning::{note}" if os.environ.get("GITHUB_ACTIONS") else f"retrain-pr: {note}")
+    step_summary(f"**Retraining PR:** {note}")
     return 0

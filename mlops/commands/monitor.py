@@ -22,6 +22,7 @@ def _drift(args) -> int:
     from monitoring import alerting
     from monitoring.drift import BLIND_EXIT, NO_DRIFT, BlindError, check, drifted_columns
     from monitoring.inference_log import parse_ts
+    from monitoring.performance import performance_line
 
     params, policy = _policy(args)
     hint = f"Run: {args.run_link}" if args.run_link else ""
@@ -38,6 +39,7 @@ def _drift(args) -> int:
         )
     for reason in summary["reasons"]:
         print(f"drift: {reason}")
+    print(f"drift: {performance_line(summary['performance'])}")
     for name, path in (
         ("report", summary["report"]),
         ("performance report", summary["performance"]["report"]),

@@ -1,7 +1,8 @@
 """drift.yml under act, against the GitHub API test server, a local bare git remote and the DVC remote.
 
-One repository, three scheduled runs: drifted inputs open exactly one retraining PR; more labels and a
-re-run update that PR; an undrifted window opens nothing. Then the retraining branch is trained.
+One repository, three scheduled runs: drifted inputs open exactly one retraining PR (and alert the
+webhook in the MLOPS_ALERT_URLS secret); more labels and a re-run update that PR; an undrifted window opens
+nothing. Then the retraining branch is trained.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 
 from tests.github.act import pr_checkout
 from tests.monitoring import logs
+from tests.monitoring.conftest import Webhook
 from tests.repo import clone, sh
 
 
@@ -45,22 +47,34 @@ def test_drift_workflow_opens_then_updates_one_pr_and_the_branch_trains(
     prod = tmp_path / "prod"
     production(trained_repo, prod, "drifted", 150, seed=1, sd=1.0)
 
-    def run(name: str):
+    hook = Webhook()  # the alert receiver, on 127.0.0.1 like act's runner
+
+    def run(name: str, secrets: dict | None = None):
         where = {
             "INFERENCE_LOG_URI": str(prod / name / "logs"),
             "FEEDBACK_URI": str(prod / "drifted" / "feedback"),
             "DVC_REMOTE_URL": str(dvc_remote),
         }
         return act.run(
-            repo, "workflow_dispatch", {"inputs": {"window": "30d"}}, workflow="drift.yml", variables=where
+            repo,
+            "workflow_dispatch",
+            {"inputs": {"window": "30d"}},
+            workflow="drift.yml",
+            variables=where,
+            secrets=secrets,
         )
 
-    first = run("drifted")
+    try:
+        first = run("drifted", {"MLOPS_ALERT_URLS": hook.url})
+    finally:
+        hook.close()
     assert first.returncode == 0, first
     assert first.jobs() == {"detect": "succeeded", "retrain-pr": "succeeded"}
+    (alert,) = hook.received
+    assert alert["title"] == "mlops drift: drift" and "/actions/runs/" in alert["message"]
     (pull,) = github_server.state.pulls
     branch = pull["head"]["ref"]
-    assert branch.startswith("retrain/") and pull["state"] == "open"
+    assert branch == "retrain/main" and pull["state"] == "open"
     assert "Drift detected" in pull["body"] and "**150 new labelled production rows**" in pull["body"]
     assert sh(["git", "diff", "--name-only", "main", branch], bare).stdout.split() == ["data.dvc"]
     new_md5 = md5(sh(["git", "show", f"{branch}:data.dvc"], bare).stdout)

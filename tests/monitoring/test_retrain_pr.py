@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.github.server import FakeGitHub, make_certificate
 from tests.monitoring import logs
-from tests.repo import copy_project, sh
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+from tests.repo import clone, copy_project, env, sh
 
 
 @pytest.fixture
-def github(tls):
-    with FakeGitHub(*tls) as server:
-        yield server
+def github(github_server):
+    return github_server
+
+
+def api_env(github) -> dict[str, str]:
+    return {
+        "GITHUB_REPOSITORY": "acme/model",
+        "GH_TOKEN": "t0ken",
+        "GITHUB_API_URL": github.api_url,
+        "SSL_CERT_FILE": str(github.ca_bundle),
+    }
 
 
 def project(tmp: Path) -> tuple[Path, Path, Path]:
@@ -62,12 +67,7 @@ def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the helpers read params.yaml from the cwd
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
     repo, bare, remote = project(tmp_path)
-    api = {
-        "GITHUB_REPOSITORY": "acme/model",
-        "GH_TOKEN": "t0ken",
-        "GITHUB_API_URL": github.api_url,
-        "SSL_CERT_FILE": str(github.ca_bundle),
-    }
+    api = api_env(github)
     main_dvc = (repo / "data.dvc").read_text()
 
     production(repo, 150, seed=1, sd=1.0)
@@ -76,7 +76,7 @@ def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch):
     assert "opened PR #1" in out
     (pull,) = github.state.pulls
     branch = pull["head"]["ref"]
-    assert branch.startswith("retrain/drift-") and pull["base"]["ref"] == "main"
+    assert branch == "retrain/main" and pull["base"]["ref"] == "main"
     body = pull["body"]
     assert "### Drift check: **Drift detected**" in body and re.search(r"\| `\w+` \| K-S p_value \| ", body)
     assert (
@@ -123,3 +123,94 @@ def test_no_new_labels_means_no_pr(tmp_path, github, monkeypatch):
     ).stdout
     assert "nothing to retrain on yet, no PR" in out
     assert github.state.pulls == [] and sh(["git", "branch", "--list", "retrain/*"], bare).stdout == ""
+
+
+def two_clones(tmp_path: Path, repo: Path, bare: Path, remote: Path) -> list[Path]:
+    """Two clones of one origin, each with the drift summary and the labels the drift job left in `repo`."""
+    sh(["git", "symbolic-ref", "HEAD", "refs/heads/main"], bare)  # clones check out main
+    clones = []
+    for name in ("runner-a", "runner-b"):
+        work = clone(bare, tmp_path / name, remote)
+        shutil.copytree(repo / "feedback", work / "feedback")
+        (work / "reports/drift").mkdir(parents=True)
+        shutil.copy(repo / "reports/drift/summary.json", work / "reports/drift/summary.json")
+        clones.append(work)
+    return clones
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_from_two_clones_open_exactly_one_pr_ten_times(tmp_path, github, monkeypatch):
+    """Both runs start together; the branch create is the lock: one opens, the other updates."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, bare, remote = project(tmp_path)
+    production(repo, 150, seed=1, sd=1.0)
+    sh(["mlops", "drift"], repo)
+    clones = two_clones(tmp_path, repo, bare, remote)
+    for round_ in range(10):
+        runs = [
+            subprocess.Popen(
+                ["mlops", "retrain-pr"],
+                cwd=work,
+                env=env(**api_env(github)),
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for work in (clones if round_ % 2 else clones[::-1])
+        ]
+        outs = [run.communicate(timeout=300)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outs
+        assert len(github.state.pulls) == 1, f"round {round_}: {len(github.state.pulls)} PRs\n" + "\n".join(
+            outs
+        )
+        assert sorted(re.search(r"(opened|updated) PR #1", out)[1] for out in outs) == [
+            "opened",
+            "updated",
+        ], outs
+        assert sh(["git", "diff", "--name-only", "main", "retrain/main"], bare).stdout.split() == ["data.dvc"]
+        # the next round starts from scratch: the PR merged or closed and its branch deleted
+        github.state.pulls.clear()
+        sh(["git", "update-ref", "-d", "refs/heads/retrain/main"], bare)
+    assert len(github.calls("POST", r"/repos/acme/model/pulls")) >= 10
+
+
+@pytest.mark.slow
+def test_label_flips_open_a_performance_pr(tmp_path, github, monkeypatch):
+    """Inputs unchanged, 30% of the labels flipped: the performance rule alone proposes retraining."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, _, _ = project(tmp_path)
+    production(repo, 200, seed=4, sd=0.0)
+    (labels,) = (repo / "feedback").iterdir()
+    records = [json.loads(line) for line in labels.read_text().splitlines()]
+    for record in records[::3]:  # a third of the labels: the world changed what the inputs mean
+        record["label"] = "benign" if record["label"] == "malignant" else "malignant"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = sh(["mlops", "drift"], repo).stdout
+    assert "decision: performance" in out
+    out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
+    assert "opened PR #1" in out
+    (pull,) = github.state.pulls
+    assert pull["title"].startswith("Retrain: performance regression, +200 labelled production rows")
+    assert "### Drift check: **Performance regressed**" in pull["body"]
+    assert "| accuracy |" in pull["body"]
+
+
+@pytest.mark.slow
+def test_a_second_run_in_one_checkout_updates_and_merged_data_opens_nothing(tmp_path, github, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, _, _ = project(tmp_path)
+    production(repo, 150, seed=1, sd=1.0)
+    sh(["mlops", "drift"], repo)
+    assert "opened PR #1" in sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
+    out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
+    assert "already held this snapshot" in out and "updated PR #1" in out
+    assert len(github.state.pulls) == 1
+
+    # main now holds the snapshot (the PR merged): the same labels again would be an empty diff
+    sh(["git", "merge", "-q", "--ff-only", "retrain/main"], repo)
+    github.state.pulls.clear()
+    out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
+    assert "no new labelled records" in out and github.state.pulls == []
