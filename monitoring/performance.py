@@ -76,7 +76,7 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict:
     return {k: None if v is None else round(float(v), 6) for k, v in out.items()}
 
 
-def _row_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+def row_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     values = frame[columns].to_numpy(dtype=np.float32)
     return pd.Series([row.tobytes() for row in values], index=frame.index)
 
@@ -85,8 +85,8 @@ def join(log: pd.DataFrame, feedback: pd.DataFrame, columns: list[str]) -> pd.Da
     """Logged rows (prediction, probabilities, ts) that have a label, one per feedback record."""
     if log.empty or feedback.empty:
         return log.iloc[:0].assign(label=pd.Series(dtype=object))
-    left = log.assign(_key=_row_key(log, columns)).drop_duplicates(["request_id", "_key"])
-    right = feedback.assign(_key=_row_key(feedback, columns)).drop_duplicates(["request_id", "_key"])
+    left = log.assign(_key=row_key(log, columns)).drop_duplicates(["request_id", "_key"])
+    right = feedback.assign(_key=row_key(feedback, columns)).drop_duplicates(["request_id", "_key"])
     right = right[["request_id", "_key", "label"]].dropna(subset=["request_id"])
     return left.merge(right, on=["request_id", "_key"], how="inner").drop(columns="_key")
 

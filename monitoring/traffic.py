@@ -22,7 +22,8 @@ from mlops.errors import UserError
 from mlops.params import Params
 from model.dataset import read_table
 from model.prepare import clean_frame
-from monitoring.inference_log import list_files
+from monitoring.inference_log import log_files, read_jsonl
+from monitoring.performance import row_key
 from monitoring.policy import Policy
 
 JITTER = 0.01
@@ -90,6 +91,8 @@ def run(
         )
     client.close()
     logged = wait_for_log(policy.inference_log, before + max(normal, 0) + max(shifted, 0))
+    matched = attach_request_ids(target, policy.inference_log, features)
+    print(f"simulate-traffic: {matched} labels carry the request_id the server logged (the join key)")
     print(
         f"simulate-traffic: the server logged {logged - before} rows to {policy.inference_log};"
         f" labels -> {target}"
@@ -98,11 +101,28 @@ def run(
 
 
 def logged_rows(location: str) -> int:
+    """Lines in every log file, rotated and gzipped ones included (rotation must not look like loss)."""
     total = 0
-    for fs, path in list_files(location, (".jsonl",)):
-        with fs.open(path, "rb") as fh:
+    for fs, path, kind in log_files(location)[1]:
+        with fs.open(path, "rb", compression="gzip" if kind == "gzipped" else None) as fh:
             total += sum(1 for _ in fh)
     return total
+
+
+def attach_request_ids(labels: Path, log: str, features: list[str]) -> int:
+    """Give each label the request_id the server logged for its row, as a labelling process that keys
+    its labels by request would: the handler assigns the id, and the response does not carry it."""
+
+    rows, _ = read_jsonl(log, features, keys=("request_id",))
+    ids = dict(zip(row_key(rows, features), rows["request_id"], strict=True))
+    records = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame([r["features"] for r in records], columns=features)
+    matched = 0
+    for record, key in zip(records, row_key(frame, features), strict=True):
+        if key in ids:
+            record["request_id"], matched = ids[key], matched + 1
+    labels.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return matched
 
 
 def wait_for_log(location: str, expected: int, timeout: float = 10.0) -> int:
