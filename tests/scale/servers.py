@@ -173,6 +173,14 @@ def start_postgres(timeout: float = 60) -> Server:
     server = _spawn("postgres", cmd, port, log, user=user)
     server.cleanup.append(root)
     server.wait_ready(timeout)
+    # The port opens before recovery ends ("the database system is starting up"): ask the server itself.
+    ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
+    deadline = time.monotonic() + timeout
+    while subprocess.run(ready).returncode != 0:
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"postgres not accepting connections:\n{server.tail()}")
+        time.sleep(0.2)
     return server
 
 
