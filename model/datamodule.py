@@ -23,8 +23,6 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from mlops.errors import UserError
 
 LABEL = "label"
-READ_ROWS = 65_536  # rows decoded at a time when streaming a Parquet split
-READ_BUFFER = 1 << 20  # bytes: read column pages as needed, not whole column chunks
 
 
 def to_tensors(frame: pd.DataFrame, features: list[str]) -> TensorDataset:
@@ -49,32 +47,27 @@ def parquet_rows(path: Path) -> int:
 
 
 def read_block(path: Path, features: list[str], start: int, stop: int) -> TensorDataset:
-    """Rows [start, stop) of a Parquet split as float32 features and int64 labels, streamed: peak memory
-    is the block plus one decoded batch, whatever the file's size. Row groups outside the block are
-    skipped without being read."""
+    """Rows [start, stop) of a Parquet split as float32 features and int64 labels. Read one column of
+    one row group at a time, so peak memory is the block plus one column chunk, whatever the file's
+    size; row groups outside the block are not read at all."""
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(path, buffer_size=READ_BUFFER)
+    source = pq.ParquetFile(path)
     x = np.empty((stop - start, len(features)), dtype=np.float32)
     y = np.empty(stop - start, dtype=np.int64)
     first = 0  # index of the current row group's first row in the file
     for group in range(source.metadata.num_row_groups):
         rows = source.metadata.row_group(group).num_rows
-        if first + rows <= start or first >= stop:
-            first += rows
-            continue
-        at = first
-        for batch in source.iter_batches(
-            batch_size=READ_ROWS, row_groups=[group], columns=[*features, LABEL], use_threads=False
-        ):
-            lo, hi = max(start, at), min(stop, at + batch.num_rows)
-            if lo < hi:
-                for j, name in enumerate(features):
-                    x[lo - start : hi - start, j] = batch.column(name).to_numpy()[lo - at : hi - at]
-                y[lo - start : hi - start] = batch.column(LABEL).to_numpy()[lo - at : hi - at]
-            at += batch.num_rows
-            if at >= stop:
-                break
+        lo, hi = max(start, first), min(stop, first + rows)
+        if lo < hi:
+            for j, name in enumerate([*features, LABEL]):
+                column = source.read_row_group(group, columns=[name], use_threads=False).column(0)
+                values = column.to_numpy()[lo - first : hi - first]
+                if name == LABEL:
+                    y[lo - start : hi - start] = values
+                else:
+                    x[lo - start : hi - start, j] = values
+                del column, values
         first += rows
     return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
 

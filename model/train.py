@@ -93,6 +93,7 @@ def export(module, path) -> None:
 def run() -> None:
     import mlflow
     from pytorch_lightning.loggers import MLFlowLogger
+    from pytorch_lightning.utilities import rank_zero_only
 
     from model import tracking
     from model.datamodule import parquet_rows
@@ -100,12 +101,17 @@ def run() -> None:
     params = load_params()
     scaler = json.loads(paths.SCALER.read_text())
     experiment = params.mlflow.get("experiment", "default")
-    # Created lazily by the rank-zero logger: a process that is not rank 0 never opens the store.
-    logger = MLFlowLogger(
-        experiment_name=experiment,
-        tracking_uri=tracking.tracking_uri(),
-        artifact_location=tracking.artifact_location(),
-        log_model=False,
+    # Only rank 0 (as torchrun, SLURM or Lightning's re-launch tell it through the environment) opens
+    # the tracking store: opening creates an embedded sqlite store, and two ranks doing it at once collide.
+    logger = (
+        MLFlowLogger(
+            experiment_name=experiment,
+            tracking_uri=tracking.tracking_uri(),
+            artifact_location=tracking.artifact_location(),
+            log_model=False,
+        )
+        if rank_zero_only.rank == 0
+        else False
     )
     module, trainer = fit(params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler, logger=logger)
     if not trainer.is_global_zero:
