@@ -21,15 +21,18 @@ PREFIX = "slice:"  # column prefix of slice labels in eval/predictions.csv
 
 
 def _check(specs: list, columns: list[str]) -> list[dict]:
+    """Valid specs; one naming a column the data does not have is skipped with a printed warning, so
+    bringing your own data stays an edit of the `data:` section only (the stage log says what to fix)."""
     checked = []
     for i, spec in enumerate(specs or []):
         spec = {"column": spec} if isinstance(spec, str) else dict(spec or {})
         column = spec.get("column")
         if column not in columns:
-            raise ValueError(
-                f"params.yaml: report.slices[{i}].column {column!r} is not a feature column "
+            print(
+                f"evaluate: report.slices[{i}].column {column!r} is not a feature column, slice skipped "
                 f"(slices can use: {', '.join(columns)})"
             )
+            continue
         bins = spec.get("bins")
         if bins is not None and (not isinstance(bins, int) or bins < 2):
             raise ValueError(f"params.yaml: report.slices[{i}].bins must be an integer >= 2, got {bins!r}")

@@ -36,10 +36,12 @@ def test_categorical_and_quantile_slices_label_every_row():
     assert key("q2 39.7–79.3") == "q2" and key("a/b") == "a_b"
 
 
-def test_a_slice_on_a_column_that_is_not_a_feature_is_a_clear_error():
+def test_a_slice_on_a_column_the_data_lacks_is_skipped_and_said(capsys):
+    """Swapping in another table must not need a params edit outside `data:`: the slice is skipped."""
     table = pd.DataFrame({"size": [1.0, 2.0]})
-    with pytest.raises(ValueError, match=r"report.slices\[0\].column 'colour' is not a feature column"):
-        assign(table, table, [{"column": "colour"}])
+    assert list(assign(table, table, [{"column": "colour"}, {"column": "size"}]).columns) == ["slice:size"]
+    said = capsys.readouterr().out
+    assert "report.slices[0].column 'colour' is not a feature column, slice skipped" in said
     with pytest.raises(ValueError, match=r"report.slices\[0\].bins must be an integer >= 2"):
         assign(table, table, [{"column": "size", "bins": 1}])
 
