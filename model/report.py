@@ -376,8 +376,9 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             f"identical to `{base.name}` (unchanged stages are restored from the DVC run-cache)."
         )
     elif comparison.kind is None:
+        lacking = f"`{base.name}` has" if pr.predictions is not None else "this PR has"
         notes.append(
-            f"> ℹ️ `{base.name}` has no per-row predictions (`{paths.PREDICTIONS}`): no paired interval, "
+            f"> ℹ️ {lacking} no per-row predictions (`{paths.PREDICTIONS}`): no paired interval, "
             "so changes carry no verdict and regression gates use their thresholds alone."
         )
     if any(k.startswith("gates.") for k, _, _ in diff):
