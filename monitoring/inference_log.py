@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,7 +26,6 @@ try:  # about 3x faster on big windows; the standard library does the same job
 except ImportError:  # pragma: no cover
     from json import loads as _loads
 
-LOG_NAME = re.compile(r"\.jsonl(\.\d+)?(\.gz)?$")  # x.jsonl, x.jsonl.3, x.jsonl.gz, x.jsonl.3.gz
 CHUNK = 65_536  # rows buffered as Python lists before they become a float64 block
 MAX_EXAMPLES = 5
 
@@ -96,22 +94,33 @@ def list_files(location: str, suffixes: tuple[str, ...]) -> list[tuple[object, s
 
 
 def log_kind(path: str) -> str | None:
-    """'plain', 'rotated' or 'gzipped' for a JSON-lines log file name, None for anything else."""
-    match = LOG_NAME.search(path)
-    if not match:
+    """'plain' (x.jsonl), 'gzipped' (x.jsonl.gz, x.jsonl.3.gz) or 'rotated' (x.jsonl.1, any other
+    x.jsonl*) for a log file name; None for a name without `.jsonl` (the handler's `.partial` files)."""
+    name = path.rsplit("/", 1)[-1]
+    if ".jsonl" not in name:
         return None
-    return "gzipped" if match[2] else "rotated" if match[1] else "plain"
+    return "gzipped" if name.endswith(".gz") else "plain" if name.endswith(".jsonl") else "rotated"
 
 
 def log_files(location: str) -> tuple[bool, list[tuple[object, str, str]]]:
-    """(location exists, [(filesystem, path, kind)]): the file itself, or every `*.jsonl*` log under a dir."""
+    """(location exists, [(filesystem, path, kind)]): the file itself, or every `*.jsonl*` log under a dir.
+
+    A plain file whose gzipped copy `x.jsonl.gz` is already there is skipped: the handler renames the
+    finished gzip into place before it deletes the plain file, so both may be seen for a moment."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(location)
     if not fs.exists(root):
         return False, []
-    paths = [root] if not fs.isdir(root) else sorted(fs.find(root))
-    return True, [(fs, p, kind) for p in paths if (kind := log_kind(p)) or not fs.isdir(root)]
+    if not fs.isdir(root):
+        return True, [(fs, root, log_kind(root) or "plain")]
+    paths = sorted(fs.find(root))
+    present = set(paths)
+    return True, [
+        (fs, p, kind)
+        for p in paths
+        if (kind := log_kind(p)) and not (kind == "plain" and p + ".gz" in present)
+    ]
 
 
 class _Rows:

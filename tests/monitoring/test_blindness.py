@@ -120,3 +120,16 @@ def test_alert_delivery_failure_does_not_hide_the_decision(workspace, drift, mon
     code, summary, out = drift()
     assert (code, summary["decision"]) == (0, "not_enough_data")
     assert "alert: FAILED to send to 1 target(s)" in out
+
+
+def test_a_plain_file_next_to_its_finished_gzip_is_read_once(workspace, drift):
+    """The handler renames `x.jsonl.gz` into place, then deletes `x.jsonl`: a reader in between sees both."""
+    rows = records(held_out())
+    name = "model-host-42-20261123T100000Z-0001.jsonl"  # the handler's names
+    write_jsonl(LOG_DIR / name, rows)
+    with gzip.open(LOG_DIR / f"{name}.gz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    (LOG_DIR / "model-host-42-20261123T110000Z-0002.partial").write_bytes(b"half a gzip")  # skipped
+    code, summary, _ = drift()
+    assert code == 0 and summary["log"]["rows"] == 228
+    assert summary["log"]["kinds"] == {"plain": 0, "rotated": 0, "gzipped": 1}
