@@ -12,13 +12,15 @@ from functools import cache
 from pathlib import Path
 
 VERSION = "0.20.6"  # what pr.yml pins with setup-cml's `version: v0.20.6`
-INSTALLED = Path(sys.executable).parent.parent / "cml" / "node_modules" / ".bin" / "cml"
+WHERE = "cml/node_modules/.bin/cml"  # under the venv (`make cml`)
+PLACES = (Path(sys.prefix) / WHERE, Path(__file__).resolve().parents[2] / ".venv" / WHERE)
 
 
 @cache
 def real_cml() -> Path:
     """Path of the real `cml` executable, checked to be version VERSION; AssertionError otherwise."""
-    path = Path(os.environ.get("CML_BIN") or INSTALLED)
+    found = [Path(os.environ["CML_BIN"])] if os.environ.get("CML_BIN") else [p for p in PLACES if p.exists()]
+    path = (found or [PLACES[-1]])[0]
     if not path.exists():
         raise AssertionError(
             f"the real CML {VERSION} is not installed at {path}: run `make cml` "

@@ -62,6 +62,7 @@ def variables(github_server, dvc_remote: Path | None, tests: str = FAST_TESTS) -
 
 def reproduce_and_commit(repo: Path, message: str) -> str:
     """What the author runs locally (the fix the lock check prints): repro, commit the lock and metrics."""
+    sh(["dvc", "pull"], repo)
     out = sh(["dvc", "repro"], repo).stdout
     sh(["git", "add", "dvc.lock", "eval"], repo)
     commit(repo, message)
