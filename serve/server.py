@@ -100,12 +100,19 @@ def _size(path: Path) -> int:
 
 
 def _worker_error(model_log: str) -> str:
-    """The worker's last traceback, from model_log.log lines `<time> [LEVEL] <thread> - <message>`."""
+    """The worker's own words, from model_log.log lines `<time> [LEVEL] <thread> - <message>`: TorchServe's
+    "Failed to load model ..." line and the traceback after it (else the first traceback): the worker's
+    later "500 - Unknown exception" traceback says nothing."""
     lines = [line.split(" - ", 1)[1] if " - " in line else line for line in model_log.splitlines()]
     lines = [line for line in lines if line.strip() and not line.startswith("[METRICS]")]
-    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
-    shown = lines[starts[-1] :] if starts else lines[-15:]
-    return "\n".join(shown[-40:])
+    start = next((i for i, line in enumerate(lines) if line.startswith("Failed to load model")), None)
+    if start is None:
+        start = next(
+            (i for i, line in enumerate(lines) if line.startswith("Traceback")), max(0, len(lines) - 15)
+        )
+    end = next((i for i in range(start + 2, len(lines)) if lines[i].startswith("Traceback")), len(lines))
+    chunk = lines[start:end]
+    return "\n".join(chunk if len(chunk) <= 40 else [chunk[0], "...", *chunk[-38:]])
 
 
 LOAD_FAILED = ("Backend worker process died", "Load model failed", "Failed to load model")
