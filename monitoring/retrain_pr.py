@@ -56,15 +56,15 @@ def _identity() -> dict[str, str]:
     }
 
 
-def commit_file(branch: str, path: str, message: str) -> str:
-    """Commit the working copy of `path` on top of HEAD as `branch`, without touching index or checkout."""
+def commit_file(branch: str, path: str, message: str, parent: str = "HEAD") -> str:
+    """Commit the working copy of `path` on `parent` as `branch`, without touching index or checkout."""
     blob = git("hash-object", "-w", path)
     with tempfile.TemporaryDirectory() as tmp:
         index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git("read-tree", "HEAD", env=index)
+        git("read-tree", parent, env=index)
         git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
         tree = git("write-tree", env=index)
-    commit = git("commit-tree", tree, "-p", "HEAD", "-m", message, env=_identity())
+    commit = git("commit-tree", tree, "-p", parent, "-m", message, env=_identity())
     git("update-ref", f"refs/heads/{branch}", commit)
     return commit
 
@@ -75,6 +75,23 @@ def _auth(url: str, token: str | None) -> list[str]:
         return []
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     return ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
+
+
+def base_commit(base: str, push: bool, token: str | None) -> str:
+    """The commit the snapshot goes on: the base branch as origin has it now, whatever is checked out
+    (a run dispatched from another branch still proposes against the base). Its data.dvc must be the
+    checkout's: the snapshot extends the data the checkout holds."""
+    origin = git("remote", "get-url", "origin", check=False)
+    if not (push and origin):
+        return git("rev-parse", "HEAD")
+    git(*_auth(origin, token), "fetch", "-q", "origin", f"+refs/heads/{base}:refs/remotes/origin/{base}")
+    parent = git("rev-parse", f"refs/remotes/origin/{base}")
+    if git("rev-parse", f"{parent}:{DATA_DVC}") != git("rev-parse", f"HEAD:{DATA_DVC}"):
+        raise UserError(
+            f"the checked-out {DATA_DVC} differs from origin/{base}'s: run retrain-pr on {base}"
+            f" (`git switch {base} && git pull`) so the snapshot extends the base's data"
+        )
+    return parent
 
 
 def remote_tip(branch: str, auth: list[str]) -> str | None:
@@ -171,6 +188,7 @@ def run(
     if git("branch", "--show-current", check=False) == branch:
         raise UserError(f"{branch} is checked out; run retrain-pr from {policy.base}")
     github = GitHub.from_env() if push else None
+    parent = base_commit(policy.base, push, github.token if github else None)
 
     bootstrap(pull=True, push=False)  # the data data.dvc names, from the remote (or the bundled copy)
     snap = build(params.data, policy.feedback)
@@ -189,11 +207,11 @@ def run(
             f"Retrain ({summary['decision']}): +{snap.new_rows} labelled production rows\n\n"
             + "\n".join(summary["reasons"])
         )
-        commit = commit_file(branch, DATA_DVC, message)
+        commit = commit_file(branch, DATA_DVC, message, parent)
     finally:  # back to the checked-out version: the snapshot lives on in the DVC cache and the branch
         git("checkout", "HEAD", "--", DATA_DVC)
         dvc("checkout", "--force", DATA_DVC, check=False)
-    if _tree(commit) == _tree("HEAD"):
+    if _tree(commit) == _tree(parent):
         return _nothing(f"the new snapshot equals {policy.base}'s data: an empty diff, no PR")
     print(
         f"retrain-pr: {snap.path} +{snap.new_rows} rows ({snap.rows} total), validated; commit {commit[:10]}"

@@ -214,3 +214,23 @@ def test_a_second_run_in_one_checkout_updates_and_merged_data_opens_nothing(tmp_
     github.state.pulls.clear()
     out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
     assert "no new labelled records" in out and github.state.pulls == []
+
+
+@pytest.mark.slow
+def test_a_run_from_another_branch_proposes_against_the_base(tmp_path, github, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, bare, _ = project(tmp_path)
+    production(repo, 150, seed=1, sd=1.0)
+    sh(["mlops", "drift"], repo)
+    sh("git switch -q -c feature && echo note > NOTE.md && git add NOTE.md && git commit -q -m note", repo)
+    assert "opened PR #1" in sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
+    assert (
+        sh(["git", "rev-parse", "retrain/main^"], bare).stdout
+        == sh(["git", "rev-parse", "main"], bare).stdout
+    )
+    assert sh(["git", "diff", "--name-only", "main", "retrain/main"], bare).stdout.split() == ["data.dvc"]
+
+    sh("git switch -q -c other-data && echo '# edited' >> data.dvc && git commit -q -am data", repo)
+    failed = sh(["mlops", "retrain-pr"], repo, check=False, **api_env(github))
+    assert failed.returncode == 1 and "differs from origin/main's: run retrain-pr on main" in failed.stderr
