@@ -376,10 +376,12 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             f"identical to `{base.name}` (unchanged stages are restored from the DVC run-cache)."
         )
     elif comparison.kind is None:
-        lacking = f"`{base.name}` has" if pr.predictions is not None else "this PR has"
+        sides = ((f"`{base.name}`", base), ("this PR", pr))
+        lacking = [name for name, side in sides if side.predictions is None]
+        verb = "have" if len(lacking) > 1 else "has"
         notes.append(
-            f"> ℹ️ {lacking} no per-row predictions (`{paths.PREDICTIONS}`): no paired interval, "
-            "so changes carry no verdict and regression gates use their thresholds alone."
+            f"> ℹ️ {' and '.join(lacking)} {verb} no per-row predictions (`{paths.PREDICTIONS}`): "
+            "no paired interval, so changes carry no verdict and regression gates use their thresholds alone."
         )
     if any(k.startswith("gates.") for k, _, _ in diff):
         notes.append(

@@ -37,7 +37,7 @@ def test_param_change_report(repo):
     assert text.splitlines()[0] == "## Model report: ✅ all gates passed"
     assert "| accuracy | 0.9600 | 0.9700 | +0.0100 | ▲ better <sub>(no interval)</sub> |" in text
     assert "| log_loss | 0.1200 | 0.1000 | -0.0200 | ▼ better <sub>(no interval)</sub> |" in text
-    assert "`main` has no per-row predictions" in text  # main predates eval/predictions.csv: said so
+    assert "`main` and this PR have no per-row predictions" in text  # both predate eval/predictions.csv
     assert (
         "<details><summary>Params diff (1 changed)</summary>" in text
         and "| `train.lr` | 0.003 | 0.01 |" in text
