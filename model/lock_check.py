@@ -50,7 +50,7 @@ def changed_stages() -> tuple[list[str], bool]:
     head = _git("show", f"HEAD:{LOCK}")
     before = (yaml.safe_load(head.stdout) or {}).get("stages", {}) if head.returncode == 0 else {}
     after = (yaml.safe_load(LOCK.read_text()) or {}).get("stages", {}) if LOCK.exists() else {}
-    names = sorted(set(before) | set(after))
+    names = [*after, *(name for name in before if name not in after)]  # pipeline order, as dvc.lock has it
     return [name for name in names if before.get(name) != after.get(name)], head.returncode == 0
 
 
