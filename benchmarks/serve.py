@@ -174,7 +174,7 @@ def handler_cost(work: Path, v2_body: bytes, batch: int = 8, repeats: int = 300)
     return {"forward": forward, "validation_and_response": no_log - forward, "logging": with_log - no_log}
 
 
-def start_torchserve(work: Path) -> tuple[dict[str, str], str, str, str]:
+def start_torchserve(work: Path, log: bool = True) -> tuple[dict[str, str], str, str, str]:
     """`mlops archive` + `mlops serve start` in a temp run dir on free ports; (env, base URL, name, token)."""
     env = {
         f"TS_{k.upper()}_ADDRESS": f"http://127.0.0.1:{free_port()}"
@@ -182,7 +182,7 @@ def start_torchserve(work: Path) -> tuple[dict[str, str], str, str, str]:
     }
     env["TS_INITIAL_WORKER_PORT"] = str(free_port())
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = str(free_port()), str(free_port())
-    env["MLOPS_INFERENCE_LOG_DIR"] = str(work / "inference")
+    env["MLOPS_INFERENCE_LOG_DIR"] = str(work / "inference") if log else "off"
     os.environ.update(env)
     from serve import archive, server
 
@@ -272,6 +272,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--only", default="inprocess,handler,torchserve,fastapi")
+    parser.add_argument(
+        "--no-inference-log",
+        action="store_true",
+        help="TorchServe without its inference log: what the log costs",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("benchmarks/serve.py needs wrk: apt-get install wrk", file=sys.stderr)
@@ -322,7 +327,7 @@ def main() -> int:
         if "torchserve" in chosen:
             from serve import server
 
-            _, base, model, token = start_torchserve(work)
+            _, base, model, token = start_torchserve(work, log=not args.no_inference_log)
             try:
                 summary["torchserve"] = run_cells("torchserve", base, model, bodies, args, token)
             finally:
