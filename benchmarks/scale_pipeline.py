@@ -124,14 +124,21 @@ def configure(repo: Path, rows: int, batch_size: int, epochs: int) -> None:
     sh(["git", "commit", "-q", "-m", "synthetic table"], repo)
 
 
-def phase(repo: Path, extra: dict[str, str], remote: str) -> dict[str, tuple[float, int, str]]:
+def phase(name: str, repo: Path, extra: dict[str, str], remote: str) -> dict[str, tuple[float, int, str]]:
+    """Every step of one setup; each line is printed as it finishes (a long run shows progress)."""
     results = {}
+
+    def step(label: str, cmd: list[str]) -> None:
+        results[label] = seconds, peak, error = measured(cmd, repo, extra)
+        status = f"FAILED: {error}" if error else "ok"
+        print(f"  [{name}] {label}: {seconds:.1f} s, peak {peak / 1e6:.0f} MB, {status}", flush=True)
+
     for stage in STAGES:
-        results[stage] = measured(["dvc", "repro", "--force", "--single-item", stage], repo, extra)
-    results["dvc push"] = measured(["dvc", "push", "-r", remote], repo, extra)
+        step(stage, ["dvc", "repro", "--force", "--single-item", stage])
+    step("dvc push", ["dvc", "push", "-r", remote])
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-q", "--allow-empty", "-m", f"trained ({remote})"], repo)
-    results["mlops promote"] = measured(["mlops", "promote"], repo, extra)
+    step("mlops promote", ["mlops", "promote"])
     return results
 
 
@@ -156,9 +163,9 @@ def main() -> None:
         print(
             f"table: {args.rows:,} rows x 30 features, Parquet {size:.0f} MB (made, dvc add: {setup:.0f} s)"
         )
-        print(f"params override: train.batch_size={args.batch_size}, train.max_epochs={args.epochs}")
+        print(f"params override: train.batch_size={args.batch_size}, max_epochs={args.epochs}", flush=True)
 
-        embedded = phase(repo, {}, "local")
+        embedded = phase("embedded", repo, {}, "local")
 
         launched: list[servers.Server] = []
         try:
@@ -175,7 +182,7 @@ def main() -> None:
             server_peak = PeakRSS([s.proc.pid for s in launched], every=0.2)
             server_peak.start()
             client = {"MLFLOW_TRACKING_URI": mlflow_server.url, **servers.AWS}
-            remote = phase(repo, client, "s3")
+            remote = phase("servers", repo, client, "s3")
             peak_servers = server_peak.stop()
         finally:
             for server in reversed(launched):
