@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from tests.serve.test_handler import FEATURES, Context, make_handler
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    database=None,  # no .hypothesis/ directory in the checkout
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 any_text = st.text(st.characters(codec=None), max_size=12)  # surrogates, CR/LF, zero-width, CJK ...
