@@ -79,7 +79,7 @@ bench-drift: install ## benchmark: drift on 1M log rows x 30 features against a 
 promote: install ## register the reviewed model (md5 vs dvc.lock), apply the gates, move the champion alias
 	mlops promote
 
-archive: install ## model_store/<model>.mar for TorchServe, stamped with the promoted version
+archive: install ## model_store/<model>.mar of the registry's champion (refused unless the model on disk is it: run `make promote` first)
 	mlops archive
 
 serve: archive ## start TorchServe on 127.0.0.1 (token auth on); `make stop` stops it
@@ -93,7 +93,8 @@ image: archive ## the serving image: docker build of the Dockerfile with the arc
 	model=$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"); \
 	version=$$(python -c "import json; print(json.load(open('model_store/release.json'))['version'])"); \
 	$(ENGINE) build --build-arg MODEL_NAME=$$model --build-arg MODEL_VERSION=$$version \
-	  --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$model:model-v$$version .
+	  --build-arg GIT_SHA=$$(git rev-parse HEAD) --build-arg MAX_REQUEST_SIZE=$$(python -m serve.settings max-request-size) \
+	  -t $$model:model-v$$version .
 
 bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests
 	python benchmarks/serve.py

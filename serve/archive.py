@@ -21,6 +21,7 @@ from pathlib import Path
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
+from serve import settings
 
 HANDLER = Path(__file__).with_name("handler.py")
 MODEL_STORE = Path("model_store")
@@ -84,6 +85,7 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
         "classes": meta["classes"],
         "max_batch_rows": cfg["max_batch_rows"],
         "inference_log_dir": cfg["inference_log_dir"],
+        **settings.handler_spec(params),  # feature ranges and log rotation travel inside the .mar
     }
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
