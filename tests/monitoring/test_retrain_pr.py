@@ -211,6 +211,7 @@ def test_a_second_run_in_one_checkout_updates_and_merged_data_opens_nothing(tmp_
 
     # main now holds the snapshot (the PR merged): the same labels again would be an empty diff
     sh(["git", "merge", "-q", "--ff-only", "retrain/main"], repo)
+    sh(["git", "push", "-q", "origin", "main"], repo)
     github.state.pulls.clear()
     out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
     assert "no new labelled records" in out and github.state.pulls == []
