@@ -59,7 +59,7 @@ def fix_commands(pushed: bool) -> list[str]:
     if pushed:  # this run pushed its outputs and run-cache: restoring them needs no retraining
         restore = [
             "dvc pull --run-cache   # what this run trained, from the DVC remote",
-            "dvc repro              # restored from the run-cache: no retraining",
+            "dvc repro --pull       # restored from the run-cache: no retraining",
         ]
     else:  # a fork PR or no remote: nothing was pushed, so the author trains and pushes
         restore = [

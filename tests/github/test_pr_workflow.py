@@ -130,11 +130,14 @@ def test_param_change_without_lock_fails_then_the_printed_fix_passes(
     assert LOCK_TITLE in first.summary("train")
     assert not github_server.calls("POST", "/telemetry")  # the workflow turns CML's telemetry off
     fix = re.search(r"```bash\n(.*?)```", body, re.S)[1].splitlines()
-    assert [line.split("#")[0].strip() for line in fix[1:3]] == ["dvc pull --run-cache", "dvc repro"]
+    assert [line.split("#")[0].strip() for line in fix[1:3]] == ["dvc pull --run-cache", "dvc repro --pull"]
 
     # the printed fix, run by the author (git pull has nothing to bring: CI pushes no commits)
     sh(["dvc", "pull", "--run-cache"], repo)
-    assert "Stage 'train' is cached - skipping run" in reproduce_and_commit(repo, "dvc.lock of the run")
+    out = sh(["dvc", "repro", "--pull"], repo).stdout
+    assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out
+    sh(["git", "add", "dvc.lock", "eval"], repo)
+    commit(repo, "dvc.lock of the run")
     event = pull_request_event(repo, number=7)
     github_server.state.pulls[-1]["head"]["sha"] = event["pull_request"]["head"]["sha"]
     second = run_pr(act, github_server, repo, event, "comment", dvc_remote)
