@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model.lock_check import TITLE, check, git_tracked_outputs, message
+from model.lock_check import TITLE, check, git_tracked_outputs
 from tests.repo import sh
 
 DVC_YAML = {
@@ -80,13 +80,3 @@ def test_missing_lock_and_new_outputs_fail_and_say_so(branch, tmp_path):
     assert "the branch has no `dvc.lock`" in text
     assert "`dvc.lock`, `eval/plots/roc.csv`" in text
     assert "dvc push --run-cache" in text and "dvc pull --run-cache" not in text  # nothing was pushed
-
-
-def test_the_fix_section_survives_cmls_markdown_writer(branch):
-    """It goes on top of report.md, which the comment must equal byte for byte (see tests/review)."""
-    from tests.review.test_cml_form import through_cml_remark
-
-    for pushed in (True, False):
-        for had_lock in (True, False):
-            text = message(["dvc.lock", "eval/metrics.json"], ["train", "evaluate"], had_lock, pushed)
-            assert through_cml_remark(text) == text

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 
 from tests.github.cml import real_cml
-from tests.repo import sh
+from tests.repo import ROOT, sh
 from tests.review.synthetic import METRICS, report, write_pr_side
 from tests.review.test_slices_baselines import predictions_csv, proba_for
 
@@ -68,3 +68,15 @@ def test_reports_survive_cmls_markdown_writer_unchanged(repo):
         run()
         text = report(repo)
         assert through_cml_remark(text) == text, name
+
+
+def test_the_lock_checks_fix_survives_cmls_markdown_writer(tmp_path, monkeypatch):
+    """`mlops lock-check` puts its section on top of report.md, which the comment must equal byte for byte."""
+    from model.lock_check import message
+
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())  # the fix names its outputs
+    monkeypatch.chdir(tmp_path)
+    for pushed in (True, False):
+        for had_lock in (True, False):
+            text = message(["dvc.lock", "eval/metrics.json"], ["train", "evaluate"], had_lock, pushed)
+            assert through_cml_remark(text) == text
