@@ -174,6 +174,9 @@ class Act:
             # CML's telemetry goes to the test server, so a test sees whether a workflow left it on
             "ITERATIVE_ANALYTICS_ENDPOINT": f"{self.github.url}/telemetry",
             "PIP_CACHE_DIR": self.pip_cache,
+            # pre-commit's hook environments, warm as the lint job's actions/cache step leaves them on GitHub
+            # after a repository's first run (same idea as the shared pip cache)
+            "PRE_COMMIT_HOME": str(Path(self.pip_cache).parent / "pre-commit-act"),
             **extra,
         }
 
