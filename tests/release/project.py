@@ -66,3 +66,13 @@ def champion(project: Path) -> str | None:
     client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
     found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)
     return None if found is None else str(found.version)
+
+
+def promote_two(project: Path) -> None:
+    """Version 1, then a better version 2, both promoted: v2 is champion and v1 the rollback target."""
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})
+    commit(project, "model 2")
+    registry.promote()

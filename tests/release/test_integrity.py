@@ -12,7 +12,7 @@ from mlops.cli import main
 from mlops.errors import UserError
 from model import registry
 from serve import archive
-from tests.release.project import GOOD, champion, commit, write_model
+from tests.release.project import GOOD, champion, commit, promote_two, write_model
 
 WORSE = {**GOOD, "accuracy": 0.93}  # above the 0.90 floor, 0.03 below the champion: refused
 
@@ -133,12 +133,7 @@ def test_release_json_follows_promote_and_rollback(project):
 
 def test_archive_after_a_rollback_packages_the_rolled_back_champion(project):
     """After `rollback` the disk holds v2; archiving is refused until the champion's bytes are back."""
-    write_model(project, b"weights-1", GOOD)
-    commit(project, "model 1")
-    registry.promote()
-    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})
-    commit(project, "model 2")
-    registry.promote()
+    promote_two(project)
     registry.rollback()
     with pytest.raises(UserError, match="is not the champion, version 1"):
         archive.archive_champion()

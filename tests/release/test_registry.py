@@ -9,7 +9,7 @@ import pytest
 
 from mlops.errors import UserError
 from model import registry
-from tests.release.project import GOOD, champion, commit, write_model
+from tests.release.project import GOOD, champion, commit, promote_two, write_model
 from tests.repo import sh
 
 
@@ -64,12 +64,7 @@ def test_a_tampered_model_file_is_refused_before_registering(project):
 
 
 def test_rollback_restores_the_previous_champion(project):
-    write_model(project, b"weights-1", GOOD)
-    commit(project, "model 1")
-    registry.promote()
-    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})
-    commit(project, "model 2")
-    registry.promote()
+    promote_two(project)
     assert champion(project) == "2"
     assert registry.rollback() == 0
     assert champion(project) == "1"
