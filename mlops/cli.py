@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "mlops.commands.pipeline",  # data, validate, prepare, train, evaluate, demo
     "mlops.commands.review",  # report (PR comment)
     "mlops.commands.release",  # promote, rollback, archive, serve
+    "mlops.commands.deploy",  # deploy stage, propose, canary, rollback (GitOps)
     "mlops.commands.monitor",  # drift, retrain-pr, simulate-traffic
 )
 

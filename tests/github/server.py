@@ -4,11 +4,15 @@ CML, gh and act's `--github-instance` treat any host but github.com as GitHub En
 `https://HOST/api/v3/...`, so the server speaks TLS with a self-signed certificate made at test time.
 It implements the endpoints our workflows and their tools call: issue (PR) comments, commit
 comments, pull requests (create, list with head/base/state filters, get, update), PRs of a commit,
-users, the repository, and an asset upload (CML's `--publish-url`).
+users, the repository, and an asset upload (CML's `--publish-url`). Plus a small git model for
+`mlops deploy propose`: refs (get, create, move), and file contents (get, create or update = one commit).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import re
@@ -68,6 +72,13 @@ class Raw:
 
 
 @dataclass
+class Redirect:
+    """A 302 to `location` (the Actions artifact download answers one to a signed blob URL)."""
+
+    location: str
+
+
+@dataclass
 class Page:
     """A list answer that GitHub paginates: `per_page` (default 30, at most 100) and `page`, with a Link
     header. CML 0.20 reads only the first page of a PR's comments, and the server must not hide that."""
@@ -100,7 +111,10 @@ class State:
     issue_comments: list[dict] = field(default_factory=list)
     commit_comments: list[dict] = field(default_factory=list)
     pulls: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # workflow runs (add_run), with "artifacts": {name: zip}
     assets: dict[str, Asset] = field(default_factory=dict)  # what CML published, by name in its URL
+    refs: dict[str, str] = field(default_factory=dict)  # "owner/name refs/heads/x" -> commit sha
+    commits: dict[str, dict] = field(default_factory=dict)  # sha -> {"files": {path: bytes}, "parents": []}
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
 
@@ -150,6 +164,34 @@ class FakeGitHub:
                 repo, {"head": head, "base": base, "title": title, "body": body}, head_sha, head_repo, number
             )
 
+    def add_run(
+        self,
+        repo: str,
+        head_sha: str,
+        artifacts: dict[str, bytes],
+        path: str = ".github/workflows/pr.yml",
+        conclusion: str = "success",
+        event: str = "pull_request",
+    ) -> dict:
+        """A finished workflow run with its artifacts (name -> zip bytes), as the Actions API lists it."""
+        with self.lock:
+            run_id = next(self.state.ids)
+            run = {
+                "repo": repo,
+                "id": run_id,
+                "head_sha": head_sha,
+                "path": path,
+                "event": event,
+                "status": "completed",
+                "conclusion": conclusion,
+                "run_attempt": 1,
+                "html_url": f"{self.url}/{repo}/actions/runs/{run_id}",
+                "artifacts": dict(artifacts),
+                "artifact_ids": {name: next(self.state.ids) for name in artifacts},
+            }
+            self.state.runs.append(run)
+            return run
+
     def add_comment(self, repo: str, number: int, body: str, login: str = "reviewer") -> dict:
         """A comment by a person on an issue or PR (what CML must not mistake for its own)."""
         with self.lock:
@@ -177,6 +219,18 @@ class FakeGitHub:
             return self.state.assets[m[1]].filename
 
         return re.sub(rf"{re.escape(self.url)}/assets/(asset-\d+)\?[^)\s]*", local, body)
+
+    def add_branch(self, repo: str, branch: str, files: dict[str, bytes], message: str = "seed") -> str:
+        """A branch whose tip commit holds exactly `files`; returns the commit sha."""
+        with self.lock:
+            sha = self._commit(dict(files), [], message)
+            self.state.refs[f"{repo} refs/heads/{branch}"] = sha
+            return sha
+
+    def file_at(self, repo: str, branch: str, path: str) -> bytes | None:
+        """A file's bytes at the tip of `branch` (None: no such branch or file)."""
+        sha = self.state.refs.get(f"{repo} refs/heads/{branch}")
+        return self.state.commits[sha]["files"].get(path) if sha else None
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         """Recorded requests whose path fully matches the regex `pattern`."""
@@ -217,6 +271,82 @@ class FakeGitHub:
         }
         self.state.pulls.append(pull)
         return pull
+
+    def _commit(self, files: dict[str, bytes], parents: list[str], message: str) -> str:
+        sha = hashlib.sha1(f"{parents} {sorted(files.items())} {message} {next(self.state.ids)}".encode())
+        self.state.commits[sha.hexdigest()] = {"files": files, "parents": parents, "message": message}
+        return sha.hexdigest()
+
+    def _ancestors(self, sha: str) -> set[str]:
+        seen, todo = set(), [sha]
+        while todo:
+            if (c := todo.pop()) not in seen:
+                seen.add(c)
+                todo += self.state.commits[c]["parents"]
+        return seen
+
+    def _git_data(self, req: Request) -> tuple[int, Any] | None:
+        """Refs and contents, answering what github.com answers for the same mistakes (422, 409, 404)."""
+        s, p = self.state, req.path
+        if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/ref/(heads/.+)", p):
+            sha = s.refs.get(f"{m[1]} refs/{m[2]}")
+            if sha is None:
+                return 404, {"message": "Not Found"}
+            return 200, {"ref": f"refs/{m[2]}", "object": {"sha": sha, "type": "commit"}}
+        if (m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/refs", p)) and req.method == "POST":
+            ref, sha = str(req.body.get("ref", "")), str(req.body.get("sha", ""))
+            if not ref.startswith("refs/") or ref.count("/") < 2:
+                return 422, {"message": f"{ref} is not a valid ref name."}
+            if sha not in s.commits:
+                return 422, {"message": "Object does not exist"}
+            if f"{m[1]} {ref}" in s.refs:
+                return 422, {"message": "Reference already exists"}
+            s.refs[f"{m[1]} {ref}"] = sha
+            return 201, {"ref": ref, "object": {"sha": sha, "type": "commit"}}
+        if (m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/refs/(heads/.+)", p)) and req.method == "PATCH":
+            key, sha = f"{m[1]} refs/{m[2]}", str(req.body.get("sha", ""))
+            if key not in s.refs:
+                return 422, {"message": "Reference does not exist"}
+            if sha not in s.commits:
+                return 422, {"message": "Object does not exist"}
+            if not req.body.get("force") and s.refs[key] not in self._ancestors(sha):
+                return 422, {"message": "Update is not a fast forward"}
+            s.refs[key] = sha
+            return 200, {"ref": f"refs/{m[2]}", "object": {"sha": sha, "type": "commit"}}
+        if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/contents/(.+)", p):
+            repo, path = m[1], m[2]
+            if req.method == "GET":
+                ref = req.query.get("ref", "main")
+                sha = s.refs.get(f"{repo} refs/heads/{ref}", ref if ref in s.commits else None)
+                if sha is None:
+                    return 404, {"message": f"No commit found for the ref {ref}"}
+                data = s.commits[sha]["files"].get(path)
+                if data is None:
+                    return 404, {"message": "Not Found"}
+                return 200, _content(path, data)
+            if req.method == "PUT":
+                body = req.body if isinstance(req.body, dict) else {}
+                branch = body.get("branch") or "main"
+                key = f"{repo} refs/heads/{branch}"
+                if not body.get("message") or "content" not in body:
+                    return 422, {"message": 'Invalid request.\n\n"message" and "content" are required.'}
+                if key not in s.refs:
+                    return 404, {"message": f"Branch {branch} not found"}
+                try:
+                    data = base64.b64decode(str(body["content"]), validate=True)
+                except (binascii.Error, ValueError):
+                    return 422, {"message": "content is not valid Base64"}
+                files = dict(s.commits[s.refs[key]]["files"])
+                if path in files and not body.get("sha"):
+                    return 422, {"message": 'Invalid request.\n\n"sha" wasn\'t supplied.'}
+                current = _blob_sha(files[path]) if path in files else None
+                if body.get("sha") and body["sha"] != current:
+                    return 409, {"message": f"{path} does not match {body['sha']}"}
+                files[path] = data
+                s.refs[key] = self._commit(files, [s.refs[key]], body["message"])
+                answer = {"content": _content(path, data), "commit": {"sha": s.refs[key]}}
+                return (200 if current else 201), answer
+        return None
 
     def _comment(self, body: str, url: str, **extra) -> dict:
         cid = next(self.state.ids)
@@ -308,6 +438,50 @@ class FakeGitHub:
                         {k: v for k, v in req.body.items() if k in ("title", "body", "state", "base")}
                     )
                 return 200, found[0]
+            if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/runs", p):
+                q = req.query
+                runs = [
+                    {k: v for k, v in run.items() if k not in ("artifacts", "artifact_ids", "repo")}
+                    for run in s.runs
+                    if run["repo"] == m[1]
+                    and q.get("head_sha", run["head_sha"]) == run["head_sha"]
+                    and q.get("event", run["event"]) == run["event"]
+                    and q.get("status", run["conclusion"]) in (run["conclusion"], run["status"])
+                ]
+                return 200, {"total_count": len(runs), "workflow_runs": runs}
+            if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)/artifacts", p):
+                found = [r for r in s.runs if r["repo"] == m[1] and r["id"] == int(m[2])]
+                if not found:
+                    return 404, {"message": "Not Found"}
+                run = found[0]
+                items = [
+                    {
+                        "id": run["artifact_ids"][name],
+                        "name": name,
+                        "expired": False,
+                        "size_in_bytes": len(data),
+                        "archive_download_url": f"{self.api_url}/repos/{m[1]}/actions/artifacts/"
+                        f"{run['artifact_ids'][name]}/zip",
+                    }
+                    for name, data in run["artifacts"].items()
+                    if req.query.get("name", name) == name
+                ]
+                return 200, {"total_count": len(items), "artifacts": items}
+            if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/artifacts/(\d+)/zip", p):
+                for run in s.runs:
+                    for name, aid in run["artifact_ids"].items():
+                        if run["repo"] == m[1] and aid == int(m[2]):
+                            # like GitHub: a redirect to a signed URL, which must be fetched without the token
+                            return 302, Redirect(f"{self.url}/blobs/{aid}?sig=signed")
+                return 404, {"message": "Not Found"}
+            if m := re.fullmatch(r"/blobs/(\d+)", p):
+                if "Authorization" in req.headers:  # the blob store refuses a second credential
+                    return 400, Raw(b"authorization header not allowed with a signed URL")
+                for run in s.runs:
+                    for name, aid in run["artifact_ids"].items():
+                        if aid == int(m[1]):
+                            return 200, Raw(run["artifacts"][name], "application/zip")
+                return 404, Raw(b"")
             if p == "/telemetry" and req.method == "POST":  # CML's analytics, when not turned off
                 return 200, {}
             if p == "/assets" and req.method == "POST":  # CML's --publish-url: answers the URL as text
@@ -321,6 +495,8 @@ class FakeGitHub:
             if (m := re.fullmatch(r"/assets/(asset-\d+)", p)) and m[1] in s.assets:
                 asset = s.assets[m[1]]
                 return 200, Raw(asset.data, asset.content_type)
+            if (answer := self._git_data(req)) is not None:
+                return answer
             return 404, {"message": f"test server: no route for {req.method} {p}"}
 
     @staticmethod
@@ -341,6 +517,23 @@ class FakeGitHub:
         if base := query.get("base"):
             pulls = [pr for pr in pulls if pr["base"]["ref"] == base]
         return pulls
+
+
+def _blob_sha(data: bytes) -> str:
+    """The git blob id GitHub reports as a file's `sha`."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _content(path: str, data: bytes) -> dict:
+    return {
+        "type": "file",
+        "encoding": "base64",
+        "name": path.rsplit("/", 1)[-1],
+        "path": path,
+        "size": len(data),
+        "sha": _blob_sha(data),
+        "content": base64.b64encode(data).decode(),
+    }
 
 
 def _paginate(items: list, query: dict[str, str], url: str) -> tuple[list, str]:
@@ -388,6 +581,9 @@ def _handler(server: FakeGitHub):
                 payload, link = _paginate(payload.items, query, f"{server.api_url}{path}")
                 if link:
                     headers["Link"] = link
+            if isinstance(payload, Redirect):
+                headers["Location"] = payload.location
+                payload = Raw(b"")
             if isinstance(payload, Raw):
                 out, headers["Content-Type"] = payload.body, payload.content_type
             else:

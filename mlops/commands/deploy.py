@@ -1,0 +1,94 @@
+"""`mlops deploy`: GitOps delivery. The release files under deploy/release/ say what runs; these commands
+change them (stage, canary), open the production PR (propose) or revert a deployment (rollback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _stage(args) -> int:
+    from serve import delivery
+
+    changed = delivery.stage(Path.cwd(), args.image, args.version)
+    for path in changed:
+        print(path)
+    if not changed:
+        print(f"deploy stage: staging already runs {args.image}; nothing changed")
+    return 0
+
+
+def _propose(args) -> int:
+    from serve import delivery
+
+    action, number, url = delivery.propose(
+        args.image, args.version, repo=args.repo, base=args.base, percent=args.canary
+    )
+    if action == "unchanged":
+        print(f"deploy propose: production on {args.base} already runs {args.image}; no PR")
+    else:
+        print(f"deploy propose: {action} PR #{number} from {delivery.BRANCH}: {url}")
+    return 0
+
+
+def _canary(args) -> int:
+    from serve import delivery
+
+    changed = delivery.canary(Path.cwd(), args.percent)
+    for path in changed:
+        print(path)
+    if changed:
+        print(f"deploy canary: {args.percent} % to the newest revision; commit it (a PR), Argo CD syncs main")
+    else:
+        print(f"deploy canary: already {args.percent} %; nothing changed")
+    return 0
+
+
+def _rollback(args) -> int:
+    import shlex
+
+    from serve import delivery
+
+    commit, subject, _ = delivery.rollback_plan(Path.cwd(), args.overlay)
+    commands = delivery.rollback(Path.cwd(), args.overlay, apply=args.apply)
+    print(f"deploy rollback: {args.overlay} back to before {commit[:12]} ({subject})")
+    for command in commands:
+        print(("done: " if args.apply else "") + shlex.join(command))
+    if not args.apply:
+        print("(run them, or `mlops deploy rollback --apply`; then push or open a PR: Argo CD syncs it)")
+    return 0
+
+
+def register(sub) -> None:
+    deploy = sub.add_parser(
+        "deploy", help="GitOps delivery: stage, propose, canary, rollback (docs/deploy.md)"
+    )
+    actions = deploy.add_subparsers(dest="action", metavar="<action>", required=True)
+    image_help = "the pushed image by digest: <repository>@sha256:<64 hex>"
+
+    p = actions.add_parser("stage", help="point deploy/release/staging at an image; prints the changed paths")
+    p.add_argument("--image", required=True, help=image_help)
+    p.add_argument("--version", required=True, help="the registry model version in that image")
+    p.set_defaults(handler=_stage)
+
+    p = actions.add_parser(
+        "propose", help="open or update the ONE PR from deploy/production moving production to an image"
+    )
+    p.add_argument("--image", required=True, help=image_help)
+    p.add_argument("--version", required=True, help="the registry model version in that image")
+    p.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
+    p.add_argument("--base", default="main", help="the branch Argo CD follows (default: main)")
+    p.add_argument(
+        "--canary", type=int, default=10, metavar="PERCENT", help="traffic share of the new revision (10)"
+    )
+    p.set_defaults(handler=_propose)
+
+    p = actions.add_parser("canary", help="set production's KServe canary share: 100 promotes, 0 holds back")
+    p.add_argument("--percent", type=int, required=True, help="0 to 100")
+    p.set_defaults(handler=_canary)
+
+    p = actions.add_parser(
+        "rollback", help="print (or --apply) the git revert of the last image change of an overlay"
+    )
+    p.add_argument("--overlay", choices=("staging", "production"), default="production")
+    p.add_argument("--apply", action="store_true", help="make the revert commit (not pushed)")
+    p.set_defaults(handler=_rollback)
