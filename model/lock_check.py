@@ -4,12 +4,15 @@
 git-tracked outputs: metrics and plot data) differs from what the pipeline just produced must not merge
 green. That happens when params, code or data changed and the lock was not committed (missing), or was
 committed from an earlier state (stale), or when the outputs it names were never pushed, so CI had to
-retrain. The check fails with the exact commands that fix the branch. It is deliberately a check and not
-a bot commit: it works the same for fork PRs, and needs no token that can push (docs/review.md).
+retrain. The check fails with the exact commands that fix the branch: download the run's `dvc-outputs`
+artifact into the DVC cache and restore from it (PR jobs cannot write the DVC remote: docs/security.md).
+It is deliberately a check and not a bot commit: it works the same for fork PRs, and needs no token that
+can push (docs/review.md).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from mlops.errors import UserError
 
 LOCK = Path("dvc.lock")
 DVC_YAML = Path("dvc.yaml")
+ARTIFACT = "dvc-outputs"  # the PR run's outputs and run-cache (mlops.outputs.pack)
 TITLE = "❌ Not mergeable yet: the branch does not hold what this run trained"
 
 
@@ -54,18 +58,28 @@ def changed_stages() -> tuple[list[str], bool]:
     return [name for name in names if before.get(name) != after.get(name)], head.returncode == 0
 
 
+def download_command() -> str:
+    """`gh run download` of this run's `dvc-outputs` artifact into the DVC cache (run id from Actions)."""
+    run = os.environ.get("GITHUB_RUN_ID", "<run id>")
+    repo = os.environ.get("GITHUB_REPOSITORY")
+    where = f" --repo {repo}" if repo else ""
+    return f"gh run download {run}{where} --name {ARTIFACT} --dir .dvc/cache"
+
+
 def fix_commands(pushed: bool) -> list[str]:
-    """What the PR author runs on the branch to commit what CI trained (or to train it themselves)."""
-    if pushed:  # this run pushed its outputs and run-cache: restoring them needs no retraining
+    """What the PR author runs on the branch to commit what CI trained (or to train it themselves).
+
+    PR jobs never write the DVC remote (docs/security.md): the run hands its outputs and run-cache over
+    as the workflow artifact `dvc-outputs`, laid out as `.dvc/cache` is. `pushed` says it was uploaded."""
+    if pushed:  # this run uploaded its outputs and run-cache: restoring them needs no retraining
         restore = [
-            "dvc pull --run-cache   # what this run trained, from the DVC remote",
+            f"{download_command()}   # what this run trained",
             "dvc repro --pull       # restored from the run-cache: no retraining",
         ]
-    else:  # a fork PR or no remote: nothing was pushed, so the author trains and pushes
+    else:  # the run uploaded nothing (it failed before): the author trains
         restore = [
             "dvc pull               # data and the outputs main has",
             "dvc repro              # runs the stages your change affects",
-            "dvc push --run-cache   # needs write access to the DVC remote (see docs/review.md for forks)",
         ]
     return [
         "git pull",

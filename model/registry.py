@@ -10,6 +10,13 @@ unless forced with a reason, which is recorded on the version and in the release
 `model_store/release.json` names the champion after every alias move (promote, rollback): `make image`
 and `mlops archive` stamp what it names, so it must never lag behind the registry.
 
+In CI the alias moves last (docs/serving.md, "Release sequence"): `mlops promote --candidate` registers
+and gates, records the version as the *candidate* in release.json and leaves `champion` alone; the image
+is built from that candidate, smoke-tested and pushed; only then does `mlops champion` move the alias
+(compare-and-set against the champion the gates compared with). A failure anywhere before that leaves
+the alias where it was; `mlops champion --undo` puts it back if a later step (the deploy commit) fails.
+Promotion and the alias move refuse to run in GitHub Actions on any ref but main.
+
 The "no worse than champion" baseline is the registry's champion. A fresh registry (CI without a
 tracking server: an empty sqlite file) has none, so the baseline falls back to eval/metrics.json of
 the previous commit on main, read from git, which is the record of what was reviewed and shipped.
@@ -64,7 +71,33 @@ def _expected_files(out: dict) -> dict[str, str]:
     manifest = DVC_CACHE / digest[:2] / digest[2:]
     if not manifest.exists():
         raise UserError(f"DVC has no file list for {path} ({digest}) in {DVC_CACHE}: run `dvc pull` first")
-    return {f"{path}/{entry['relpath']}": entry["md5"] for entry in json.loads(manifest.read_text())}
+    return {f"{path}/{entry['relpath']}": entry["md5"] for entry in read_manifest(manifest, digest)}
+
+
+def read_manifest(manifest: Path, digest: str) -> list[dict]:
+    """A `.dir` file list, trusted only when its bytes hash to the name dvc.lock gave it.
+
+    The list decides which md5 each file must have; a list swapped in the cache or the remote (with
+    matching tampered files) would otherwise make every file check pass. DVC names the list by the md5
+    of its exact bytes, so one md5 over the file proves it is the reviewed list."""
+    data = manifest.read_bytes()
+    actual = hashlib.md5(data).hexdigest()
+    if actual != digest.removesuffix(".dir"):
+        raise UserError(
+            f"the DVC file list {manifest} is not the one dvc.lock names: its md5 is {actual}, "
+            f"dvc.lock says {digest}; refusing to trust it (tampered cache or remote?). "
+            "Delete it and `dvc pull` from the trusted remote."
+        )
+    try:
+        entries = json.loads(data)
+    except ValueError as err:
+        raise UserError(f"the DVC file list {manifest} is not JSON: {err}") from None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("relpath"), str) and isinstance(e.get("md5"), str)
+        for e in entries
+    ):
+        raise UserError(f"the DVC file list {manifest} is not a list of {{relpath, md5}} entries")
+    return entries
 
 
 def verify_reviewed_artifacts(lock: Path = LOCK) -> dict[str, str]:
@@ -206,15 +239,15 @@ def _register(client, params: Params, metrics: dict, files: dict[str, str], sha:
     return version, True
 
 
-def write_release(name: str, version, event: str, **details: str) -> dict:
-    """Record the champion `version` (a ModelVersion) after an alias move; returns what was written."""
+def write_release(name: str, version, event: str, champion: bool = True, **details: str) -> dict:
+    """Record `version` (a ModelVersion) after an alias move, or as the gated candidate (champion=False)."""
     tags = version.tags or {}
     record = {
         "registered_model": name,
         "version": _version(version),
         "git_sha": tags.get("git_sha", "unknown"),
         "model_md5": tags.get("model_md5", "unknown"),
-        "champion": True,
+        "champion": champion,
         "event": event,
         **details,
     }
@@ -231,7 +264,28 @@ def _summary(path: str | None, lines: list[str]) -> None:
             out.write(text + "\n")
 
 
-def promote(summary: str | None = None) -> int:
+RELEASE_REF = "refs/heads/main"
+
+
+def require_release_ref() -> None:
+    """In GitHub Actions, only main may register or move the alias: a dispatch from a branch is refused.
+
+    The workflow refuses it too (`if:` on the job), and the `registry` environment should be limited to
+    main (docs/security.md); this is the check that holds when a branch edits its own copy of the
+    workflow but still reaches this code with credentials."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return  # a person on a laptop: their registry, their call
+    ref = os.environ.get("GITHUB_REF", "")
+    if ref != RELEASE_REF:
+        raise UserError(
+            f"promotion runs only from {RELEASE_REF} (this run is on {ref or 'an unknown ref'}): "
+            "merge the change to main; an unreviewed branch never moves the registry"
+        )
+
+
+def promote(summary: str | None = None, candidate: bool = False) -> int:
+    """Register and gate the reviewed model; move `champion` too unless `candidate` (CI: the image first)."""
+    require_release_ref()
     params = load_params()
     files = verify_reviewed_artifacts()
     # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
@@ -280,14 +334,111 @@ def promote(summary: str | None = None) -> int:
         _summary(summary, lines)
         failed = "; ".join(r.line() for r in results if not r.passed)
         raise UserError(f"version {number} failed the gates, {CHAMPION} unchanged: {failed}")
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS, current)
-        client.set_model_version_tag(name, number, "previous_champion", current)
-    client.set_registered_model_alias(name, CHAMPION, number)
+    if candidate:
+        lines += [
+            "",
+            f"**Candidate**: version {number} passed its gates; `{CHAMPION}` stays at "
+            f"{_named(current)} until its image is pushed (`mlops champion`).",
+        ]
+        _summary(summary, lines)
+        write_release(name, version, "candidate", champion=False, expect_champion=current or "")
+        return 0
+    _set_champion(client, name, number, current)
     was = f"was version {current}" if current else "first champion"
     lines += ["", f"**Promoted**: `{CHAMPION}` -> version {number} ({was})."]
     _summary(summary, lines)
     write_release(name, version, "promote", **({"previous": current} if current else {}))
+    return 0
+
+
+def _set_champion(client, name: str, number: str, current: str | None) -> None:
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current)
+        client.set_model_version_tag(name, number, "previous_champion", current)
+    client.set_registered_model_alias(name, CHAMPION, number)
+
+
+def move_champion(
+    version: str, expect: str | None, image: str | None = None, summary: str | None = None
+) -> int:
+    """The last registry step of a release: `champion` -> `version`, once its image is pushed.
+
+    `expect` is the champion the gates compared with ("" = none): if another promotion moved the alias
+    in between, the gates no longer hold and the move is refused (compare-and-set)."""
+    require_release_ref()
+    params = load_params()
+    client = _client(params)
+    name = _model_name(params)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        chosen = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise UserError(f"{name} has no version {version}") from None
+    number = _version(chosen)
+    if (chosen.tags or {}).get("gates") != "passed":
+        raise UserError(f"version {number} has not passed its gates; {CHAMPION} unchanged")
+    champion = _alias(client, name, CHAMPION)
+    current = _version(champion) if champion is not None else None
+    if image:
+        client.set_model_version_tag(name, number, "image", image)
+    if current == number:
+        print(f"champion: version {number} is already {CHAMPION}")
+        write_release(name, client.get_model_version(name, number), "promote", **_image(image))
+        return 0
+    if expect is not None and (current or "") != expect:
+        raise UserError(
+            f"{CHAMPION} moved while this release ran (gated against {_named(expect)}, now "
+            f"{_named(current)}); {CHAMPION} unchanged: run the promotion again"
+        )
+    _set_champion(client, name, number, current)
+    was = f"was version {current}" if current else "first champion"
+    _summary(
+        summary,
+        [
+            f"**Promoted**: `{CHAMPION}` -> version {number} ({was})"
+            + (f", image `{image}`." if image else ".")
+        ],
+    )
+    write_release(
+        name,
+        client.get_model_version(name, number),
+        "promote",
+        **({"previous": current} if current else {}),
+        **_image(image),
+    )
+    return 0
+
+
+def _named(version: str | None) -> str:
+    return f"version {version}" if version else "no version"
+
+
+def _image(image: str | None) -> dict[str, str]:
+    return {"image": image} if image else {}
+
+
+def undo_champion(version: str, previous: str | None) -> int:
+    """Put `champion` back on `previous` ("" or None: no champion) if this release moved it to `version`.
+
+    A failed step after the alias move (the deploy commit) calls this; it changes nothing when the alias
+    never reached `version` or someone moved it since."""
+    require_release_ref()
+    params = load_params()
+    client = _client(params)
+    name = _model_name(params)
+    champion = _alias(client, name, CHAMPION)
+    if champion is None or _version(champion) != str(version):
+        print(f"champion --undo: {CHAMPION} is not version {version}; nothing to undo")
+        return 0
+    if previous:
+        client.set_registered_model_alias(name, CHAMPION, str(previous))
+        write_release(name, client.get_model_version(name, str(previous)), "undo", undone=str(version))
+    else:
+        client.delete_registered_model_alias(name, CHAMPION)
+        RELEASE.unlink(missing_ok=True)
+    client.set_model_version_tag(name, str(version), "release", "undone: a step after the alias move failed")
+    print(f"champion --undo: {CHAMPION} -> {'version ' + previous if previous else 'none'} (was {version})")
     return 0
 
 
@@ -353,6 +504,9 @@ def champion_for_archive(model_file: Path = paths.MODEL_FILE) -> dict:
     params = load_params()
     client = _client(params)
     name = _model_name(params)
+    recorded = json.loads(RELEASE.read_text()) if RELEASE.exists() else {}
+    if recorded.get("event") == "candidate" and recorded.get("registered_model") == name:
+        return _candidate_for_archive(client, name, recorded, model_file)
     champion = _alias(client, name, CHAMPION)
     if champion is None:
         raise UserError(
@@ -372,10 +526,29 @@ def champion_for_archive(model_file: Path = paths.MODEL_FILE) -> dict:
             f"{tags.get('git_sha', 'unknown')}); refusing to archive. Was its promotion refused? "
             "Check out the champion's commit and `dvc pull`, or promote this model first."
         )
-    recorded = json.loads(RELEASE.read_text()) if RELEASE.exists() else {}
     if recorded.get("registered_model") == name and recorded.get("version") == number:
         return recorded  # keeps the record of the alias move (a rollback's reason)
     return write_release(name, champion, "found in the registry")  # moved elsewhere (another checkout)
+
+
+def _candidate_for_archive(client, name: str, recorded: dict, model_file: Path) -> dict:
+    """The gated candidate of `mlops promote --candidate`: CI builds its image before the alias moves."""
+    from mlflow.exceptions import MlflowException
+
+    number = str(recorded.get("version"))
+    try:
+        tags = client.get_model_version(name, number).tags or {}
+    except MlflowException:
+        raise UserError(f"{RELEASE} names candidate version {number}, which {name} does not have") from None
+    if tags.get("gates") != "passed":
+        raise UserError(f"candidate version {number} has not passed its gates; refusing to archive it")
+    actual = md5(model_file) if model_file.exists() else "missing"
+    if actual != tags.get("model_md5"):
+        raise UserError(
+            f"{model_file} (md5 {actual}) is not candidate version {number} (md5 {tags.get('model_md5')}); "
+            "refusing to archive"
+        )
+    return recorded
 
 
 def _safe_uri() -> str:

@@ -1,12 +1,50 @@
-"""The release side: promote and roll back in the MLflow registry, archive for TorchServe, serve locally."""
+"""The release side: promote, champion and roll back in the MLflow registry, hand PR outputs to the
+trusted remote, tag images immutably, archive for TorchServe, serve locally."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def _promote(args) -> int:
     from model.registry import promote
 
-    return promote(summary=args.summary)
+    return promote(summary=args.summary, candidate=args.candidate)
+
+
+def _champion(args) -> int:
+    from model import registry
+
+    if args.undo:
+        return registry.undo_champion(version=args.version, previous=args.previous)
+    return registry.move_champion(
+        version=args.version, expect=args.expect, image=args.image, summary=args.summary
+    )
+
+
+def _outputs(args) -> int:
+    from mlops import outputs
+
+    if args.action == "pack":
+        copied = outputs.pack(args.dir)
+        print(f"outputs: {len(copied)} file(s) packed into {args.dir}")
+    elif args.action == "fetch":
+        outputs.fetch(args.dir)
+    elif args.action == "admit":
+        for line in outputs.admit(args.dir).lines():
+            print(f"outputs: {line}")
+    else:
+        print(f"outputs: run-cache entries written for {outputs.seal()} stage(s)")
+    return 0
+
+
+def _image_tag(args) -> int:
+    from mlops import image
+
+    if args.refuse_existing:
+        image.refuse_existing(args.repository, image.tag(args.version, args.sha))
+    print(image.tag(args.version, args.sha))
+    return 0
 
 
 def _rollback(args) -> int:
@@ -44,7 +82,47 @@ def register(sub) -> None:
     p.add_argument(
         "--summary", metavar="FILE", help="append a markdown summary here (CI passes $GITHUB_STEP_SUMMARY)"
     )
+    p.add_argument(
+        "--candidate",
+        action="store_true",
+        help="register and gate only: record the version as the candidate, leave champion (CI: image first)",
+    )
     p.set_defaults(handler=_promote)
+
+    p = sub.add_parser(
+        "champion",
+        help="move champion to a gated candidate once its image is pushed (or --undo that move)",
+    )
+    p.add_argument("--version", required=True, help="the registry version `promote --candidate` recorded")
+    p.add_argument(
+        "--expect",
+        metavar="VERSION",
+        help='the champion the gates compared with ("" = none): refused if the alias moved since',
+    )
+    p.add_argument("--image", metavar="REF", help="the pushed image by digest, recorded on the version")
+    p.add_argument("--summary", metavar="FILE", help="append a markdown line here")
+    p.add_argument("--undo", action="store_true", help="put champion back on --previous if it is --version")
+    p.add_argument("--previous", default="", help="with --undo: the champion before (empty: none)")
+    p.set_defaults(handler=_champion)
+
+    p = sub.add_parser(
+        "outputs",
+        help="PR outputs to the trusted remote: pack (PR job), fetch, admit, seal (release job)",
+    )
+    p.add_argument("action", choices=("pack", "fetch", "admit", "seal"))
+    p.add_argument(
+        "--dir", type=Path, default=Path("dvc-outputs"), help="the artifact's folder (pack, fetch, admit)"
+    )
+    p.set_defaults(handler=_outputs)
+
+    p = sub.add_parser(
+        "image-tag", help="the immutable image tag model-v<N>-<sha7>; --refuse-existing checks the registry"
+    )
+    p.add_argument("--version", required=True)
+    p.add_argument("--sha", required=True)
+    p.add_argument("--repository", default="", help="e.g. ghcr.io/owner/name (with --refuse-existing)")
+    p.add_argument("--refuse-existing", action="store_true", help="fail if the registry has the tag")
+    p.set_defaults(handler=_image_tag)
 
     p = sub.add_parser(
         "rollback",

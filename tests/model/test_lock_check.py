@@ -63,7 +63,7 @@ def test_stale_lock_fails_with_the_fix_on_top_of_the_report(branch, tmp_path, ca
     assert text.startswith(f"## {TITLE}\n") and text.endswith("## Model report: ✅ all gates passed\n")
     assert "does not match the params, code and data of this PR" in text
     assert "`dvc.lock`, `eval/metrics.json` (stages: `train`)" in text
-    assert "dvc pull --run-cache" in text and "git add dvc.lock eval\n" in text  # restore, not retrain
+    assert "--name dvc-outputs --dir .dvc/cache" in text and "git add dvc.lock eval\n" in text  # restore
     assert summary.read_text() == text.split("## Model report")[0]
     assert "::error title=dvc.lock::" in capsys.readouterr().out
 
@@ -79,4 +79,4 @@ def test_missing_lock_and_new_outputs_fail_and_say_so(branch, tmp_path):
     text = report.read_text()
     assert "the branch has no `dvc.lock`" in text
     assert "`dvc.lock`, `eval/plots/roc.csv`" in text
-    assert "dvc push --run-cache" in text and "dvc pull --run-cache" not in text  # nothing was pushed
+    assert "dvc repro  " in text and "dvc-outputs" not in text  # nothing was uploaded: train

@@ -1,0 +1,95 @@
+"""Immutable image tags: `model-v<N>-<sha7>`, never pushed twice; deployments name the digest.
+
+A tag names one build of one model version at one commit. A `serve/**` change re-builds the same model
+version at a new commit, so it gets a new tag instead of overwriting `model-v<N>`. Before pushing, the
+release job asks the registry (OCI distribution API, the Docker token flow ghcr.io uses) whether the tag
+exists, and refuses if it does: a re-run of the same commit must not replace what was deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from mlops.errors import UserError
+
+VERSION = re.compile(r"\d+")
+SHA = re.compile(r"[0-9a-f]{7,40}")
+
+
+def tag(version: str, sha: str) -> str:
+    if not VERSION.fullmatch(str(version)):
+        raise UserError(f"model version must be a number, got {version!r}")
+    if not SHA.fullmatch(sha):
+        raise UserError(f"git sha must be 7-40 lowercase hex digits, got {sha!r}")
+    return f"model-v{version}-{sha[:7]}"
+
+
+def _split(repository: str) -> tuple[str, str]:
+    """'ghcr.io/Owner/Name' -> ('ghcr.io', 'owner/name'); a host has a dot, a colon or is localhost."""
+    host, _, name = repository.partition("/")
+    if not name or not ("." in host or ":" in host or host == "localhost"):
+        raise UserError(f"image repository must start with a registry host, got {repository!r}")
+    return host, name.lower()
+
+
+def _bearer(challenge: str, user: str, secret: str) -> str | None:
+    """Answer a `WWW-Authenticate: Bearer realm=...,service=...,scope=...` challenge with a token."""
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    if "realm" not in fields:
+        return None
+    query = urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
+    request = urllib.request.Request(f"{fields['realm']}?{query}")
+    if secret:
+        basic = base64.b64encode(f"{user or 'token'}:{secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    return body.get("token") or body.get("access_token")
+
+
+def exists(repository: str, image_tag: str, user: str = "", secret: str = "", scheme: str = "https") -> bool:
+    """Whether `repository:image_tag` is in its registry (HEAD of the manifest; 404 = no)."""
+    host, name = _split(repository)
+    url = f"{scheme}://{host}/v2/{name}/manifests/{image_tag}"
+    accept = ", ".join(
+        [
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ]
+    )
+    headers = {"Accept": accept}
+    for _ in range(2):
+        request = urllib.request.Request(url, method="HEAD", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return True
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return False
+            challenge = err.headers.get("WWW-Authenticate", "")
+            if err.code == 401 and "Authorization" not in headers and challenge.lower().startswith("bearer"):
+                token = _bearer(challenge, user, secret)
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                    continue
+            raise UserError(f"cannot tell whether {repository}:{image_tag} exists: HTTP {err.code}") from None
+    raise UserError(f"cannot tell whether {repository}:{image_tag} exists: authentication refused")
+
+
+def refuse_existing(repository: str, image_tag: str) -> None:
+    """Fail when the tag is already in the registry: tags are never overwritten."""
+    user, secret = os.environ.get("REGISTRY_USER", ""), os.environ.get("REGISTRY_TOKEN", "")
+    scheme = os.environ.get("REGISTRY_SCHEME", "https")  # http only for a loopback test registry
+    if exists(repository, image_tag, user, secret, scheme):
+        raise UserError(
+            f"{repository}:{image_tag} already exists: image tags are immutable (a re-run of this commit?). "
+            "Deploy the existing image by its digest, or release a new commit."
+        )

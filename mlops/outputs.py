@@ -1,0 +1,256 @@
+"""Hand a PR run's DVC outputs to the trusted release job, without PR code ever writing the DVC remote.
+
+PR jobs read the remote but cannot write it (docs/security.md): what they could write there, a later
+"Stage 'train' is cached - skipping run" would restore for everyone as if it had been reviewed. So:
+
+- `pack` (PR job): the cache objects that the run's dvc.lock names, plus the run-cache entries, laid out
+  as `.dvc/cache` is, go into the workflow artifact `dvc-outputs`. A PR author restores it with
+  `gh run download RUN --name dvc-outputs --dir .dvc/cache` and `dvc repro --pull` (no retraining).
+- `fetch` (trusted job on main): finds that artifact for the merged commit through the GitHub REST API
+  (commit -> its PR -> the PR head's successful pr.yml run -> artifact) and unpacks it into a quarantine.
+- `admit` (trusted job): copies into `.dvc/cache` only the objects that the MERGED dvc.lock names and whose
+  bytes hash to their names (a `.dir` list checked against its own hash first). Nothing else is taken:
+  not the run-cache entries, not extra objects. `seal` then writes the run-cache entries from the
+  checked-out, verified workspace, and the job pushes with its own (environment) credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mlops.errors import UserError
+
+LOCK = Path("dvc.lock")
+CACHE = Path(".dvc/cache")
+OBJECTS = Path("files/md5")
+ARTIFACT = "dvc-outputs"
+PR_WORKFLOW = ".github/workflows/pr.yml"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _object(root: Path, digest: str) -> Path:
+    return root / OBJECTS / digest[:2] / digest[2:]
+
+
+def cached_outs(lock: Path = LOCK) -> dict[str, str]:
+    """{output path: md5} of every output dvc.lock records in the DVC cache (not `cache: false` ones)."""
+    if not lock.exists():
+        raise UserError(f"{lock} not found: run `dvc repro` first")
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {
+        out["path"]: out["md5"]
+        for stage in stages.values()
+        for out in stage.get("outs", [])
+        if out.get("md5") and out.get("cache", True) is not False
+    }
+
+
+def _dir_entries(manifest: Path, digest: str) -> list[dict]:
+    from model.registry import read_manifest  # one place verifies a .dir list against its own hash
+
+    return read_manifest(manifest, digest)
+
+
+def pack(dest: Path, lock: Path = LOCK, cache: Path = CACHE) -> list[str]:
+    """Copy the objects dvc.lock names (and the run-cache) from `cache` to `dest`; returns what was copied."""
+    copied = []
+    for path, digest in sorted(cached_outs(lock).items()):
+        wanted = [digest]
+        if digest.endswith(".dir"):
+            manifest = _object(cache, digest)
+            if not manifest.exists():
+                raise UserError(f"{path}: its file list {digest} is not in {cache}: run `dvc repro` first")
+            wanted += [entry["md5"] for entry in _dir_entries(manifest, digest)]
+        for name in wanted:
+            source = _object(cache, name)
+            if not source.exists():
+                raise UserError(f"{path}: object {name} is not in {cache}")
+            target = _object(dest, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copied.append(str(target.relative_to(dest)))
+    runs = cache / "runs"
+    if runs.is_dir():
+        shutil.copytree(runs, dest / "runs", dirs_exist_ok=True)
+        copied += [str(p.relative_to(dest)) for p in sorted((dest / "runs").rglob("*")) if p.is_file()]
+    return copied
+
+
+@dataclass
+class Admission:
+    admitted: list[str] = field(default_factory=list)  # verified, copied into the cache
+    present: list[str] = field(default_factory=list)  # already in the cache (from the trusted remote)
+    absent: list[str] = field(default_factory=list)  # neither here nor in the quarantine: `dvc pull` next
+    ignored: int = 0  # files in the quarantine that the merged dvc.lock does not name (run-cache included)
+
+    def lines(self) -> list[str]:
+        return [
+            f"admitted {len(self.admitted)} verified object(s) from the PR run's artifact",
+            f"{len(self.present)} already in the cache; {len(self.absent)} left to `dvc pull`",
+            f"ignored {self.ignored} file(s) the merged dvc.lock does not name (run-cache entries included)",
+        ]
+
+
+def admit(quarantine: Path, lock: Path = LOCK, cache: Path = CACHE) -> Admission:
+    """Take from `quarantine` only the objects the merged dvc.lock names, each verified against its hash.
+
+    A mismatch is refused outright (the release stops: someone tampered with the artifact, or the PR run
+    did not produce what was merged)."""
+    result = Admission()
+    problems: list[str] = []
+    named: set[str] = set()
+
+    def take(name: str, label: str) -> Path | None:
+        named.add(name)
+        target = _object(cache, name)
+        if target.exists():
+            result.present.append(label)
+            return target
+        source = _object(quarantine, name)
+        if not source.exists():
+            result.absent.append(label)
+            return None
+        actual = hashlib.md5(source.read_bytes()).hexdigest()
+        if actual != name.removesuffix(".dir"):
+            problems.append(f"{label}: the artifact's object hashes to {actual}, dvc.lock names {name}")
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        result.admitted.append(label)
+        return target
+
+    for path, digest in sorted(cached_outs(lock).items()):
+        manifest = take(digest, path)
+        if digest.endswith(".dir") and manifest is not None:
+            for entry in _dir_entries(manifest, digest):
+                take(entry["md5"], f"{path}/{entry['relpath']}")
+    if quarantine.is_dir():
+        for file in quarantine.rglob("*"):
+            if not file.is_file():
+                continue
+            rel = file.relative_to(quarantine).parts
+            name = "".join(rel[2:]) if rel[:2] == OBJECTS.parts else None
+            result.ignored += name not in named
+    if problems:
+        raise UserError(
+            "the PR run's outputs do not match the merged dvc.lock; nothing was pushed:\n  "
+            + "\n  ".join(problems)
+        )
+    return result
+
+
+def seal(repo_root: Path = Path(".")) -> int:
+    """Write the run-cache entries of every stage from the verified workspace (trusted job only).
+
+    Run after `dvc checkout` and a clean `dvc status`: each entry then maps the merged code, params and
+    data to the merged outputs, which is exactly what the PR's run-cache entries claimed, but written
+    here, by reviewed code, instead of taken from PR code."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo_root)) as repo:
+        stages = [stage for stage in repo.index.stages if stage.cmd]
+        for stage in stages:
+            repo.stage_cache.save(stage)
+    return len(stages)
+
+
+# -- fetch: the PR run's artifact for a merged commit, through the GitHub REST API ---------------------
+
+
+def _api(url: str, token: str, raw: bool = False):
+    request = urllib.request.Request(
+        url,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        },
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=60) as response:
+            body = response.read()
+    except urllib.error.HTTPError as err:
+        if raw and err.code in (301, 302, 303, 307, 308) and err.headers.get("Location"):
+            # the archive lives at a signed URL that must be fetched WITHOUT the API token
+            with urllib.request.urlopen(err.headers["Location"], timeout=300) as response:
+                return response.read()
+        raise UserError(f"GitHub API {url}: HTTP {err.code} {err.read()[:200]!r}") from None
+    return body if raw else json.loads(body)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # surface the redirect: the token must not follow it
+        return None
+
+
+def fetch(dest: Path, sha: str | None = None) -> str | None:
+    """Unpack the `dvc-outputs` artifact of the PR run behind merged commit `sha` into `dest`.
+
+    Returns the run's URL, or None (with the reason printed) when the commit came from no PR, or the PR
+    run left no artifact: the outputs must then already be in the remote."""
+    api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
+    repo = os.environ.get("GITHUB_REPOSITORY", "")
+    token = os.environ.get("GITHUB_TOKEN", "")
+    sha = sha or os.environ.get("GITHUB_SHA", "")
+    if not (repo and token and sha):
+        raise UserError("fetch needs GITHUB_REPOSITORY, GITHUB_TOKEN and GITHUB_SHA")
+    pulls = _api(f"{api}/repos/{repo}/commits/{sha}/pulls", token)
+    if not pulls:
+        print(f"outputs: commit {sha[:7]} belongs to no pull request; nothing to fetch")
+        return None
+    head = pulls[0]["head"]["sha"]
+    query = urllib.parse.urlencode({"head_sha": head, "event": "pull_request", "status": "success"})
+    runs = [
+        run
+        for run in _api(f"{api}/repos/{repo}/actions/runs?{query}", token).get("workflow_runs", [])
+        if run.get("path", PR_WORKFLOW).split("@")[0] == PR_WORKFLOW and run.get("head_sha") == head
+    ]
+    if not runs:
+        print(f"outputs: no successful pr.yml run for the PR head {head[:7]}; nothing to fetch")
+        return None
+    run = max(runs, key=lambda r: (r.get("run_attempt", 1), r["id"]))
+    found = _api(f"{api}/repos/{repo}/actions/runs/{run['id']}/artifacts?name={ARTIFACT}", token)
+    artifacts = [a for a in found.get("artifacts", []) if a["name"] == ARTIFACT and not a.get("expired")]
+    if not artifacts:
+        print(f"outputs: run {run['id']} has no {ARTIFACT} artifact (expired?); nothing to fetch")
+        return None
+    data = _api(artifacts[0]["archive_download_url"], token, raw=True)
+    _unzip(data, dest)
+    print(f"outputs: unpacked {ARTIFACT} of run {run['id']} (PR #{pulls[0]['number']}, head {head[:7]})")
+    return run.get("html_url", str(run["id"]))
+
+
+def _unzip(data: bytes, dest: Path) -> None:
+    """Unpack a zip into `dest`, refusing any member that would land outside it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            target = (dest / member.filename).resolve()
+            if not target.is_relative_to(root):
+                raise UserError(f"artifact member {member.filename!r} points outside {dest}; refused")
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))

@@ -1,0 +1,205 @@
+"""A PR run's outputs reach the trusted DVC remote only through `mlops outputs`: packed by the PR job,
+fetched for the merged commit, admitted object by object against the merged dvc.lock, sealed (run-cache
+written by the trusted job) and pushed. The PR author's fix restores from the same artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops import outputs
+from mlops.errors import UserError
+from tests.github.server import FakeGitHub, make_certificate
+from tests.repo import clone, sh
+
+# -- admit, on a synthetic cache (no DVC needed) ---------------------------------------------------------
+
+
+def put(root: Path, data: bytes, suffix: str = "") -> str:
+    """Store `data` as DVC does: files/md5/<2>/<30>, a .dir file list with the suffix in its name."""
+    digest = hashlib.md5(data).hexdigest() + suffix
+    target = root / "files/md5" / digest[:2] / digest[2:]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return digest
+
+
+def synthetic(tmp_path: Path) -> tuple[Path, Path]:
+    """A quarantine holding a .dir output (manifest + 2 files), a file output, a stray object and a run."""
+    quarantine = tmp_path / "artifact"
+    entries = [{"md5": put(quarantine, b"weights"), "relpath": "model.pt"}]
+    entries.append({"md5": put(quarantine, b"{}"), "relpath": "meta.json"})
+    listing = put(quarantine, json.dumps(entries).encode(), ".dir")
+    report = put(quarantine, b'{"ok": true}')
+    put(quarantine, b"not named by dvc.lock")
+    (quarantine / "runs/ab/abcd").mkdir(parents=True)
+    (quarantine / "runs/ab/abcd/value").write_text("planted run-cache entry")
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "train": {"cmd": "x", "outs": [{"path": "artifacts/model", "md5": listing}]},
+                    "validate": {"cmd": "y", "outs": [{"path": "reports/v.json", "md5": report}]},
+                    "evaluate": {
+                        "cmd": "z",
+                        "outs": [{"path": "eval/m.json", "md5": "0" * 32, "cache": False}],
+                    },
+                },
+            }
+        )
+    )
+    return quarantine, lock
+
+
+def test_admit_takes_only_verified_objects_the_merged_lock_names(tmp_path):
+    quarantine, lock = synthetic(tmp_path)
+    cache = tmp_path / "cache"
+    result = outputs.admit(quarantine, lock=lock, cache=cache)
+    assert sorted(result.admitted) == [
+        "artifacts/model",
+        "artifacts/model/meta.json",
+        "artifacts/model/model.pt",
+        "reports/v.json",
+    ]
+    assert result.ignored == 2  # the stray object and the run-cache entry
+    assert not (cache / "runs").exists()  # PR code never writes the run-cache the release pushes
+    stored = sorted(p.read_bytes() for p in (cache / "files/md5").rglob("*") if p.is_file())
+    assert b"not named by dvc.lock" not in stored and b"weights" in stored
+
+
+def test_admit_refuses_a_tampered_object_and_admits_nothing_of_it(tmp_path):
+    quarantine, lock = synthetic(tmp_path)
+    weights = hashlib.md5(b"weights").hexdigest()
+    (quarantine / "files/md5" / weights[:2] / weights[2:]).write_bytes(b"planted")
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError, match=r"artifacts/model/model.pt: the artifact's object hashes to"):
+        outputs.admit(quarantine, lock=lock, cache=cache)
+    assert not (cache / "files/md5" / weights[:2] / weights[2:]).exists()
+
+
+def test_admit_refuses_a_tampered_dir_manifest(tmp_path):
+    quarantine, lock = synthetic(tmp_path)
+    listing = yaml.safe_load(lock.read_text())["stages"]["train"]["outs"][0]["md5"]
+    cache = tmp_path / "cache"
+    manifest = cache / "files/md5" / listing[:2] / listing[2:]  # already in the cache, e.g. from the remote
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps([{"md5": put(cache, b"planted"), "relpath": "model.pt"}]))
+    with pytest.raises(UserError, match=r"is not the one dvc\.lock names"):
+        outputs.admit(quarantine, lock=lock, cache=cache)
+
+
+# -- fetch, against the GitHub REST API test server ------------------------------------------------------
+
+
+def zipped(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    cert, key, bundle = make_certificate(tmp_path / "tls")
+    with FakeGitHub(cert, key, bundle) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        monkeypatch.setenv("GITHUB_API_URL", server.api_url)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
+        monkeypatch.setenv("GITHUB_TOKEN", "test-token")
+        yield server
+
+
+def test_fetch_finds_the_pr_run_of_the_merged_commit_and_unpacks_its_artifact(tmp_path, api):
+    quarantine, _ = synthetic(tmp_path)
+    merged, head = "c" * 40, "d" * 40
+    api.add_pull("acme/model", "feature", head_sha=head)
+    api.state.pulls[-1]["merge_commit_sha"] = merged
+    api.add_run(
+        "acme/model", head, {"model-report": b"", "dvc-outputs": zipped(quarantine)}, conclusion="failure"
+    )
+    run = api.add_run("acme/model", head, {"dvc-outputs": zipped(quarantine)})
+    api.add_run("acme/model", head, {"dvc-outputs": b"x"}, path=".github/workflows/other.yml")
+    # the merged commit's pulls: GitHub lists the PR for its merge commit
+    api.state.pulls[-1]["head"]["sha"] = head
+    dest = tmp_path / "fetched"
+    original = api.handle
+
+    def pulls_of_merge_commit(req):
+        if req.path == f"/repos/acme/model/commits/{merged}/pulls":
+            return 200, api.state.pulls
+        return original(req)
+
+    api.handle = pulls_of_merge_commit
+    assert outputs.fetch(dest, sha=merged) == run["html_url"]
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(quarantine) for p in quarantine.rglob("*") if p.is_file()
+    )
+    blob = [r for r in api.state.requests if r.path.startswith("/blobs/")]
+    assert blob and "Authorization" not in blob[0].headers  # the token never follows the redirect
+
+
+def test_fetch_without_a_pr_fetches_nothing(tmp_path, api, capsys):
+    assert outputs.fetch(tmp_path / "fetched", sha="e" * 40) is None
+    assert "belongs to no pull request" in capsys.readouterr().out
+
+
+def test_unzip_refuses_members_outside_the_destination(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../escape", b"x")
+    with pytest.raises(UserError, match="points outside"):
+        outputs._unzip(buffer.getvalue(), tmp_path / "dest")
+    assert not (tmp_path / "escape").exists()
+
+
+# -- the whole path with real DVC ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_pr_outputs_reach_the_remote_only_through_the_trusted_job(trained_repo, dvc_remote, tmp_path):
+    """PR job (no write access): retrain, pack. Author: restore from the artifact, no retraining. Trusted
+    job: admit against the merged lock, pull the rest, seal, push. A fresh clone then restores too."""
+    pr = clone(trained_repo, tmp_path / "pr", dvc_remote)
+    params = pr / "params.yaml"
+    params.write_text(params.read_text().replace("max_epochs: 40", "max_epochs: 3", 1))
+    sh(["git", "commit", "-q", "-am", "3 epochs"], pr)
+    sh(["dvc", "pull"], pr)
+    assert "Running stage 'train'" in sh(["dvc", "repro"], pr).stdout
+    artifact = tmp_path / "artifact"
+    sh(["mlops", "outputs", "pack", "--dir", str(artifact)], pr)
+    remote_before = sorted(p.relative_to(dvc_remote) for p in dvc_remote.rglob("*") if p.is_file())
+
+    # the author's fix (mlops lock-check prints it): the artifact into .dvc/cache, then repro restores
+    author = clone(trained_repo, tmp_path / "author", dvc_remote)
+    (author / "params.yaml").write_text(params.read_text())
+    sh(["cp", "-r", f"{artifact}/.", str(author / ".dvc/cache")], author)
+    out = sh(["dvc", "repro", "--pull"], author).stdout
+    assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out
+    assert (author / "dvc.lock").read_text() == (pr / "dvc.lock").read_text()
+    sh(["git", "commit", "-q", "-am", "dvc.lock of the run"], author)
+    assert sorted(p.relative_to(dvc_remote) for p in dvc_remote.rglob("*") if p.is_file()) == remote_before
+
+    # the trusted job on main, after the merge: nothing in its cache, the artifact in a quarantine
+    main = clone(author, tmp_path / "main", dvc_remote)
+    admitted = sh(["mlops", "outputs", "admit", "--dir", str(artifact)], main).stdout
+    assert "admitted" in admitted and "ignored" in admitted
+    assert not (main / ".dvc/cache/runs").exists()
+    sh(["dvc", "pull"], main)
+    sh(["dvc", "status", "--quiet"], main)
+    sh(["mlops", "outputs", "seal"], main)
+    sh(["dvc", "push", "--run-cache"], main)
+
+    fresh = clone(author, tmp_path / "fresh", dvc_remote)
+    sh(["dvc", "pull", "--run-cache"], fresh)
+    out = sh(["dvc", "repro", "--pull"], fresh).stdout
+    assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out

@@ -1,0 +1,111 @@
+"""The alias moves last: `promote --candidate` registers and gates, the image is built from the candidate,
+and only `mlops champion` moves the alias. A failure in between leaves the champion where it was.
+Promotion refuses any ref but main inside GitHub Actions. Real sqlite registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.cli import main
+from mlops.errors import UserError
+from model import registry
+from serve import archive
+from tests.release.project import GOOD, champion, commit, write_model
+
+
+def release(project) -> dict:
+    return json.loads((project / "model_store/release.json").read_text())
+
+
+def candidate_two(project) -> None:
+    """v1 champion; v2 better, registered and gated as the candidate (CI's first step)."""
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})
+    commit(project, "model 2")
+    assert main(["promote", "--candidate"]) == 0
+
+
+def test_candidate_is_gated_and_archived_but_champion_stays_until_the_image_is_pushed(project):
+    candidate_two(project)
+    assert champion(project) == "1"  # the image is not pushed yet
+    record = release(project)
+    assert record["event"] == "candidate" and record["version"] == "2" and record["champion"] is False
+    assert record["expect_champion"] == "1"
+    archive.archive_champion()  # the image is built from the candidate's .mar
+    assert release(project)["version"] == "2"
+
+    # the image job failed (build, smoke test or push): `mlops champion` never runs, the alias stays
+    assert champion(project) == "1"
+
+    # a re-run whose image job succeeds: the alias moves, with the image digest recorded
+    image = "ghcr.io/acme/model@sha256:" + "a" * 64
+    assert main(["champion", "--version", "2", "--expect", "1", "--image", image]) == 0
+    assert champion(project) == "2"
+    record = release(project)
+    assert record["event"] == "promote" and record["previous"] == "1" and record["image"] == image
+
+
+def test_champion_refuses_when_the_alias_moved_since_the_gates(project):
+    candidate_two(project)
+    with pytest.raises(UserError, match=r"champion moved while this release ran .*version 3.*now version 1"):
+        registry.move_champion("2", expect="3")
+    assert champion(project) == "1"
+
+
+def test_champion_refuses_a_version_that_did_not_pass(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.93})
+    commit(project, "model 2")
+    with pytest.raises(UserError, match="failed the gates"):
+        registry.promote(candidate=True)
+    with pytest.raises(UserError, match="has not passed its gates"):
+        registry.move_champion("2", expect="1")
+    assert champion(project) == "1"
+
+
+def test_undo_puts_the_alias_back_only_if_this_release_moved_it(project):
+    candidate_two(project)
+    registry.move_champion("2", expect="1")
+    assert main(["champion", "--undo", "--version", "2", "--previous", "1"]) == 0
+    assert champion(project) == "1" and release(project)["event"] == "undo"
+    assert main(["champion", "--undo", "--version", "2", "--previous", "1"]) == 0  # nothing to undo
+    assert champion(project) == "1"
+
+
+def test_undo_of_a_first_champion_removes_the_alias(project):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote(candidate=True)
+    assert champion(project) is None
+    registry.move_champion("1", expect="")
+    assert champion(project) == "1"
+    registry.undo_champion("1", previous="")
+    assert champion(project) is None
+
+
+@pytest.mark.parametrize("command", [["promote"], ["promote", "--candidate"], ["champion", "--version", "1"]])
+def test_actions_runs_on_a_branch_are_refused(project, monkeypatch, capsys, command):
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/feature")
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert "promotion runs only from refs/heads/main (this run is on refs/heads/feature)" in err
+    assert champion(project) is None and not (project / "model_store/release.json").exists()
+
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/main")  # the same run on main goes through
+    assert main(["promote"]) == 0 and champion(project) == "1"
+
+
+def test_archive_refuses_a_candidate_whose_bytes_are_not_on_disk(project):
+    candidate_two(project)
+    write_model(project, b"weights-1", GOOD)  # another checkout's bytes
+    with pytest.raises(UserError, match="is not candidate version 2"):
+        archive.archive_champion()
