@@ -31,3 +31,4 @@ PREDICTIONS = EVAL_DIR / "predictions.csv"  # per test row, for paired intervals
 CALIBRATION = PLOTS_DIR / "calibration.csv"
 SLICES = PLOTS_DIR / "slices.csv"
 ATTRIBUTIONS = PLOTS_DIR / "attributions.csv"
+RESIDUALS = PLOTS_DIR / "residuals.csv"  # regression: predicted vs actual (a sample of rows)

@@ -23,26 +23,42 @@ from model.uncertainty import Interval
 class Predictions:
     keys: np.ndarray
     y: np.ndarray
-    proba: np.ndarray
+    proba: np.ndarray  # class probabilities; regression: the prediction, shape [n, 1]
     slices: pd.DataFrame  # one column per slice spec (name without prefix), one label per row
+    task: str = "classification"
 
     @classmethod
     def parse(cls, text: str | None) -> Predictions | None:
         if not text:
             return None
         frame = pd.read_csv(io.StringIO(text), dtype={"row": str})
-        proba_cols = sorted((c for c in frame.columns if c.startswith("proba_")), key=lambda c: int(c[6:]))
+        regression = "prediction" in frame.columns
+        if regression:
+            proba_cols = ["prediction"]
+        else:
+            proba_cols = sorted(
+                (c for c in frame.columns if c.startswith("proba_")), key=lambda c: int(c[6:])
+            )
         slice_cols = [c for c in frame.columns if c.startswith(PREFIX)]
         return cls(
             keys=frame["row"].to_numpy(),
-            y=frame["label"].to_numpy(dtype=np.int64),
+            y=frame["label"].to_numpy(dtype=np.float64 if regression else np.int64),
             proba=frame[proba_cols].to_numpy(dtype=np.float64),
             slices=frame[slice_cols].rename(columns=lambda c: c[len(PREFIX) :]).astype(str),
+            task="regression" if regression else "classification",
         )
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return uncertainty.metric_names(self.task, self.proba.shape[1])
 
     def take(self, index: np.ndarray) -> Predictions:
         return Predictions(
-            self.keys[index], self.y[index], self.proba[index], self.slices.iloc[index].reset_index(drop=True)
+            self.keys[index],
+            self.y[index],
+            self.proba[index],
+            self.slices.iloc[index].reset_index(drop=True),
+            self.task,
         )
 
 
@@ -86,15 +102,15 @@ def compare(
     """Delta intervals overall and per slice. Slice intervals use a Bonferroni-adjusted confidence (one
     test per slice and metric), so that with six slices and three metrics "a slice regressed" is not a
     coin flip between two seeds of the same model."""
-    if pr is None or base is None:
-        return Comparison(None)
+    if pr is None or base is None or pr.task != base.task or pr.proba.shape[1] != base.proba.shape[1]:
+        return Comparison(None)  # nothing to pair, or not the same kind of model (a swapped dataset)
     resamples, confidence = int(settings["resamples"]), float(settings["confidence"])
     seed = int(settings["bootstrap_seed"])
     aligned = align(pr, base)
     kind = "paired" if aligned is not None else "unpaired"
     other = aligned if aligned is not None else base
     deltas = uncertainty.delta_intervals(
-        (pr.y, pr.proba), (other.y, other.proba), aligned is not None, resamples, confidence, seed
+        (pr.y, pr.proba), (other.y, other.proba), aligned is not None, resamples, confidence, seed, pr.metrics
     )
     groups = []
     for column in pr.slices.columns:
@@ -105,6 +121,7 @@ def compare(
             theirs = (other.slices[column] == label).to_numpy()
             if mine.sum() >= 2 and theirs.sum() >= 2:
                 groups.append((column, label, mine, theirs))
+    slice_metrics = tuple(m for m in slice_metrics if m in pr.metrics)
     tests = max(len(groups) * len(slice_metrics), 1)
     slice_conf = 1 - (1 - confidence) / tests
     changes = []

@@ -9,6 +9,14 @@ test split the 0.02 accuracy threshold is about two rows, so without this a retr
 fails by chance (docs/review.md measures how often).
 Where no interval exists (promotion against the registry, main without per-row predictions) the gate
 falls back to the threshold alone and says so.
+
+By task: a regression model is gated by `gates.regression` (same keys), a classifier by the rest. `min`
+is a floor and `max` a ceiling; `max_regression` is the allowed worsening in the metric's own direction
+(a rise for RMSE/MAE/log loss, a drop for the others). For more than two classes the classification
+metrics are macro averages (f1 = macro F1, roc_auc = one-vs-rest macro), so the same gates apply.
+
+A swapped dataset (another task, label or classes than the baseline: `swap_reason`) has no comparable
+baseline: its regression gates are skipped and say why, the floors still apply.
 """
 
 from __future__ import annotations
@@ -44,6 +52,43 @@ def needs_significance(gates: dict, metric: str) -> bool:
     return bool(rule)
 
 
+def task_gates(gates: dict, task: str) -> dict:
+    """The gates for a task: `gates.regression` for regression (require_significant inherited), else
+    the top-level floors and regression gates."""
+    if task != "regression":
+        return {k: v for k, v in gates.items() if k != "regression"}
+    chosen = dict(gates.get("regression") or {})
+    chosen.setdefault("require_significant", gates.get("require_significant", True))
+    return chosen
+
+
+def infer_task(metrics: dict) -> str:
+    """A metrics dict's task: its `dataset.task` (eval/metrics.json), else regression when it holds rmse
+    and no accuracy (the flat metrics a registry version carries)."""
+    task = ((metrics or {}).get("dataset") or {}).get("task")
+    if task:
+        return str(task)
+    return (
+        "regression" if "rmse" in (metrics or {}) and "accuracy" not in (metrics or {}) else "classification"
+    )
+
+
+def swap_reason(candidate: dict | None, baseline: dict | None) -> str | None:
+    """Why two models are not comparable (another task, label or classes), or None. Each side is a
+    `dataset` identity of eval/metrics.json; an unknown side (None: from before identities) is taken
+    as comparable, as it always was."""
+    if not candidate or not baseline:
+        return None
+    for key in ("task", "label", "classes"):
+        old, new = baseline.get(key), candidate.get(key)
+        if old is None or new is None or old == new:
+            continue
+        if key == "classes":
+            return f"the classes changed ({', '.join(map(str, old))} → {', '.join(map(str, new))})"
+        return f"the {key} changed ({old} → {new})"
+    return None
+
+
 def _span(delta: Interval) -> str:
     return f"{delta.low:+.4f}…{delta.high:+.4f}"
 
@@ -56,28 +101,29 @@ def check_gates(
     deltas: dict[str, Interval | None] | None = None,
     delta_kind: str = "paired",
     confidence: float = 0.95,
+    task: str | None = None,
+    no_baseline: str | None = None,
 ) -> list[GateResult]:
-    """`deltas`: per metric, the interval of (candidate - baseline); `delta_kind` names how it was made."""
+    """`deltas`: per metric, the interval of (candidate - baseline); `delta_kind` names how it was made.
+    `task`: which gates apply (default: inferred from `candidate`); `no_baseline`: why the baseline is
+    not comparable (a swapped dataset): regression gates are then skipped with that reason."""
+    gates = task_gates(gates, task or infer_task(candidate))
+    if no_baseline:
+        baseline = None
     results: list[GateResult] = []
-    for metric, floor in (gates.get("min") or {}).items():
+    limits = [(m, v, None) for m, v in (gates.get("min") or {}).items()]
+    limits += [(m, v, "max") for m, v in (gates.get("max") or {}).items()]
+    for metric, floor, side in limits:
         value = candidate.get(metric)
-        lower = metric in LOWER_IS_BETTER
+        lower = side == "max" or (side is None and metric in LOWER_IS_BETTER)  # `min` of rmse: a ceiling
+        name = f"{'max' if lower else 'min'} {metric}"
         if value is None:
-            results.append(GateResult(f"min {metric}", metric, None, floor, False, "metric missing"))
+            results.append(GateResult(name, metric, None, floor, False, "metric missing"))
             continue
         ok = value <= floor if lower else value >= floor
         op = "<=" if lower else ">="
-        gap = "" if ok else f" (short by {abs(value - floor):.4f})"
-        results.append(
-            GateResult(
-                f"{'max' if lower else 'min'} {metric}",
-                metric,
-                value,
-                floor,
-                ok,
-                f"{_fmt(value)} {op} {floor}{gap}",
-            )
-        )
+        gap = "" if ok else f" ({'over' if lower else 'short'} by {abs(value - floor):.4f})"
+        results.append(GateResult(name, metric, value, floor, ok, f"{_fmt(value)} {op} {floor}{gap}"))
     for metric, allowed in (gates.get("max_regression") or {}).items():
         significant = needs_significance(gates, metric)
         name = f"max regression {metric}"
@@ -87,14 +133,18 @@ def check_gates(
             results.append(GateResult(name, metric, None, allowed, False, "metric missing"))
             continue
         if base is None:
-            results.append(
-                GateResult(name, metric, value, allowed, True, f"skipped: no {baseline_name} baseline")
+            why = (
+                f"no comparable {baseline_name} baseline: {no_baseline}"
+                if no_baseline
+                else f"no {baseline_name} baseline"
             )
+            results.append(GateResult(name, metric, value, allowed, True, f"skipped: {why}"))
             continue
         lower = metric in LOWER_IS_BETTER
         drop = (value - base) if lower else (base - value)
         over = drop > allowed + 1e-12
-        detail = f"{_fmt(value)} vs {baseline_name} {_fmt(base)}: drop {drop:+.4f}, allowed {allowed}"
+        word = "rise" if lower else "drop"
+        detail = f"{_fmt(value)} vs {baseline_name} {_fmt(base)}: {word} {drop:+.4f}, allowed {allowed}"
         if over:
             detail += f" (over by {drop - allowed:.4f})"
         ok = not over

@@ -134,3 +134,40 @@ def attributions(pr: pd.DataFrame, base: pd.DataFrame | None, top_k: int, base_n
     ax.set_xlim(0, float(max(top["share"].max(), 0 if old is None else old.max())) * 1.25)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
+
+
+def predicted_vs_actual(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
+    """Regression: predicted against actual on a sample of test rows (eval/plots/residuals.csv), main
+    hollow grey, the diagonal is a perfect model."""
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    frames = [f for f in (pr, base) if f is not None]
+    low = min(float(min(f["actual"].min(), f["predicted"].min())) for f in frames)
+    high = max(float(max(f["actual"].max(), f["predicted"].max())) for f in frames)
+    ax.plot([low, high], [low, high], color="lightgray", linewidth=0.8, label="perfect")
+    if base is not None:
+        ax.scatter(
+            base["actual"], base["predicted"], s=10, facecolors="none", edgecolors="tab:gray", label=base_name
+        )
+    ax.scatter(pr["actual"], pr["predicted"], s=10, color="tab:blue", alpha=0.7, label="this PR")
+    ax.set(xlabel="actual", ylabel="predicted", title="predicted vs actual")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def residuals(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
+    """Regression: residual (predicted - actual) against predicted; a pattern means a missed structure."""
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.axhline(0, color="lightgray", linewidth=0.8)
+    if base is not None:
+        ax.scatter(
+            base["predicted"],
+            base["residual"],
+            s=10,
+            facecolors="none",
+            edgecolors="tab:gray",
+            label=base_name,
+        )
+    ax.scatter(pr["predicted"], pr["residual"], s=10, color="tab:blue", alpha=0.7, label="this PR")
+    ax.set(xlabel="predicted", ylabel="predicted - actual", title="residuals")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +31,8 @@ from mlops.errors import UserError
 from mlops.params import load_params
 from model import plots
 from model.compare import Comparison, Predictions, compare
-from model.gates import all_passed, check_gates
-from model.review_config import BASELINE_NAMES, report_settings
+from model.gates import all_passed, check_gates, swap_reason
+from model.review_config import baseline_names, report_settings, task_of
 from model.uncertainty import LOWER_IS_BETTER, verdict
 
 PLOT_FILES = {
@@ -43,8 +43,10 @@ PLOT_FILES = {
     "calibration": paths.CALIBRATION,
     "slices": paths.SLICES,
     "attributions": paths.ATTRIBUTIONS,
+    "residuals": paths.RESIDUALS,
 }
 BASELINE_COLUMNS = ("accuracy", "f1", "roc_auc", "brier")
+REGRESSION_COLUMNS = ("rmse", "mae", "r2")
 PR = "this PR"
 
 
@@ -88,10 +90,7 @@ class Side:
             params=parsed(paths.PARAMS),
             data_md5=outs[0].get("md5"),
             lock=parsed(Path("dvc.lock")),
-            plots={
-                key: pd.read_csv(io.StringIO(text)) if (text := read(p)) else None
-                for key, p in PLOT_FILES.items()
-            },
+            plots={key: _frame(read(p)) for key, p in PLOT_FILES.items()},
             predictions=Predictions.parse(read(paths.PREDICTIONS)),
         )
 
@@ -100,9 +99,36 @@ class Side:
         """The model's own metrics: the top-level numbers of metrics.json (not intervals, baselines...)."""
         return {k: v for k, v in (self.metrics or {}).items() if isinstance(v, (int, float))}
 
+    @property
+    def task(self) -> str:
+        return str(self.identity.get("task") or task_of(self.params))
+
+    @property
+    def identity(self) -> dict:
+        """What the model predicts: metrics.json's `dataset`, else (older metrics) params.yaml's."""
+        recorded = (self.metrics or {}).get("dataset")
+        if recorded:
+            return dict(recorded)
+        data = self.params.get("data") or {}
+        if not data:
+            return {}
+        task = task_of(self.params)
+        identity = {"task": task, "label": data.get("label")}
+        if task != "regression" and data.get("classes") is not None:
+            identity["classes"] = [str(c) for c in data["classes"]]
+        return identity
+
     def interval(self, metric: str, where: dict | None = None) -> tuple[float, float] | None:
         span = ((where if where is not None else self.metrics or {}).get("interval") or {}).get(metric)
         return (span["low"], span["high"]) if span else None
+
+
+def _frame(text: str | None) -> pd.DataFrame | None:
+    """A plot CSV; None when absent or header-only (a plot of the other task: roc for regression)."""
+    if not text:
+        return None
+    frame = pd.read_csv(io.StringIO(text))
+    return None if frame.empty else frame
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -151,7 +177,9 @@ def changed_deps(base_lock: dict, pr_lock: dict) -> list[str]:
 def data_summary(base: Side, label: str, classes: list) -> tuple[dict | None, dict | None]:
     """Rows and class balance of the PR's data (validation report) and of main's (same data, or DVC)."""
     validation = json.loads(paths.VALIDATION_REPORT.read_text()) if paths.VALIDATION_REPORT.exists() else None
-    pr = {"rows": validation["rows"], "class_balance": validation["class_balance"]} if validation else None
+    pr = (
+        {"rows": validation["rows"], "class_balance": validation.get("class_balance")} if validation else None
+    )
     if base.data_md5 is None:
         return None, pr
     if pr and base.data_md5 == Side.load(PR, None, "").data_md5:
@@ -226,7 +254,8 @@ def metric_rows(base: Side, pr: Side, comparison: Comparison) -> list[str]:
 
 def baseline_rows(base: Side, pr: Side) -> list[str]:
     """Rows: this PR, main, then the baselines `evaluate` fitted on the same split."""
-    columns = [c for c in BASELINE_COLUMNS if c in pr.scores]
+    wanted = REGRESSION_COLUMNS if pr.task == "regression" else BASELINE_COLUMNS
+    columns = [c for c in wanted if c in pr.scores]
     rows = [f"| model | {' | '.join(columns)} |", "| --- |" + " ---: |" * len(columns)]
 
     def row(name: str, doc: dict | None, side: Side) -> None:
@@ -237,7 +266,7 @@ def baseline_rows(base: Side, pr: Side) -> list[str]:
 
     row("**this PR**", pr.metrics, pr)
     row(base.name, base.metrics, base)
-    for key, label in BASELINE_NAMES.items():
+    for key, label in baseline_names(pr.task).items():
         row(label, (pr.metrics or {}).get("baseline", {}).get(key), pr)
     return rows
 
@@ -246,17 +275,44 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
     """Not beating a logistic regression by the margin is worth a reviewer's attention (not a gate)."""
     rule = settings.get("baseline") or {}
     metric, margin = str(rule.get("metric", "roc_auc")), float(rule.get("margin", 0.0))
-    logistic = (pr.metrics or {}).get("baseline", {}).get("logistic_regression", {}).get(metric)
+    key, name = next(iter(baseline_names(pr.task).items()))  # the linear model: logistic or linear
+    linear = (pr.metrics or {}).get("baseline", {}).get(key, {}).get(metric)
     value = pr.scores.get(metric)
-    if logistic is None or value is None:
+    if linear is None or value is None:
         return None
-    gain = (logistic - value) if metric in LOWER_IS_BETTER else (value - logistic)
+    gain = (linear - value) if metric in LOWER_IS_BETTER else (value - linear)
     if gain > margin:
         return None
     return (
-        f"*   ⚠️ **Does not beat the logistic regression**: {metric} {value:.4f} vs {logistic:.4f} "
+        f"*   ⚠️ **Does not beat the {name}**: {metric} {value:.4f} vs {linear:.4f} "
         f"(gain {gain:+.4f}, margin {margin}; `report.baseline` in params.yaml): a simpler model does as well"
     )
+
+
+def per_class_section(base: Side, pr: Side) -> list[str]:
+    """More than two classes: precision, recall, F1 and support per class, main beside this PR."""
+    mine = (pr.metrics or {}).get("per_class")
+    if not mine:
+        return []
+    theirs = (base.metrics or {}).get("per_class") or {}
+    rows = [
+        f"| class | support | precision | recall | f1 | f1 {base.name} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, values in mine.items():
+        old = (theirs.get(name) or {}).get("f1")
+        cells = [f"{values[m]:.4f}" for m in ("precision", "recall", "f1")]
+        rows.append(f"| {_label(str(name))} | {values['support']} | {' | '.join(cells)} | {_num(old)} |")
+    scores = pr.scores
+    averages = []
+    for kind, suffix in (("macro", ""), ("weighted", "_weighted")):
+        shown = [
+            f"{m} {scores[m + suffix]:.4f}" for m in ("precision", "recall", "f1") if m + suffix in scores
+        ]
+        averages.append(f"{kind} {' · '.join(shown)}")
+    rows += ["", f"Averages: {'; '.join(averages)}."]
+    worst = min(mine.items(), key=lambda item: item[1]["f1"])
+    return _details(f"Per class: {len(mine)} classes, lowest F1 {worst[1]['f1']:.4f} ({worst[0]})", rows)
 
 
 def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: list[str]) -> list[str]:
@@ -295,7 +351,7 @@ def balance_text(summary: dict | None) -> tuple[str, str]:
     if not summary:
         return "unknown", "unknown"
     total = max(summary["rows"], 1)
-    parts = [f"{c} {n} ({100 * n / total:.1f}%)" for c, n in summary["class_balance"].items()]
+    parts = [f"{c} {n} ({100 * n / total:.1f}%)" for c, n in (summary.get("class_balance") or {}).items()]
     return str(summary["rows"]), ", ".join(parts)
 
 
@@ -334,6 +390,9 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     assert pr.metrics is not None
     confidence = float(settings["confidence"])
     slice_metrics = tuple(settings["slice_metrics"])
+    swapped = swap_reason(pr.identity, base.identity) if base.metrics is not None else None
+    if swapped:  # another dataset: main's numbers, curves and rows say nothing about this model
+        base = replace(base, metrics=None, predictions=None, plots={})
     comparison = compare(pr.predictions, base.predictions, settings, slice_metrics)
     results = check_gates(
         pr.scores,
@@ -343,6 +402,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         deltas=comparison.deltas,
         delta_kind=comparison.kind or "paired",
         confidence=confidence,
+        task=pr.task,
+        no_baseline=swapped,
     )
     passed = all_passed(results)
     failed = [r for r in results if not r.passed]
@@ -365,7 +426,13 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     if warnings:
         head += f" · ⚠️ {len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
     notes = []
-    if base.metrics is None:
+    if swapped:
+        notes.append(
+            f"> ⚠️ **No comparable baseline**: {swapped} against `{base.name}`, so this model is a new "
+            "dataset's first: nothing is compared, regression gates are skipped and only the absolute "
+            "floors apply. Check that the swap is intended."
+        )
+    elif base.metrics is None:
         notes.append(
             f"> ℹ️ **First model**: `{base.name}` has no metrics yet, so there is nothing to compare "
             "against; regression gates are skipped and only the absolute floors apply."
@@ -399,7 +466,14 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     ]
     lines += [f"**Changed vs `{base.name}`:** {'; '.join(what)}.", ""]
 
-    test_rows = len(pr.predictions.y) if pr.predictions is not None else None
+    identity = pr.identity
+    test_rows = identity.get("test_rows") or (len(pr.predictions.y) if pr.predictions is not None else None)
+    sampled = identity.get("interval_rows")
+    sample_note = (
+        f"; intervals from the {sampled} rows with the smallest row hashes (`report.max_rows`)"
+        if sampled and test_rows and sampled < test_rows
+        else ""
+    )
     how = {
         "paired": "Δ paired on the same rows",
         "unpaired": "Δ unpaired: the test rows differ",
@@ -409,11 +483,14 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         f"### Metrics (test split{f', {test_rows} rows' if test_rows else ''})",
         "",
         f"<sub>Under each value its {confidence:.0%} bootstrap interval ({settings['resamples']} resamples; "
-        f"{how}). Verdict: better / worse when the Δ interval excludes 0, else within noise.</sub>",
+        f"{how}{sample_note}). Verdict: better / worse when the Δ interval excludes 0, else within noise."
+        "</sub>",
         "",
     ]
     lines += metric_rows(base, pr, comparison)
-    lines += ["", "### Baselines (same split)", "", *baseline_rows(base, pr), ""]
+    lines += [""]
+    lines += per_class_section(base, pr)
+    lines += ["### Baselines (same split)", "", *baseline_rows(base, pr), ""]
 
     lines += _details(
         f"Gates: {len(results) - len(failed)} of {len(results)} passed (params.yaml <code>gates</code>)",
@@ -423,8 +500,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     )
     lines += ["### Plots", "", f"Solid: this PR; dashed: `{base.name}`.", ""]
     images = {name: f"![{alt}]({name}.png)" for name, alt in _plots(base, pr, out, settings)}
-    curves = " ".join(images.pop(k) for k in ("roc", "pr") if k in images)  # side by side
-    lines += [curves, ""]
+    curves = " ".join(images.pop(k) for k in ("roc", "pr", "predicted", "residuals") if k in images)
+    lines += [curves, ""]  # side by side
     lines += slice_section(pr, comparison, base.name, list(slice_metrics))
     if slice_metrics and pr.plots.get("slices") is not None:
         lines.append("")
@@ -438,10 +515,16 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         names = ", ".join(
             f"<code>{f}</code> {share:.0%}" for f, share in zip(top["feature"], top["share"], strict=True)
         )  # <summary> holds HTML, not markdown
-        lines += _details(f"Explanations: top features {names}", [images["attributions"]])
+        body = [images["attributions"]]
+        unattributed = _category_columns()
+        if unattributed:
+            listed = ", ".join(f"`{c}`" for c in unattributed)
+            body += ["", f"Not attributed: the category columns {listed} (a category code has no gradient)."]
+        lines += _details(f"Explanations: top features {names}", body)
     more = [images[k] for k in ("confusion", "training") if k in images]
     if more:
-        lines += _details("Confusion matrices and training curves", more)
+        title = "Confusion matrices and training curves" if "confusion" in images else "Training curves"
+        lines += _details(title, more)
 
     base_data, pr_data = data_summary(
         base,
@@ -449,6 +532,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         list(pr.params.get("data", {}).get("classes", [])),
     )
     (b_rows, b_bal), (p_rows, p_bal) = balance_text(base_data), balance_text(pr_data)
+    balance_row = [] if pr.task == "regression" else [f"| class balance | {b_bal} | {p_bal} |"]
     md5 = f"`{pr.data_md5}`" + (" (**changed**)" if data_changed else " (unchanged)" if base.data_md5 else "")
     lines += _details(
         f"Data: {'<b>changed</b>' if data_changed else 'unchanged'}, {p_rows} rows",
@@ -457,7 +541,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             "| --- | --- | --- |",
             f"| data.dvc md5 | `{base.data_md5 or '—'}` | {md5} |",
             f"| rows | {b_rows} | {p_rows} |",
-            f"| class balance | {b_bal} | {p_bal} |",
+            *balance_row,
         ],
     )
     lines += [f"<details><summary>Params diff ({len(diff)} changed)</summary>", ""]
@@ -471,6 +555,12 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         lines.append(f"No params differ from `{base.name}`.")
     lines += ["", "</details>", "", "***", "", lineage(pr, base), ""]
     return "\n".join(lines), passed
+
+
+def _category_columns() -> list[str]:
+    """The PR model's category columns (meta.json's schema): integrated gradients leave them out."""
+    meta = json.loads(paths.MODEL_META.read_text()) if paths.MODEL_META.exists() else {}
+    return [c["name"] for c in meta.get("schema") or [] if c.get("type") == "category"]
 
 
 def _plots(base: Side, pr: Side, out: Path, settings: dict) -> list[tuple[str, str]]:
@@ -499,6 +589,10 @@ def _plots(base: Side, pr: Side, out: Path, settings: dict) -> list[tuple[str, s
             p["attributions"], b.get("attributions"), top_k, base.name, out / "attributions.png"
         )
         made.append(("attributions", "feature attributions"))
+    if p.get("residuals") is not None:
+        plots.predicted_vs_actual(p["residuals"], b.get("residuals"), base.name, out / "predicted.png")
+        plots.residuals(p["residuals"], b.get("residuals"), base.name, out / "residuals.png")
+        made += [("predicted", "predicted vs actual"), ("residuals", "residuals")]
     return made
 
 

@@ -5,6 +5,10 @@ into quantile bins (`{column: mean_radius, bins: 3}`; labels `q1 6.98–12.2`: f
 included to the upper edge excluded, the last bin includes both). Bin edges come from the whole
 prepared table, not the test split, so they do not move when the split seed changes and `main` and the
 PR slice alike.
+
+The splits hold category codes and NaN (the exported model's input): a category column slices by its
+values' names (the vocabulary in artifacts/model/meta.json), code -1 as "unknown"; a missing value is
+a slice "missing" of its own, in either kind of spec.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pandas as pd
 from model.uncertainty import Interval, intervals, point_metrics
 
 PREFIX = "slice:"  # column prefix of slice labels in eval/predictions.csv
+MISSING, UNKNOWN = "missing", "unknown"  # labels of a NaN value and of an unseen category (code -1)
 
 
 def _check(specs: list, columns: list[str]) -> list[dict]:
@@ -44,22 +49,43 @@ def _edge(x: float) -> str:
     return f"{x:.3g}"
 
 
-def assign(test: pd.DataFrame, table: pd.DataFrame, specs: list) -> pd.DataFrame:
-    """Slice label of every test row, one column `slice:<column>` per spec."""
+def _by_value(values: pd.Series, vocabulary: list | None) -> pd.Series:
+    """One label per distinct value: a category's name from its code, else the number itself."""
+    if vocabulary is None:
+        return values.map(lambda v: MISSING if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
+    names = np.array([*map(str, vocabulary), UNKNOWN, MISSING], dtype=object)
+    codes = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    known = np.isfinite(codes) & (codes >= 0) & (codes < len(vocabulary))
+    index = np.where(known, np.nan_to_num(codes, nan=0).astype(np.int64), len(vocabulary))
+    index[np.isnan(codes)] = len(vocabulary) + 1
+    return pd.Series(names[index], index=values.index)
+
+
+def assign(
+    test: pd.DataFrame, table: pd.DataFrame, specs: list, vocabularies: dict[str, list] | None = None
+) -> pd.DataFrame:
+    """Slice label of every test row, one column `slice:<column>` per spec. `vocabularies`: the
+    category columns' values in code order (meta.json's schema); other columns slice by number."""
     out = pd.DataFrame(index=test.index)
-    for spec in _check(specs, list(table.columns)):
+    vocabularies = vocabularies or {}
+    for spec in _check(specs, [c for c in test.columns if c != "label"]):
         column, bins = spec["column"], spec["bins"]
         values = test[column]
-        if bins is None:
-            labels = values.map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+        if bins is None or column in vocabularies:
+            labels = _by_value(values, vocabularies.get(column))
         else:
-            edges = np.unique(np.quantile(table[column].to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+            whole = table[column].to_numpy(dtype=float)
+            edges = np.unique(np.nanquantile(whole, np.linspace(0, 1, bins + 1)))
             inner = edges[1:-1]
-            index = np.searchsorted(inner, values.to_numpy(dtype=float), side="right")
-            names = [
-                f"q{i + 1} {_edge(lo)}–{_edge(hi)}" for i, (lo, hi) in enumerate(itertools.pairwise(edges))
-            ]
-            labels = pd.Series([names[i] for i in index], index=test.index)
+            numbers = values.to_numpy(dtype=float)
+            index = np.searchsorted(inner, numbers, side="right")
+            names = np.array(
+                [f"q{i + 1} {_edge(lo)}–{_edge(hi)}" for i, (lo, hi) in enumerate(itertools.pairwise(edges))]
+                + [MISSING],
+                dtype=object,
+            )
+            index[np.isnan(numbers)] = len(names) - 1
+            labels = pd.Series(names[index], index=test.index)
         out[PREFIX + column] = labels.astype(str)
     return out
 
@@ -78,15 +104,22 @@ def slice_table(
     resamples: int,
     confidence: float,
     seed: int,
+    sample: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Per slice: rows, each metric and its bootstrap interval (NaN where undefined, e.g. one class)."""
+    """Per slice: rows, each metric and its bootstrap interval (NaN where undefined, e.g. one class).
+
+    `sample`: a boolean mask of the rows the intervals are drawn from (evaluate's bounded sample of a
+    large test split); the point values always use every row of the slice."""
     rows = []
     for column in labels.columns:
         for label in sorted(labels[column].unique()):
             mask = (labels[column] == label).to_numpy()
             values = point_metrics(y[mask], proba[mask], metrics)
-            spans: dict[str, Interval | None] = intervals(
-                y[mask], proba[mask], resamples, confidence, seed, metrics
+            drawn = mask if sample is None else mask & sample
+            spans: dict[str, Interval | None] = (
+                intervals(y[drawn], proba[drawn], resamples, confidence, seed, metrics)
+                if drawn.sum()
+                else dict.fromkeys(metrics)
             )
             row = {"slice": column[len(PREFIX) :], "bin": label, "rows": int(mask.sum())}
             for m in metrics:

@@ -15,9 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "ece")
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+WEIGHTED = ("precision_weighted", "recall_weighted", "f1_weighted")  # more than two classes only
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+KNOWN = (*METRICS, *WEIGHTED, *REGRESSION_METRICS)
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse", "mae"})
 ECE_BINS = 10
-CHUNK = 250  # resamples per weight matrix: bounds memory to CHUNK x rows floats on large test splits
+CHUNK = 250  # resamples per weight matrix at most ...
+CHUNK_CELLS = 4_000_000  # ... and at most this many weights (32 MB): bounded memory on any test split
+
+
+def metric_names(task: str, n_classes: int) -> tuple[str, ...]:
+    """The metrics `evaluate` reports: binary, more classes (adds weighted averages), regression."""
+    if task == "regression":
+        return REGRESSION_METRICS
+    return METRICS if n_classes <= 2 else (*METRICS, *WEIGHTED)
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,9 @@ def resample_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Row multiplicities of `resamples` bootstrap draws of n rows (each row sums to n), in chunks."""
     rng = np.random.default_rng(seed)
     done = 0
+    chunk = max(1, min(CHUNK, CHUNK_CELLS // max(n, 1)))
     while done < resamples:
-        b = min(CHUNK, resamples - done)
+        b = min(chunk, resamples - done)
         picks = rng.integers(0, n, size=(b, n))
         flat = (np.arange(b)[:, None] * n + picks).ravel()
         yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
@@ -88,11 +100,15 @@ def weighted_metrics(
     w: np.ndarray, y: np.ndarray, proba: np.ndarray, names: tuple[str, ...] = METRICS
 ) -> dict[str, np.ndarray]:
     """Each metric once per row of `w` (shape resamples x rows). Binary: positive class = index 1;
-    more classes: macro averages (ROC AUC one-vs-rest), as `evaluate` reports them."""
-    n_classes = proba.shape[1]
+    more classes: macro averages (ROC AUC one-vs-rest) and `*_weighted` (by class support), as
+    `evaluate` reports them. Regression (`rmse`, `mae`, `r2`): `proba` is the prediction, shape [n, 1]."""
     total = w.sum(axis=1)
-    pred = proba.argmax(axis=1)
     out: dict[str, np.ndarray] = {}
+    if set(REGRESSION_METRICS) & set(names):
+        out.update(_regression(w, total, np.asarray(y, dtype=np.float64), proba[:, 0]))
+        return {k: out[k] for k in names}
+    n_classes = proba.shape[1]
+    pred = proba.argmax(axis=1)
     if "accuracy" in names:
         out["accuracy"] = (w @ (pred == y)) / total
     if {"precision", "recall", "f1"} & set(names):
@@ -100,6 +116,12 @@ def weighted_metrics(
         parts = [_prf(w, y == c, pred == c) for c in classes]
         for i, name in enumerate(("precision", "recall", "f1")):
             out[name] = np.mean([p[i] for p in parts], axis=0)
+    if set(WEIGHTED) & set(names):
+        parts = [_prf(w, y == c, pred == c) for c in range(n_classes)]
+        support = np.stack([w @ (y == c) for c in range(n_classes)])  # classes x resamples
+        for i, name in enumerate(WEIGHTED):  # an undefined class score counts 0, as in scikit-learn
+            scores = np.nan_to_num(np.stack([p[i] for p in parts]))
+            out[name] = (scores * support).sum(axis=0) / total
     if "roc_auc" in names:
         if n_classes == 2:
             out["roc_auc"] = _auc(w, proba[:, 1], y == 1)
@@ -119,6 +141,18 @@ def weighted_metrics(
         gaps = np.eye(ECE_BINS)[ece_bin(confidence)] * (outcome - confidence)[:, None]
         out["ece"] = np.abs(w @ gaps).sum(axis=1) / total
     return {k: out[k] for k in names}
+
+
+def _regression(w: np.ndarray, total: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """RMSE, MAE and R² per weight row; R² is 1 - SSE/SST around the resample's weighted mean label."""
+    err = pred - y
+    mse = (w @ (err * err)) / total
+    centred = y - y.mean()  # numerically safer sums of squares; R² does not depend on the shift
+    mean = (w @ centred) / total
+    sst = (w @ (centred * centred)) / total - mean * mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 0, 1 - mse / np.where(sst > 0, sst, 1), np.nan)
+    return {"rmse": np.sqrt(mse), "mae": (w @ np.abs(err)) / total, "r2": r2}
 
 
 def point_metrics(y: np.ndarray, proba: np.ndarray, names: tuple[str, ...] = METRICS) -> dict[str, float]:

@@ -52,6 +52,7 @@ def test_dvc_yaml_uses_the_paths_the_code_writes():
             paths.CALIBRATION,
             paths.SLICES,
             paths.ATTRIBUTIONS,
+            paths.RESIDUALS,
         )
     ]
     assert all(stage["cmd"] == f"mlops {name}" for name, stage in stages.items())
