@@ -180,7 +180,10 @@ def rollback_plan(root: Path, env: str) -> tuple[str, str, list[list[str]]]:
         raise UserError(f"no commit has changed the image in {path}: nothing to roll back")
     commit = commits[0]
     subject = _git(root, "log", "-1", "--format=%s", commit)
-    if not _git(root, "rev-parse", "--verify", "--quiet", f"{commit}^", "--"):
+    before = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "-e", f"{commit}^:{path}"], capture_output=True
+    )
+    if before.returncode != 0:
         raise UserError(f"{commit[:12]} created {path}: there is no earlier deployment to go back to")
     later = _git(root, "log", "--format=%H", f"{commit}..HEAD", "--", path).split()
     if not later:
@@ -312,4 +315,5 @@ def _reset_branch(gh, repository, sha: str) -> None:
         if "already exists" not in str(err.data):
             raise
         ref = gh._call(lambda: repository.get_git_ref(f"heads/{BRANCH}"))
+        gh._call(lambda: ref.object)  # loads it: PyGithub then PATCHes the API's own url (git/refs/...)
         gh._call(lambda: ref.edit(sha, force=True))

@@ -285,14 +285,18 @@ class FakeGitHub:
                 todo += self.state.commits[c]["parents"]
         return seen
 
+    def _ref(self, repo: str, ref: str, sha: str) -> dict:
+        url = f"{self.api_url}/repos/{repo}/git/{ref}"
+        return {"ref": ref, "url": url, "object": {"sha": sha, "type": "commit"}}
+
     def _git_data(self, req: Request) -> tuple[int, Any] | None:
         """Refs and contents, answering what github.com answers for the same mistakes (422, 409, 404)."""
         s, p = self.state, req.path
-        if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/ref/(heads/.+)", p):
+        if (m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/ref/(heads/.+)", p)) and req.method == "GET":
             sha = s.refs.get(f"{m[1]} refs/{m[2]}")
             if sha is None:
                 return 404, {"message": "Not Found"}
-            return 200, {"ref": f"refs/{m[2]}", "object": {"sha": sha, "type": "commit"}}
+            return 200, self._ref(m[1], f"refs/{m[2]}", sha)
         if (m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/refs", p)) and req.method == "POST":
             ref, sha = str(req.body.get("ref", "")), str(req.body.get("sha", ""))
             if not ref.startswith("refs/") or ref.count("/") < 2:
@@ -302,7 +306,7 @@ class FakeGitHub:
             if f"{m[1]} {ref}" in s.refs:
                 return 422, {"message": "Reference already exists"}
             s.refs[f"{m[1]} {ref}"] = sha
-            return 201, {"ref": ref, "object": {"sha": sha, "type": "commit"}}
+            return 201, self._ref(m[1], ref, sha)
         if (m := re.fullmatch(r"/repos/([^/]+/[^/]+)/git/refs/(heads/.+)", p)) and req.method == "PATCH":
             key, sha = f"{m[1]} refs/{m[2]}", str(req.body.get("sha", ""))
             if key not in s.refs:
@@ -312,7 +316,7 @@ class FakeGitHub:
             if not req.body.get("force") and s.refs[key] not in self._ancestors(sha):
                 return 422, {"message": "Update is not a fast forward"}
             s.refs[key] = sha
-            return 200, {"ref": f"refs/{m[2]}", "object": {"sha": sha, "type": "commit"}}
+            return 200, self._ref(m[1], f"refs/{m[2]}", sha)
         if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/contents/(.+)", p):
             repo, path = m[1], m[2]
             if req.method == "GET":
