@@ -50,7 +50,9 @@ def _image_tag(args) -> int:
 def _rollback(args) -> int:
     from model.registry import rollback
 
-    return rollback(version=args.to, force=args.force, reason=args.reason)
+    code = rollback(version=args.to, force=args.force, reason=args.reason)
+    print("rollback: registry only; to take the deployment back: `mlops deploy rollback` (a git revert)")
+    return code
 
 
 def _archive(args) -> int:
