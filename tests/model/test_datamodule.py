@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mlops.errors import UserError
-from model.datamodule import block, load_block, per_process_batch, read_block
+from model.datamodule import batches, block, load_block, per_process_batch, read_block, to_tensors
 from model.train import trainer_placement
 
 FEATURES = ["a", "b", "c"]
@@ -69,3 +69,46 @@ def test_trainer_placement_defaults_and_overrides():
     assert trainer_placement(cfg) == {"accelerator": "gpu", "devices": 4, "strategy": "ddp", "num_nodes": 2}
     assert trainer_placement({"devices": [0, 2]})["devices"] == [0, 2]
     assert trainer_placement({"devices": "auto"})["devices"] == "auto"
+
+
+def reference_batches(data, batch_size, shuffle, seed=0):
+    """What `batches` was before BatchIndices: torch's own samplers, one Python int per row."""
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+    if shuffle:
+        sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed))
+    else:
+        sampler = SequentialSampler(data)
+    return DataLoader(data, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("batch_size", [1, 64, 100, 5000])
+def test_batches_are_the_ones_torch_samplers_give_for_the_same_seed(table, shuffle, batch_size):
+    """Same seed, same batches, epoch after epoch: switching the sampler leaves trained models unchanged."""
+    frame, _ = table
+    data = to_tensors(frame, FEATURES)
+    ours, theirs = batches(data, batch_size, shuffle, seed=7), reference_batches(data, batch_size, shuffle, 7)
+    assert len(ours) == len(theirs) == -(-len(frame) // batch_size)
+    for _ in range(3):  # epochs: each draws a new permutation from the same generator
+        pairs = list(zip(ours, theirs, strict=True))
+        for (x, y), (ref_x, ref_y) in pairs:
+            assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+        # every row exactly once per epoch
+        assert sorted(torch.cat([y for (_, y), _ in pairs]).tolist()) == sorted(frame["label"].tolist())
+
+
+def test_in_order_batches_are_views_not_copies(table):
+    frame, _ = table
+    data = to_tensors(frame, FEATURES)
+    (x, y), *_ = batches(data, len(frame), shuffle=False)
+    assert x.data_ptr() == data.tensors[0].data_ptr() and torch.equal(y, data.tensors[1])
+
+
+def test_a_float_label_stays_float_for_regression(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "label": [0.5, -1.25, 7.0]})
+    path = tmp_path / "train.parquet"
+    frame.to_parquet(path, index=False)
+    for data in (load_block(frame, ["a"], 0, 1, False), load_block(path, ["a"], 0, 1, False)):
+        assert data.tensors[1].dtype == torch.float32
+        assert data.tensors[1].tolist() == [0.5, -1.25, 7.0]
