@@ -7,7 +7,8 @@ PR jobs read the remote but cannot write it (docs/security.md): what they could 
   as `.dvc/cache` is, go into the workflow artifact `dvc-outputs`. A PR author restores it with
   `gh run download RUN --name dvc-outputs --dir .dvc/cache` and `dvc repro --pull` (no retraining).
 - `fetch` (trusted job on main): finds that artifact for the merged commit through the GitHub REST API
-  (commit -> its PR -> the PR head's successful pr.yml run -> artifact) and unpacks it into a quarantine.
+  (commit -> its PR -> the PR head's successful pr.yml run -> artifact) and unpacks it into a quarantine;
+  `receive` does so for main's recent commits until nothing dvc.lock names is missing.
 - `admit` (trusted job): copies into `.dvc/cache` only the objects that the MERGED dvc.lock names and whose
   bytes hash to their names (a `.dir` list checked against its own hash first). Nothing else is taken:
   not the run-cache entries, not extra objects. `seal` then writes the run-cache entries from the
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import UserError
+from model.lock_check import git_tracked_outputs
 
 LOCK = Path("dvc.lock")
 CACHE = Path(".dvc/cache")
@@ -56,11 +59,13 @@ def cached_outs(lock: Path = LOCK) -> dict[str, str]:
     if not lock.exists():
         raise UserError(f"{lock} not found: run `dvc repro` first")
     stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    pipeline = lock.parent / "dvc.yaml"
+    in_git = set(git_tracked_outputs(pipeline)) if pipeline.exists() else set()  # dvc.lock omits `cache`
     return {
         out["path"]: out["md5"]
         for stage in stages.values()
         for out in stage.get("outs", [])
-        if out.get("md5") and out.get("cache", True) is not False
+        if out.get("md5") and out.get("cache", True) is not False and out["path"] not in in_git
     }
 
 
@@ -238,6 +243,27 @@ def fetch(dest: Path, sha: str | None = None) -> str | None:
     _unzip(data, dest)
     print(f"outputs: unpacked {ARTIFACT} of run {run['id']} (PR #{pulls[0]['number']}, head {head[:7]})")
     return run.get("html_url", str(run["id"]))
+
+
+def receive(quarantine: Path, depth: int = 10, lock: Path = LOCK, cache: Path = CACHE) -> Admission:
+    """Fetch and admit PR artifacts, newest merged commit first, until the cache holds all dvc.lock names.
+
+    GitHub keeps one pending run per concurrency group and cancels the one waiting when another arrives,
+    so a release may be the first run after several merges: the outputs its dvc.lock names may come
+    from an earlier merged PR than its own. Walking main's first-parent history (up to `depth` commits)
+    covers the runs that were superseded."""
+    result = admit(quarantine, lock, cache)
+    history = subprocess.run(
+        ["git", "rev-list", "--first-parent", f"--max-count={depth}", "HEAD"],
+        text=True,
+        capture_output=True,
+    ).stdout.split()
+    for sha in history:
+        if not result.absent:
+            break
+        fetch(quarantine / sha[:12], sha=sha)
+        result = admit(quarantine, lock, cache)
+    return result
 
 
 def _unzip(data: bytes, dest: Path) -> None:

@@ -428,8 +428,8 @@ def undo_champion(version: str, previous: str | None) -> int:
     client = _client(params)
     name = _model_name(params)
     champion = _alias(client, name, CHAMPION)
-    if champion is None or _version(champion) != str(version):
-        print(f"champion --undo: {CHAMPION} is not version {version}; nothing to undo")
+    if champion is None or _version(champion) != str(version) or str(previous) == str(version):
+        print(f"champion --undo: this release did not move {CHAMPION} to version {version}; nothing to undo")
         return 0
     if previous:
         client.set_registered_model_alias(name, CHAMPION, str(previous))

@@ -30,8 +30,9 @@ def _outputs(args) -> int:
         print(f"outputs: {len(copied)} file(s) packed into {args.dir}")
     elif args.action == "fetch":
         outputs.fetch(args.dir)
-    elif args.action == "admit":
-        for line in outputs.admit(args.dir).lines():
+    elif args.action in ("admit", "receive"):
+        result = outputs.admit(args.dir) if args.action == "admit" else outputs.receive(args.dir, args.depth)
+        for line in result.lines():
             print(f"outputs: {line}")
     else:
         print(f"outputs: run-cache entries written for {outputs.seal()} stage(s)")
@@ -109,9 +110,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "outputs",
-        help="PR outputs to the trusted remote: pack (PR job), fetch, admit, seal (release job)",
+        help="PR outputs to the trusted remote: pack (PR job); fetch, admit, receive, seal (release job)",
     )
-    p.add_argument("action", choices=("pack", "fetch", "admit", "seal"))
+    p.add_argument("action", choices=("pack", "fetch", "admit", "receive", "seal"))
+    p.add_argument("--depth", type=int, default=10, help="receive: main's commits to look back through")
     p.add_argument(
         "--dir", type=Path, default=Path("dvc-outputs"), help="the artifact's folder (pack, fetch, admit)"
     )

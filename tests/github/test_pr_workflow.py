@@ -6,6 +6,7 @@ test server; what reaches the server is compared with the report the train job u
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ from tests.repo import sh
 
 pytestmark = pytest.mark.slow
 REPO = "acme/model"
+
+
+def remote_files(remote: Path) -> list[Path]:
+    return sorted(p.relative_to(remote) for p in remote.rglob("*") if p.is_file())
 
 
 def commit(repo: Path, message: str) -> None:
@@ -96,15 +101,17 @@ def run_pr(act, github_server, repo: Path, event: dict, job: str, dvc_remote: Pa
 def test_param_change_without_lock_fails_then_the_printed_fix_passes(
     trained_repo, dvc_remote, tmp_path, act, github_server
 ):
-    """The author changes a param and pushes without running the pipeline. CI trains, pushes the run-cache,
-    comments the metrics and fails: the branch's dvc.lock is not what was trained. The author runs the
-    commands the comment prints (no retraining: restored from the run-cache) and the next run is green."""
+    """The author changes a param and pushes without running the pipeline. CI trains, uploads what it trained
+    (never pushing to the DVC remote: read-only there), comments the metrics and fails: the branch's
+    dvc.lock is not what was trained. The author runs the commands the comment prints (no retraining:
+    restored from the run's artifact and its run-cache) and the next run is green."""
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="lower-lr")
     old_lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"]
     set_param(repo, "train", "lr", old_lr / 2)
     commit(repo, "halve the learning rate")
     event = open_pr(github_server, repo, number=7)
 
+    remote_before = remote_files(dvc_remote)
     first = act.run(
         repo,
         "pull_request",
@@ -112,6 +119,7 @@ def test_param_change_without_lock_fails_then_the_printed_fix_passes(
         workflow="pr.yml",
         variables=variables(github_server, dvc_remote),
     )
+    assert remote_files(dvc_remote) == remote_before  # a PR job never writes the remote
     assert first.returncode != 0, first
     assert first.jobs() == {
         "lint": "succeeded",
@@ -130,10 +138,15 @@ def test_param_change_without_lock_fails_then_the_printed_fix_passes(
     assert LOCK_TITLE in first.summary("train")
     assert not github_server.calls("POST", "/telemetry")  # the workflow turns CML's telemetry off
     fix = re.search(r"```bash\n(.*?)```", body, re.S)[1].splitlines()
-    assert [line.split("#")[0].strip() for line in fix[1:3]] == ["dvc pull --run-cache", "dvc repro --pull"]
+    download = fix[1].split("#")[0].strip()
+    assert re.fullmatch(
+        r"gh run download \S+ --repo acme/model --name dvc-outputs --dir \.dvc/cache", download
+    )
+    assert fix[2].split("#")[0].strip() == "dvc repro --pull"
 
-    # the printed fix, run by the author (git pull has nothing to bring: CI pushes no commits)
-    sh(["dvc", "pull", "--run-cache"], repo)
+    # the printed fix, run by the author (git pull has nothing to bring: CI pushes no commits). `gh run
+    # download` unzips the artifact into .dvc/cache: the harness's artifact store holds the same files.
+    shutil.copytree(first.artifacts / "dvc-outputs", repo / ".dvc/cache", dirs_exist_ok=True)
     out = sh(["dvc", "repro", "--pull"], repo).stdout
     assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out
     sh(["git", "add", "dvc.lock", "eval"], repo)
@@ -216,8 +229,8 @@ def test_first_pr_without_metrics_on_main(trained_repo, dvc_remote, tmp_path, ac
 def test_fork_pr_without_secrets_trains_and_says_what_it_skipped(
     trained_repo, dvc_remote, tmp_path, act, github_server
 ):
-    """A fork: no secrets, no DVC remote, read-only token. It trains and reports in the job summary; it
-    cannot push what it trained, so the lock check asks for the author's own lock and push."""
+    """A fork: no secrets, no DVC remote, read-only token. It trains and reports in the job summary, and
+    uploads what it trained like any PR run: the lock check's fix restores from that artifact."""
     repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="fork-change")
     set_param(repo, "train", "dropout", 0.2)
     commit(repo, "more dropout")
@@ -228,7 +241,9 @@ def test_fork_pr_without_secrets_trains_and_says_what_it_skipped(
     assert first.jobs()["train"] == "failed" and "comment" not in first.jobs(), first
     summary = first.summary("train")
     assert "Model report: ✅" in summary and "fork PRs get a read-only token" in summary, summary
-    assert "no reachable DVC remote" in summary, summary
-    assert LOCK_TITLE in summary and "dvc push --run-cache" in summary, summary
+    assert "The DVC remote: none reachable" in summary, summary
+    # even a fork's run hands over what it trained: the fix restores from its artifact
+    assert LOCK_TITLE in summary and "--name dvc-outputs --dir .dvc/cache" in summary, summary
+    assert (first.artifacts / "dvc-outputs" / "files" / "md5").is_dir()
     assert not github_server.state.issue_comments and not github_server.state.assets
     assert "Running stage 'train'" in first.output
