@@ -61,6 +61,10 @@ class Image:
                 f"--image must name the image by digest, <repository>@sha256:<64 hex digits> "
                 f"(e.g. ghcr.io/owner/name@sha256:…); got {ref!r}"
             )
+        if m["digest"] == ZERO_DIGEST:
+            raise UserError(
+                f"--image {ref!r}: the zero digest is the placeholder of an undeployed environment"
+            )
         return cls(m["repository"], m["digest"])
 
     def __str__(self) -> str:
