@@ -15,6 +15,7 @@ that keep the rest of the file (comments, order) as it was, so a diff is the dep
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -164,8 +165,17 @@ def canary(root: Path, percent: int) -> list[str]:
 
 
 # -- rollback: a revert in git ---------------------------------------------------------------------------
+BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
+
+
 def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(root), *args], text=True, capture_output=True)
+    """git in `root`; on a runner with no identity configured, commits are the Actions bot's."""
+    env = dict(os.environ)
+    if not subprocess.run(["git", "-C", str(root), "config", "user.email"], capture_output=True).stdout:
+        for role in ("AUTHOR", "COMMITTER"):
+            env.setdefault(f"GIT_{role}_NAME", BOT[0])
+            env.setdefault(f"GIT_{role}_EMAIL", BOT[1])
+    proc = subprocess.run(["git", "-C", str(root), *args], text=True, capture_output=True, env=env)
     if proc.returncode != 0:
         raise UserError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout.strip()
@@ -300,8 +310,6 @@ def _commit(gh, repository, base: str, image: Image, version: str, percent: int)
 
 
 def _github_for(repo: str):
-    import os
-
     from monitoring.github import GitHub
 
     token = os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
