@@ -76,7 +76,13 @@ def exists(repository: str, image_tag: str, user: str = "", secret: str = "", sc
                 return False
             challenge = err.headers.get("WWW-Authenticate", "")
             if err.code == 401 and "Authorization" not in headers and challenge.lower().startswith("bearer"):
-                token = _bearer(challenge, user, secret)
+                try:
+                    token = _bearer(challenge, user, secret)
+                except urllib.error.HTTPError as refused:
+                    raise UserError(
+                        f"the registry refused the credentials for {repository} (HTTP {refused.code}): "
+                        "check REGISTRY_USER / REGISTRY_TOKEN"
+                    ) from None
                 if token:
                     headers["Authorization"] = f"Bearer {token}"
                     continue

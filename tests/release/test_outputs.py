@@ -168,7 +168,8 @@ def test_unzip_refuses_members_outside_the_destination(tmp_path):
 @pytest.mark.slow
 def test_pr_outputs_reach_the_remote_only_through_the_trusted_job(trained_repo, dvc_remote, tmp_path):
     """PR job (no write access): retrain, pack. Author: restore from the artifact, no retraining. Trusted
-    job: admit against the merged lock, pull the rest, seal, push. A fresh clone then restores too."""
+    job: admit against the merged lock, pull the rest, seal, push. Another clone with the same change then
+    restores from the remote's run-cache."""
     pr = clone(trained_repo, tmp_path / "pr", dvc_remote)
     params = pr / "params.yaml"
     params.write_text(params.read_text().replace("max_epochs: 40", "max_epochs: 3", 1))
@@ -199,7 +200,8 @@ def test_pr_outputs_reach_the_remote_only_through_the_trusted_job(trained_repo, 
     sh(["mlops", "outputs", "seal"], main)
     sh(["dvc", "push", "--run-cache"], main)
 
-    fresh = clone(author, tmp_path / "fresh", dvc_remote)
+    # another branch with the same change and no lock: the run-cache that seal pushed restores it
+    fresh = clone(pr, tmp_path / "fresh", dvc_remote)
     sh(["dvc", "pull", "--run-cache"], fresh)
     out = sh(["dvc", "repro", "--pull"], fresh).stdout
     assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out

@@ -1,0 +1,102 @@
+"""Immutable image tags: `model-v<N>-<sha7>`, and a push refused when the registry has the tag.
+
+The registry side is a loopback OCI distribution endpoint that answers like ghcr.io: 401 with a Bearer
+challenge, a token endpoint that wants the basic credentials, then 200 or 404 on HEAD of the manifest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mlops import image
+from mlops.cli import main
+from mlops.errors import UserError
+
+TAGS = {"acme/model": {"model-v1-0123456"}}
+
+
+@pytest.fixture
+def registry():
+    seen: list[tuple[str, str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: bytes = b"", **headers: str) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name.replace("_", "-"), value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self):  # the token endpoint
+            seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+            expected = "Basic " + base64.b64encode(b"bot:secret").decode()
+            if self.headers.get("Authorization") != expected:
+                return self._answer(401)
+            return self._answer(200, json.dumps({"token": "registry-token"}).encode())
+
+        def do_HEAD(self):
+            seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+            if self.headers.get("Authorization") != "Bearer registry-token":
+                realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                challenge = f'Bearer realm="{realm}",service="test",scope="repository:x:pull"'
+                return self._answer(401, WWW_Authenticate=challenge)
+            repo = self.path.split("/v2/", 1)[1].rsplit("/manifests/", 1)
+            return self._answer(200 if repo[1] in TAGS.get(repo[0], set()) else 404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_tag_names_the_model_version_and_the_commit():
+    assert image.tag("3", "0123456789abcdef0123456789abcdef01234567") == "model-v3-0123456"
+    for version, sha in (("v3", "0123456"), ("3", "main"), ("3; rm -rf /", "0123456")):
+        with pytest.raises(UserError):
+            image.tag(version, sha)
+
+
+def test_an_existing_tag_is_refused_and_a_new_one_is_not(registry, monkeypatch, capsys):
+    host, seen = registry
+    monkeypatch.setenv("REGISTRY_USER", "bot")
+    monkeypatch.setenv("REGISTRY_TOKEN", "secret")
+    monkeypatch.setenv("REGISTRY_SCHEME", "http")
+    args = ["image-tag", "--version", "1", "--sha", "0123456", "--repository", f"{host}/Acme/Model"]
+    assert main([*args, "--refuse-existing"]) == 1
+    assert "model-v1-0123456 already exists: image tags are immutable" in capsys.readouterr().err
+    assert [method for method, _, _ in seen] == ["HEAD", "GET", "HEAD"]  # challenge, token, retry
+    assert seen[-1][1] == "/v2/acme/model/manifests/model-v1-0123456"
+
+    assert (
+        main(
+            [
+                "image-tag",
+                "--version",
+                "2",
+                "--sha",
+                "0123456",
+                "--repository",
+                f"{host}/acme/model",
+                "--refuse-existing",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == "model-v2-0123456"
+
+
+def test_wrong_credentials_fail_clearly(registry, monkeypatch):
+    host, _ = registry
+    with pytest.raises(UserError, match=r"refused the credentials .* \(HTTP 401\)"):
+        image.exists(f"{host}/acme/model", "model-v1-0123456", "bot", "wrong", scheme="http")
