@@ -1,4 +1,8 @@
-"""Typed access to params.yaml: the single source of configuration for every stage."""
+"""Typed access to params.yaml: the single source of configuration for every stage.
+
+A mistake in the schema (an unknown type, a typo in a key) is a `ParamsError`: the CLI prints it as one
+line naming the key, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,38 @@ from typing import Any
 import yaml
 
 from mlops import paths
+from mlops.errors import UserError
+
+TYPES = ("float", "int", "category", "bool")
+MISSING = ("error", "drop_row", "impute")
+IMPUTE = ("median", "most_frequent", "constant")
+TASKS = ("classification", "regression")
+FEATURE_KEYS = {"type", "dtype", "min", "max", "categories", "missing", "impute", "fill_value"}
+
+
+class ParamsError(UserError, ValueError):
+    """params.yaml says something the pipeline cannot do; the message names the key."""
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
-    dtype: str = "float"  # "float" or "int"
+    type: str = "float"  # float | int | category | bool
     min: float | None = None
     max: float | None = None
+    categories: tuple | None = None  # category: the declared vocabulary; None = learned from train
+    missing: str = "error"  # error | drop_row | impute
+    impute: str = "median"  # median | most_frequent | constant
+    fill_value: Any = None  # impute: constant
+
+    @property
+    def dtype(self) -> str:
+        """The old name of `type` (params.yaml still accepts `dtype:`)."""
+        return self.type
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("float", "int")
 
 
 @dataclass(frozen=True)
@@ -27,10 +55,15 @@ class DataSpec:
     label: str
     classes: list[Any]
     features: list[FeatureSpec]
+    task: str = "classification"
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def regression(self) -> bool:
+        return self.task == "regression"
 
 
 @dataclass(frozen=True)
@@ -42,40 +75,136 @@ class Params:
     train: dict[str, Any] = field(default_factory=dict)
     gates: dict[str, Any] = field(default_factory=dict)
     mlflow: dict[str, Any] = field(default_factory=dict)
+    name: str = "model"
+    task: str = "classification"
 
     def section(self, name: str) -> dict[str, Any]:
-        """Any other top-level section (serve, monitoring, ...), empty if absent."""
-        return dict(self.raw.get(name) or {})
+        """Any other top-level section (serve, monitoring, ...), empty if absent. Names not set there
+        derive from the top-level `name` (serve.model_name, mlflow.*)."""
+        values = dict(self.raw.get(name) or {})
+        if name == "serve":
+            values.setdefault("model_name", self.name)
+        if name == "mlflow":
+            return dict(self.mlflow)
+        return values
 
 
-def _feature(name: str, spec: dict[str, Any] | None) -> FeatureSpec:
-    spec = spec or {}
-    dtype = str(spec.get("dtype", "float"))
-    if dtype not in ("float", "int"):
-        raise ValueError(f"params.yaml: data.features.{name}.dtype must be 'float' or 'int', got {dtype!r}")
-    return FeatureSpec(name=name, dtype=dtype, min=spec.get("min"), max=spec.get("max"))
+def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    text = str(value)
+    if text not in allowed:
+        raise ParamsError(f"params.yaml: {where} must be one of {', '.join(allowed)}; got {value!r}")
+    return text
+
+
+def _number(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamsError(f"params.yaml: {where} must be a number; got {value!r}")
+    return value
+
+
+def _feature(name: str, spec: Any, missing: str, impute: str) -> FeatureSpec:
+    where = f"data.features.{name}"
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ParamsError(f"params.yaml: {where} must be a mapping such as {{type: float}}; got {spec!r}")
+    unknown = sorted(set(map(str, spec)) - FEATURE_KEYS)
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: {where}: unknown key {', '.join(map(repr, unknown))}; allowed:"
+            f" {', '.join(sorted(FEATURE_KEYS - {'dtype'}))}"
+        )
+    kind = _choice(f"{where}.type", spec.get("type", spec.get("dtype", "float")), TYPES)
+    categories = spec.get("categories")
+    if categories is not None:
+        if kind != "category":
+            raise ParamsError(f"params.yaml: {where}.categories is only for type: category (type is {kind})")
+        if not isinstance(categories, list) or not categories:
+            raise ParamsError(f"params.yaml: {where}.categories must be a non-empty list; got {categories!r}")
+        texts = [str(c) for c in categories]
+        if len(set(texts)) != len(texts):
+            raise ParamsError(f"params.yaml: {where}.categories lists a value twice: {categories!r}")
+        categories = tuple(texts)
+    bounds = {k: _number(f"{where}.{k}", spec.get(k)) for k in ("min", "max")}
+    if kind not in ("float", "int") and any(v is not None for v in bounds.values()):
+        raise ParamsError(
+            f"params.yaml: {where}: min/max are only for float and int columns (type is {kind})"
+        )
+    policy = _choice(f"{where}.missing", spec.get("missing", missing), MISSING)
+    strategy = _choice(f"{where}.impute", spec.get("impute", impute), IMPUTE)
+    if kind in ("category", "bool") and "impute" not in spec and strategy == "median":
+        strategy = "most_frequent"  # a median of labels or flags means nothing: the data default adapts
+    if kind == "category" and strategy == "median":
+        raise ParamsError(
+            f"params.yaml: {where}.impute: median needs a number; use most_frequent or constant"
+        )
+    fill = spec.get("fill_value")
+    if policy == "impute" and strategy == "constant" and fill is None:
+        raise ParamsError(f"params.yaml: {where}: impute: constant needs a fill_value")
+    if fill is not None and kind in ("float", "int") and _number(f"{where}.fill_value", fill) is None:
+        raise ParamsError(f"params.yaml: {where}.fill_value must be a number")
+    if fill is not None and kind == "bool" and not isinstance(fill, bool):
+        raise ParamsError(f"params.yaml: {where}.fill_value must be true or false; got {fill!r}")
+    return FeatureSpec(name, kind, bounds["min"], bounds["max"], categories, policy, strategy, fill)
+
+
+def _data(data: Any, task: str) -> DataSpec:
+    if not isinstance(data, dict):
+        raise ParamsError("params.yaml: the data section is missing or not a mapping")
+    needed = ["path", "label", "features"] + (["classes"] if task == "classification" else [])
+    absent = [k for k in needed if k not in data]
+    if absent:
+        raise ParamsError(f"params.yaml: data section lacks {', '.join(absent)}")
+    features = data["features"]
+    if not isinstance(features, dict) or not features:
+        raise ParamsError("params.yaml: data.features must map each feature column to its schema")
+    missing = _choice("data.missing", data.get("missing", "error"), MISSING)
+    impute = _choice("data.impute", data.get("impute", "median"), IMPUTE)
+    classes = list(data.get("classes") or [])
+    if task == "classification":
+        if len(classes) < 2:
+            raise ParamsError("params.yaml: data.classes needs at least two labels")
+        if len({str(c) for c in classes}) != len(classes):
+            raise ParamsError(f"params.yaml: data.classes lists a label twice: {classes!r}")
+    elif classes:
+        raise ParamsError("params.yaml: data.classes is for task: classification; remove it for regression")
+    label = str(data["label"])
+    if label in map(str, features):
+        raise ParamsError(f"params.yaml: data.label {label!r} is also listed in data.features")
+    return DataSpec(
+        path=Path(data["path"]),
+        label=label,
+        classes=classes,
+        features=[_feature(str(n), s, missing, impute) for n, s in features.items()],
+        task=task,
+    )
+
+
+def _mlflow(raw: dict[str, Any], name: str, task: str) -> dict[str, Any]:
+    """Explicit keys win; otherwise every name derives from the top-level `name`."""
+    values = dict(raw.get("mlflow") or {})
+    values.setdefault("experiment", name)
+    values.setdefault("registered_model", f"{name}-{'regressor' if task == 'regression' else 'classifier'}")
+    return values
 
 
 def load_params(path: str | Path = paths.PARAMS) -> Params:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    data = raw.get("data") or {}
-    missing = [k for k in ("path", "label", "classes", "features") if k not in data]
-    if missing:
-        raise ValueError(f"params.yaml: data section lacks {', '.join(missing)}")
-    spec = DataSpec(
-        path=Path(data["path"]),
-        label=str(data["label"]),
-        classes=list(data["classes"]),
-        features=[_feature(str(n), s) for n, s in data["features"].items()],
-    )
-    if len(spec.classes) < 2:
-        raise ValueError("params.yaml: data.classes needs at least two labels")
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    task = _choice("task", raw.get("task", "classification"), TASKS)
+    name = str(raw.get("name") or "model")
     return Params(
         raw=raw,
         seed=int(raw.get("seed", 0)),
-        data=spec,
+        data=_data(raw.get("data"), task),
         split=dict(raw.get("split") or {}),
         train=dict(raw.get("train") or {}),
         gates=dict(raw.get("gates") or {}),
-        mlflow=dict(raw.get("mlflow") or {}),
+        mlflow=_mlflow(raw, name, task),
+        name=name,
+        task=task,
     )

@@ -1,7 +1,7 @@
-"""The model: a standardising MLP (a plain nn.Module that ships) inside a LightningModule (that trains).
+"""The model: preprocessing + MLP (a plain nn.Module that ships) inside a LightningModule (that trains).
 
 Swap in your own architecture by editing `build_network`; the Lightning wrapper, export and serving
-only rely on "raw features in, logits out".
+only rely on "encoded raw features in (model/encoding.py), logits or the regression value out".
 """
 
 from __future__ import annotations
@@ -11,16 +11,51 @@ import torch
 from torch import nn
 
 
-class Standardize(nn.Module):
-    """(x - mean) / std with the training split's statistics, stored as buffers so they export."""
+def _columns(preprocessing: dict) -> list[dict]:
+    """preprocessing.json's columns; the older all-float scaler.json ({features, mean, std}) reads too."""
+    if "columns" in preprocessing:
+        return list(preprocessing["columns"])
+    return [
+        {"name": n, "type": "float", "fill": m, "mean": m, "std": s}
+        for n, m, s in zip(
+            preprocessing["features"], preprocessing["mean"], preprocessing["std"], strict=True
+        )
+    ]
 
-    def __init__(self, mean: list[float], std: list[float]):
+
+class Preprocess(nn.Module):
+    """Encoded raw features (model/encoding.py) to the network's input, with what `prepare` fitted on
+    the training split stored as buffers, so the exported TorchScript carries it and serving cannot
+    differ: NaN -> the column's fill value; numeric and bool columns standardised; each category code
+    one-hot over its vocabulary plus one "unknown" slot (code -1, or any code outside the vocabulary)."""
+
+    def __init__(self, preprocessing: dict):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        columns = _columns(preprocessing)
+        numeric = [j for j, c in enumerate(columns) if c["type"] != "category"]
+        category = [j for j, c in enumerate(columns) if c["type"] == "category"]
+        sizes = [len(columns[j]["categories"]) for j in category]
+        offsets = [sum(s + 1 for s in sizes[:i]) for i in range(len(sizes))]
+        self.register_buffer("fill", torch.tensor([float(c["fill"]) for c in columns], dtype=torch.float32))
+        self.register_buffer("numeric_index", torch.tensor(numeric, dtype=torch.long))
+        self.register_buffer("mean", torch.tensor([columns[j]["mean"] for j in numeric], dtype=torch.float32))
+        self.register_buffer("std", torch.tensor([columns[j]["std"] for j in numeric], dtype=torch.float32))
+        self.register_buffer("category_index", torch.tensor(category, dtype=torch.long))
+        self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.float32))
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long))
+        self.one_hot_width: int = sum(s + 1 for s in sizes)
+        self.width: int = len(numeric) + self.one_hot_width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        x = torch.where(torch.isnan(x), self.fill, x)
+        parts = [(x.index_select(1, self.numeric_index) - self.mean) / self.std]
+        if self.one_hot_width > 0:
+            codes = x.index_select(1, self.category_index)
+            known = (codes >= 0) & (codes < self.sizes) & (codes == torch.floor(codes))
+            slot = torch.where(known, codes, self.sizes).long() + self.offsets
+            one_hot = torch.zeros(x.shape[0], self.one_hot_width, dtype=x.dtype, device=x.device)
+            parts.append(one_hot.scatter_(1, slot, 1.0))
+        return torch.cat(parts, dim=1)
 
 
 def build_network(n_features: int, n_classes: int, hidden: list[int], dropout: float) -> nn.Sequential:
@@ -33,16 +68,33 @@ def build_network(n_features: int, n_classes: int, hidden: list[int], dropout: f
     return nn.Sequential(*layers)
 
 
-class Classifier(nn.Module):
-    """What gets exported to TorchScript and served: raw feature values in, class logits out."""
+class TabularNet(nn.Module):
+    """What gets exported to TorchScript and served: encoded raw features [n, F] in; class logits
+    [n, C] out, or for regression [n, 1] in the label's units (the network learns a standardised target;
+    the training split's mean and std undo it here)."""
 
-    def __init__(self, scaler: dict, n_classes: int, hidden: list[int], dropout: float = 0.0):
+    def __init__(self, preprocessing: dict, n_outputs: int, hidden: list[int], dropout: float = 0.0):
         super().__init__()
-        self.scale = Standardize(scaler["mean"], scaler["std"])
-        self.body = build_network(len(scaler["mean"]), n_classes, hidden, dropout)
+        self.prep = Preprocess(preprocessing)
+        self.body = build_network(self.prep.width, n_outputs, hidden, dropout)
+        target = preprocessing.get("target") or {}
+        self.regression: bool = preprocessing.get("task", "classification") == "regression"
+        self.register_buffer("target_mean", torch.tensor(float(target.get("mean", 0.0))))
+        self.register_buffer("target_std", torch.tensor(float(target.get("std", 1.0))))
+
+    @torch.jit.export
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's own output: logits, or the standardised regression target (training's loss)."""
+        return self.body(self.prep(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.scale(x))
+        out = self.body(self.prep(x))
+        if self.regression:
+            out = out * self.target_std + self.target_mean
+        return out
+
+
+Classifier = TabularNet  # the name before regression existed
 
 
 class LitClassifier(pl.LightningModule):
@@ -63,33 +115,53 @@ class LitClassifier(pl.LightningModule):
         dropout: float,
         lr: float,
         weight_decay: float = 0.0,
+        class_weights: list[float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["scaler"])
-        self.net = Classifier(scaler, n_classes, hidden, dropout)
-        self.loss = nn.CrossEntropyLoss()
+        self.regression = scaler.get("task", "classification") == "regression"
+        self.net = TabularNet(scaler, 1 if self.regression else n_classes, hidden, dropout)
+        if self.regression:
+            self.loss = nn.MSELoss()
+            self.target_mean, self.target_std = self.net.target_mean.item(), self.net.target_std.item()
+        else:
+            weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+            self.loss = nn.CrossEntropyLoss(weight=weight)
         self.history: list[dict[str, float]] = []  # one row per epoch: the training-curves plot
-        self._sums = torch.zeros(5)  # train loss*rows, train rows, val loss*rows, val correct, val rows
+        self._sums = torch.zeros(
+            5
+        )  # train loss*rows, train rows, val loss*rows, val correct|sq.err, val rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, output): regression compares standardised values, so the loss scale is unit-free."""
+        out = self.net.standardised(x)
+        if self.regression:
+            target = (y.float() - self.target_mean) / self.target_std
+            return self.loss(out.squeeze(1), target), out
+        return self.loss(out, y), out
 
     def on_train_epoch_start(self) -> None:
         self._sums = torch.zeros(5, device=self.device)  # on the accelerator: no host sync per step
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss(self(x), y)
+        loss, _ = self._loss(x, y)
         rows = torch.tensor(float(len(y)), device=loss.device)
         self._sums[:2] += torch.stack([loss.detach() * len(y), rows])
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self(x)
-        correct = (logits.argmax(1) == y).sum()
-        rows = torch.tensor(len(y), device=logits.device)
-        self._sums[2:] += torch.stack([self.loss(logits, y) * len(y), correct, rows]).float()
+        loss, out = self._loss(x, y)
+        if self.regression:  # squared error in the label's units: val_rmse
+            quality = ((out.squeeze(1) * self.target_std + self.target_mean - y.float()) ** 2).sum()
+        else:
+            quality = (out.argmax(1) == y).sum()
+        rows = torch.tensor(len(y), device=out.device)
+        self._sums[2:] += torch.stack([loss * len(y), quality.float(), rows.float()])
 
     def on_validation_epoch_end(self) -> None:
         # Validation runs after the epoch's last training batch, so this row holds both.
@@ -98,12 +170,12 @@ class LitClassifier(pl.LightningModule):
         sums = self._sums
         if self.trainer.world_size > 1:  # every process must take part: before any rank-0-only branch
             sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
-        train_loss, train_rows, val_loss, correct, val_rows = sums.tolist()
-        row = {
-            "train_loss": train_loss / max(train_rows, 1),
-            "val_loss": val_loss / max(val_rows, 1),
-            "val_accuracy": correct / max(val_rows, 1),
-        }
+        train_loss, train_rows, val_loss, quality, val_rows = sums.tolist()
+        row = {"train_loss": train_loss / max(train_rows, 1), "val_loss": val_loss / max(val_rows, 1)}
+        if self.regression:
+            row["val_rmse"] = (quality / max(val_rows, 1)) ** 0.5
+        else:
+            row["val_accuracy"] = quality / max(val_rows, 1)
         self.history.append({"epoch": self.current_epoch + 1, **row})
         if self.logger:
             self.logger.log_metrics(row, step=self.current_epoch)

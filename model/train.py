@@ -50,13 +50,21 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
     """Train deterministically from params; returns the fitted LightningModule and the Trainer.
 
     `train` and `val` are DataFrames or Parquet paths (a path lets each DDP process read only its rows).
+    `scaler` is the preprocessing `prepare` fitted (preprocessing.json, or the older scaler.json).
     """
     from model.datamodule import TabularDataModule
+    from model.encoding import class_weights
     from model.net import LitClassifier
+    from model.threads import use_threads
 
     quiet_lightning()
     cfg = params.train
+    use_threads(cfg)  # train.threads: auto | N (model/threads.py says why)
     pl.seed_everything(params.seed, workers=True, verbose=False)
+    scaler = {**scaler, "task": params.task}
+    weights = None
+    if not params.data.regression and "class_counts" in scaler:
+        weights = class_weights(cfg.get("class_weights", "none"), params.data.classes, scaler["class_counts"])
     module = LitClassifier(
         scaler=scaler,
         n_classes=len(params.data.classes),
@@ -64,6 +72,7 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
         dropout=float(cfg.get("dropout", 0.0)),
         lr=float(cfg.get("lr", 1e-3)),
         weight_decay=float(cfg.get("weight_decay", 0.0)),
+        class_weights=weights,
     )
     data = TabularDataModule(
         train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed
@@ -84,6 +93,18 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
     return module, trainer
 
 
+def model_schema(preprocessing: dict, params: Params) -> list[dict]:
+    """meta.json's `schema` (feature order, types, vocabularies, missing policy): what serving accepts."""
+    from model.encoding import schema
+
+    if "columns" in preprocessing:
+        return schema(preprocessing)
+    return [  # the older all-float scaler.json
+        {"name": f.name, "type": f.type, "missing": f.missing, "min": f.min, "max": f.max}
+        for f in params.data.features
+    ]
+
+
 def export(module, path) -> None:
     """TorchScript of the plain network: serving needs torch only, not Lightning or this package."""
     net = module.net.cpu().eval()  # trained on any accelerator, served on CPU
@@ -99,7 +120,7 @@ def run() -> None:
     from model.datamodule import parquet_rows
 
     params = load_params()
-    scaler = json.loads(paths.SCALER.read_text())
+    scaler = json.loads((paths.PREPROCESSING if paths.PREPROCESSING.exists() else paths.SCALER).read_text())
     experiment = params.mlflow.get("experiment", "default")
     # Only rank 0 (as torchrun, SLURM or Lightning's re-launch tell it through the environment) opens
     # the tracking store: opening creates an embedded sqlite store, and two ranks doing it at once collide.
@@ -131,9 +152,11 @@ def run() -> None:
     export(module, paths.MODEL_FILE)
     pd.DataFrame(module.history).to_csv(paths.HISTORY, index=False)
     meta = {
+        "task": params.task,
         "features": params.data.feature_names,
         "label": params.data.label,
         "classes": [str(c) for c in params.data.classes],
+        "schema": model_schema(scaler, params),
         "seed": params.seed,
         "mlflow": {
             "tracking_uri": tracking.tracking_uri(),
@@ -153,8 +176,9 @@ def run() -> None:
             pip_requirements=["torch==2.13.0"],
         )
     last = module.history[-1] if module.history else {}
+    quality = "val_rmse" if params.data.regression else "val_accuracy"
     print(
         f"train: {len(module.history)} epochs on {trainer.world_size} process(es), "
-        f"val_accuracy={last.get('val_accuracy', float('nan')):.4f}; "
+        f"{quality}={last.get(quality, float('nan')):.4f}; "
         f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
     )

@@ -19,7 +19,7 @@ OUTPUTS = [
     "reports/validation.json",
     "artifacts/prepared/train.parquet",
     "artifacts/prepared/test.parquet",
-    "artifacts/prepared/scaler.json",
+    "artifacts/prepared/preprocessing.json",
     "artifacts/model/model.pt",
     "eval/metrics.json",
 ]

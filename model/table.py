@@ -1,0 +1,149 @@
+"""Read the training table with the types the schema declares, one compact column per schema column.
+
+Why not all text: a 1M x 30 table read as Python strings is ~3 GB. Here numbers are parsed straight to
+float64 by Arrow's CSV reader and text columns become dictionary-encoded categoricals, so the frame is
+about the size of the float matrix. Columns outside the schema are not read at all. Only when a numeric
+column holds text that is not a number is it re-read as text, so `validate` can quote the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops.errors import UserError
+from mlops.params import DataSpec
+
+# Cells that mean "no value" (as before: empty, NaN, NA, null, None, any case).
+NULLS = ["", "nan", "NaN", "NAN", "na", "NA", "Na", "null", "NULL", "Null", "none", "None", "NONE", "<NA>"]
+TRUE, FALSE = ("true", "1", "1.0", "yes", "t", "y"), ("false", "0", "0.0", "no", "f", "n")
+CSV_SUFFIXES, PARQUET_SUFFIXES = (".csv", ".txt"), (".parquet", ".pq")
+
+
+@dataclass
+class TypedTable:
+    """The schema columns present in the file: numeric ones as float64 (NaN = missing), text ones as
+    pandas Categorical of stripped strings (NaN = missing). `bad_text[col]` holds, for a numeric column
+    with unparsable cells, those cells' text (index = row), so errors can quote them."""
+
+    frame: pd.DataFrame
+    header: list[str]
+    bad_text: dict[str, pd.Series] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def numeric_columns(spec: DataSpec) -> list[str]:
+    return [f.name for f in spec.features if f.numeric] + ([spec.label] if spec.regression else [])
+
+
+def text_columns(spec: DataSpec) -> list[str]:
+    return [f.name for f in spec.features if not f.numeric] + ([] if spec.regression else [spec.label])
+
+
+def header_of(path: Path) -> list[str]:
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    return list(reader.schema.names)
+
+
+def strip_categories(values: pd.Series) -> pd.Series:
+    """Categorical of stripped strings; works on the few distinct values, not on every row."""
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    names = [str(c).strip() for c in cat.cat.categories]
+    unique = pd.Index(list(dict.fromkeys(names)), dtype=object)
+    lookup = np.append(unique.get_indexer(names), -1).astype(np.int32)
+    codes = lookup[cat.cat.codes.to_numpy()]
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=unique), index=values.index, name=values.name
+    )
+
+
+def _numeric(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """float64 with NaN for missing cells, plus the text of cells that are not numbers (or None)."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64"), None
+    text = values.astype("string").str.strip()
+    blank = text.isna() | text.isin(NULLS)
+    number = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
+    bad = number.isna() & ~blank
+    return number, (values[bad] if bad.any() else None)
+
+
+def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    numeric = set(numeric_columns(spec))
+    as_text = pa.dictionary(pa.int32(), pa.string())
+    types = {c: (pa.string() if text_numeric else pa.float64()) if c in numeric else as_text for c in columns}
+    options = pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=columns,
+        null_values=NULLS,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    table = pacsv.read_csv(path, convert_options=options)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def read_typed(path: Path, spec: DataSpec) -> TypedTable:
+    """The schema's columns of a CSV or Parquet file, typed; raises UserError for an unreadable file."""
+    import pyarrow as pa
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found (data.path in params.yaml)")
+    suffix = path.suffix.lower()
+    if suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        raise UserError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
+    header = header_of(path)
+    wanted = [*spec.feature_names, spec.label]
+    columns = [c for c in dict.fromkeys(wanted) if c in header]
+    if suffix in PARQUET_SUFFIXES:
+        frame = pd.read_parquet(path, columns=columns)
+    else:
+        try:
+            frame = _read_csv(path, spec, columns, text_numeric=False)
+        except pa.ArrowInvalid:  # a numeric column holds text: read those as text to name the cells
+            frame = _read_csv(path, spec, columns, text_numeric=True)
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    bad_text = {}
+    for name in numeric_columns(spec):
+        if name in frame.columns:
+            frame[name], bad = _numeric(frame[name])
+            if bad is not None:
+                bad_text[name] = bad
+    for name in text_columns(spec):
+        if name in frame.columns:
+            frame[name] = strip_categories(frame[name])
+    return TypedTable(frame.reset_index(drop=True), header, bad_text)
+
+
+def bool_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A bool column (Categorical of text) as float 0/1 with NaN for missing, plus the mask of cells
+    that are neither true nor false. Decided once per distinct value, not per row."""
+    cat = values.cat
+    lookup = np.full(len(cat.categories) + 1, np.nan)
+    invalid = np.zeros(len(cat.categories) + 1, dtype=bool)
+    for i, text in enumerate(cat.categories):
+        low = str(text).strip().lower()
+        if low in TRUE:
+            lookup[i] = 1.0
+        elif low in FALSE:
+            lookup[i] = 0.0
+        else:
+            invalid[i] = True
+    codes = cat.codes.to_numpy()
+    return lookup[codes], invalid[codes]
