@@ -241,7 +241,8 @@ def pr_body(image: Image, version: str, current: Release, staging: Release, perc
 | staging | {staged} |
 | canary | {percent} % of traffic to the new revision once synced (KServe); the plain Deployment rolls all |
 
-**Merging this PR is the approval**: Argo CD syncs `deploy/overlays/production` from `{base}`.
+**Merging this PR is the approval**: Argo CD syncs `deploy/overlays/production` (or `plain-production`)
+from `{base}`.
 
 Then, each step a commit on `{base}` (through a PR like this one):
 

@@ -238,3 +238,39 @@ def test_propose_without_credentials(monkeypatch, capsys):
         monkeypatch.delenv(name, raising=False)
     assert main(["deploy", "propose", "--image", IMAGE_A, "--version", "1"]) == 1
     assert "GITHUB_TOKEN" in capsys.readouterr().err
+
+
+def test_the_test_server_refuses_what_github_refuses(github):
+    """The refs and contents endpoints propose relies on answer mistakes as github.com does."""
+    from github import Auth, Github, GithubException
+
+    client = Github(
+        auth=Auth.Token("t"),
+        base_url=github.api_url,
+        verify=str(github.ca_bundle),
+        retry=None,
+        seconds_between_writes=None,  # PyGithub's default spaces writes 1 s apart
+    )
+    repo = client.get_repo(REPO, lazy=True)
+    main_sha = repo.get_git_ref("heads/main").object.sha
+    current = repo.get_contents(PRODUCTION, ref="main")
+
+    def status(call) -> int:
+        with pytest.raises(GithubException) as err:
+            call()
+        return err.value.status
+
+    assert status(lambda: repo.create_git_ref("refs/heads/main", main_sha)) == 422  # exists
+    assert status(lambda: repo.create_git_ref("refs/heads/x", "f" * 40)) == 422  # no such commit
+    assert status(lambda: repo.get_git_ref("heads/nope").object) == 404
+    assert status(lambda: repo.update_file(PRODUCTION, "m", "x", "0" * 40, branch="main")) == 409  # stale
+    assert status(lambda: repo.update_file(PRODUCTION, "m", "x", current.sha, branch="nope")) == 404
+    assert github.state.refs[f"{REPO} refs/heads/main"] == main_sha  # nothing moved
+    repo.update_file(PRODUCTION, "m", "x", current.sha, branch="main")  # right sha: one commit
+    tip = github.state.refs[f"{REPO} refs/heads/main"]
+    assert github.state.commits[tip]["parents"] == [main_sha]
+    ref = repo.get_git_ref("heads/main")
+    assert ref.object.sha == tip
+    assert status(lambda: ref.edit(main_sha)) == 422  # back to the parent: not a fast forward
+    ref.edit(main_sha, force=True)
+    assert github.state.refs[f"{REPO} refs/heads/main"] == main_sha
