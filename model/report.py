@@ -123,6 +123,11 @@ class Side:
         return (span["low"], span["high"]) if span else None
 
 
+def _numbers(metrics: dict | None) -> dict:
+    """metrics.json without its `dataset` record (main may predate it): what "metrics unchanged" means."""
+    return {k: v for k, v in (metrics or {}).items() if k != "dataset"}
+
+
 def _frame(text: str | None) -> pd.DataFrame | None:
     """A plot CSV; None when absent or header-only (a plot of the other task: roc for regression)."""
     if not text:
@@ -437,7 +442,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             f"> ℹ️ **First model**: `{base.name}` has no metrics yet, so there is nothing to compare "
             "against; regression gates are skipped and only the absolute floors apply."
         )
-    elif not diff and not data_changed and not deps and base.metrics == pr.metrics:
+    elif not diff and not data_changed and not deps and _numbers(base.metrics) == _numbers(pr.metrics):
         notes.append(
             f"> ℹ️ **Nothing changed** for the model: params, data, pipeline code and metrics are "
             f"identical to `{base.name}` (unchanged stages are restored from the DVC run-cache)."
@@ -498,7 +503,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         + [f"| {'✅' if r.passed else '❌'} | {r.name} | {r.detail} |" for r in results],
         open_=not passed,
     )
-    lines += ["### Plots", "", f"Solid: this PR; dashed: `{base.name}`.", ""]
+    legend = "Filled dots: this PR; hollow grey" if pr.task == "regression" else "Solid: this PR; dashed"
+    lines += ["### Plots", "", f"{legend}: `{base.name}`.", ""]
     images = {name: f"![{alt}]({name}.png)" for name, alt in _plots(base, pr, out, settings)}
     curves = " ".join(images.pop(k) for k in ("roc", "pr", "predicted", "residuals") if k in images)
     lines += [curves, ""]  # side by side
@@ -612,7 +618,9 @@ def run(base_rev: str = "main", out: Path = Path("report"), sha: str | None = No
     markdown, passed = render(base, pr, out, params.gates, report_settings(params))
     (out / "report.md").write_text(markdown)
     summary = "\n".join(
-        line for line in markdown.splitlines() if not line.startswith("![") and "dashed" not in line
+        line
+        for line in markdown.splitlines()
+        if not line.startswith("![") and "dashed" not in line and "hollow grey" not in line
     )
     (out / "summary.md").write_text(
         summary.replace("### Plots\n\n", "### Plots\n\nIn the PR comment and the `report` artifact.\n")

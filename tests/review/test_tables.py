@@ -1,0 +1,245 @@
+"""`mlops evaluate` and `mlops report` on issue-11 tables: three imbalanced classes, regression, category
+codes and missing values in the model's input, a swapped dataset, and a large test split kept bounded.
+
+The model is a fixed formula exported as TorchScript (tests/review/tables.py), so each test runs the
+real stage in seconds and the right answers are known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from mlops.params import load_params
+from model.compare import Predictions, compare
+from model.evaluate import run as evaluate
+from model.review_config import report_settings
+from tests.repo import sh
+from tests.review.tables import COLOURS, formula_model, write_project
+
+
+def metrics_of(path) -> dict:
+    return json.loads((path / "eval/metrics.json").read_text())
+
+
+def model_output(path, task: str) -> tuple[np.ndarray, np.ndarray]:
+    test = pd.read_parquet(path / "artifacts/prepared/test.parquet")
+    model = torch.jit.load(str(path / "artifacts/model/model.pt"))
+    with torch.no_grad():
+        out = model(torch.tensor(test[["size", "weight", "colour"]].to_numpy(), dtype=torch.float32))
+    if task == "regression":
+        return test["label"].to_numpy(dtype=float), out[:, 0].double().numpy()
+    return test["label"].to_numpy(), torch.softmax(out.double(), 1).numpy()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_three_imbalanced_classes_with_categories_and_missing_values(project):
+    write_project(project)
+    evaluate()
+    doc = metrics_of(project)
+    y, proba = model_output(project, "classification")
+    pred = proba.argmax(1)
+    assert doc["dataset"] == {
+        "task": "classification",
+        "label": "grade",
+        "classes": ["low", "mid", "high"],
+        "test_rows": 300,
+        "interval_rows": 300,
+    }
+    # per class and both averages, as scikit-learn computes them
+    f1 = skm.f1_score(y, pred, average=None)
+    assert [doc["per_class"][c]["f1"] for c in ("low", "mid", "high")] == pytest.approx(f1, abs=1e-6)
+    assert [doc["per_class"][c]["support"] for c in ("low", "mid", "high")] == np.bincount(y).tolist()
+    assert doc["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-6)
+    assert doc["f1_weighted"] == pytest.approx(skm.f1_score(y, pred, average="weighted"), abs=1e-6)
+    assert doc["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"), abs=1e-6)
+    for name in ("f1", "f1_weighted", "precision_weighted", "roc_auc"):
+        assert doc["interval"][name]["low"] <= doc[name] <= doc["interval"][name]["high"]
+    confusion = pd.read_csv(project / "eval/plots/confusion.csv")
+    assert len(confusion) == 9 and confusion["count"].sum() == 300
+    # the logistic regression copes with NaN and codes (imputed, one-hot) and beats chance clearly
+    logistic = doc["baseline"]["logistic_regression"]
+    assert logistic["accuracy"] > 0.65 and logistic["roc_auc"] > 0.8
+    assert doc["baseline"]["majority_class"]["accuracy"] == pytest.approx((y == 0).mean(), abs=1e-6)
+    # slices by name for a category column, "unknown" for code -1, "missing" for NaN
+    slices = pd.read_csv(project / "eval/plots/slices.csv")
+    colour = slices[slices["slice"] == "colour"].set_index("bin")["rows"]
+    test = pd.read_parquet(project / "artifacts/prepared/test.parquet")
+    assert set(colour.index) == {*COLOURS, "unknown"}
+    assert colour["unknown"] == (test["colour"] == -1).sum() > 0
+    assert colour["green"] == (test["colour"] == 1).sum()
+    size = slices[slices["slice"] == "size"].set_index("bin")["rows"]
+    assert size["missing"] == test["size"].isna().sum() > 0 and size.sum() == 300
+    # integrated gradients on finite inputs; the category column is left out
+    attributions = pd.read_csv(project / "eval/plots/attributions.csv")
+    assert set(attributions["feature"]) == {"size", "weight"}
+    assert attributions["share"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert attributions["attribution"].notna().all()
+    assert attributions.iloc[0]["feature"] == "size"  # the formula weighs size 1.5, weight 0.8
+
+
+def test_regression_metrics_baselines_and_plot_data(project):
+    write_project(project, task="regression", report={"plot_points": 50})
+    evaluate()
+    doc = metrics_of(project)
+    y, pred = model_output(project, "regression")
+    assert doc["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)), abs=1e-6)
+    assert doc["mae"] == pytest.approx(skm.mean_absolute_error(y, pred), abs=1e-6)
+    assert doc["r2"] == pytest.approx(skm.r2_score(y, pred), abs=1e-6)
+    for name in ("rmse", "mae", "r2"):
+        assert doc["interval"][name]["low"] <= doc[name] <= doc["interval"][name]["high"]
+    assert "accuracy" not in doc and "classes" not in doc["dataset"]
+    assert doc["dataset"]["task"] == "regression" and doc["dataset"]["label"] == "price"
+    linear, mean = doc["baseline"]["linear_regression"], doc["baseline"]["mean_predictor"]
+    assert linear["r2"] > 0.85 and -0.05 < mean["r2"] <= 0.0 + 1e-9  # the mean of train, not of test
+    assert mean["rmse"] > 2 * linear["rmse"]
+    residuals = pd.read_csv(project / "eval/plots/residuals.csv")
+    assert len(residuals) == 50
+    assert np.allclose(residuals["residual"], residuals["predicted"] - residuals["actual"], atol=1e-5)
+    for empty in ("roc", "pr", "confusion", "calibration"):
+        assert pd.read_csv(project / f"eval/plots/{empty}.csv").empty
+    slices = pd.read_csv(project / "eval/plots/slices.csv")
+    assert {"rmse", "mae"} <= set(slices.columns) and "accuracy" not in slices.columns
+    predictions = pd.read_csv(project / "eval/predictions.csv")
+    assert list(predictions.columns[:3]) == ["row", "label", "prediction"]
+    assert np.allclose(predictions["prediction"], pred, atol=1e-5)
+
+
+def test_a_large_test_split_keeps_committed_files_bounded_and_paired(project, tmp_path_factory, monkeypatch):
+    """4000 test rows, max_rows 500: the intervals and predictions.csv use the 500 smallest row hashes,
+    so a second model on the same split keeps the same rows and is compared paired."""
+    bounds = {"max_rows": 500, "plot_points": 50, "ig_rows": 100}
+    write_project(project, rows=20000, report=bounds)
+    evaluate()
+    doc = metrics_of(project)
+    assert doc["dataset"]["test_rows"] == 4000 and doc["dataset"]["interval_rows"] == 500
+    predictions = pd.read_csv(project / "eval/predictions.csv", dtype={"row": str})
+    assert len(predictions) == 500
+    roc, pr = (pd.read_csv(project / f"eval/plots/{n}.csv") for n in ("roc", "pr"))
+    assert len(roc) <= 52 and len(pr) <= 52
+    assert roc.iloc[0][["fpr", "tpr"]].tolist() == [0, 0] and roc.iloc[-1][["fpr", "tpr"]].tolist() == [1, 1]
+    assert pr.iloc[-1]["recall"] == 0 and pr.iloc[0]["recall"] == 1
+    area = float(np.trapezoid(roc["tpr"], roc["fpr"]))
+    y, proba = model_output(project, "classification")
+    micro = skm.roc_auc_score(np.eye(3)[y].ravel(), proba.ravel())
+    assert area == pytest.approx(micro, abs=0.005)  # the cut curve keeps its shape
+
+    other = tmp_path_factory.mktemp("other")
+    write_project(other, rows=20000, report=bounds, model=formula_model("classification", strength=0.5))
+    monkeypatch.chdir(other)
+    evaluate()
+    theirs = pd.read_csv(other / "eval/predictions.csv", dtype={"row": str})
+    assert sorted(theirs["row"]) == sorted(predictions["row"])
+    settings = report_settings(load_params())
+    mine = Predictions.parse((project / "eval/predictions.csv").read_text())
+    base = Predictions.parse((other / "eval/predictions.csv").read_text())
+    assert compare(mine, base, settings, ("accuracy",)).kind == "paired"
+
+
+def commit_main(path) -> None:
+    """main: the evaluated project committed as the pipeline leaves it (artifacts untracked, like DVC)."""
+    (path / ".gitignore").write_text("artifacts/\nreport/\n")
+    (path / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  path: data\n")
+    sh(["git", "init", "-q", "-b", "main"], path)
+    sh(["git", "add", "-A"], path)
+    sh(["git", "commit", "-q", "-m", "main"], path)
+    sh(["git", "checkout", "-q", "-b", "pr"], path)
+
+
+REGRESSION_GATES = {
+    "min": {"accuracy": 0.9},  # the classification gates: not applied to a regression model
+    "regression": {"min": {"r2": 0.5}, "max": {"rmse": 100.0}, "max_regression": {"rmse": 0.1, "r2": 0.5}},
+}
+
+
+def set_gates(path, gates: dict) -> None:
+    import yaml
+
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    params["gates"] = gates
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, monkeypatch):
+    from model.report import run as report
+
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    write_project(project, task="regression")
+    set_gates(project, REGRESSION_GATES)
+    evaluate()
+    commit_main(project)
+    torch.jit.script(formula_model("regression", strength=0.8).eval()).save(
+        str(project / "artifacts/model/model.pt")
+    )
+    evaluate()
+    assert report() == 1
+    text = (project / "report/report.md").read_text()
+    assert text.startswith("## Model report: ❌ 1 of 4 gates failed")
+    assert (
+        "*   ❌ **max regression rmse**: " in text and ": rise +" in text and "(paired): beyond noise" in text
+    )
+    assert "✅ | max rmse | " in text and "✅ | min r2 | " in text and "max regression r2" in text
+    assert "min accuracy" not in text
+    rmse_row = next(line for line in text.splitlines() if line.startswith("| rmse |"))
+    assert rmse_row.endswith("| ▲ **worse** |")  # higher rmse is worse
+    assert "| linear regression |" in text and "| mean predictor |" in text
+    assert "![predicted vs actual](predicted.png)" in text and "![residuals](residuals.png)" in text
+    assert "roc.png" not in text and "class balance" not in text
+    for png in ("predicted", "residuals", "attributions"):
+        assert (project / f"report/{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Not attributed: the category columns `colour`" in text
+
+
+def test_a_swapped_dataset_has_no_comparable_baseline(project, monkeypatch):
+    """main predicts 3 classes; the PR swaps in a regression table: nothing is gated against main."""
+    from model.report import run as report
+
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    write_project(project)
+    evaluate()
+    commit_main(project)
+    write_project(project, task="regression")
+    set_gates(project, REGRESSION_GATES)
+    evaluate()
+    assert report() == 0
+    text = (project / "report/report.md").read_text()
+    assert "**No comparable baseline**: the task changed (classification → regression)" in text
+    assert "skipped: no comparable main baseline: the task changed" in text
+    assert "| rmse | — |" in text and "| accuracy |" not in text
+    assert "Δ" not in text.split("### Baselines")[0].split("| metric |")[1].split("\n")[1]
+
+
+def test_three_class_report_has_a_per_class_table(project, monkeypatch):
+    from model.report import run as report
+
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    write_project(project)
+    set_gates(project, {"min": {"f1": 0.3, "roc_auc": 0.6}, "max_regression": {"f1": 0.5, "roc_auc": 0.5}})
+    evaluate()
+    commit_main(project)
+    torch.jit.script(formula_model("classification", strength=0.9).eval()).save(
+        str(project / "artifacts/model/model.pt")
+    )
+    evaluate()
+    assert report() == 0
+    text = (project / "report/report.md").read_text()
+    doc = metrics_of(project)
+    lowest = min(doc["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    assert f"<summary>Per class: 3 classes, lowest F1 {lowest[1]['f1']:.4f} ({lowest[0]})</summary>" in text
+    high = doc["per_class"]["high"]
+    assert (
+        f"| high | {high['support']} | {high['precision']:.4f} | {high['recall']:.4f} | {high['f1']:.4f} |"
+        in text
+    )
+    assert f"weighted precision {doc['precision_weighted']:.4f}" in text
+    assert "| f1_weighted |" in text and "Δ paired on the same rows" in text
