@@ -1,8 +1,10 @@
 """`mlops deploy`: GitOps delivery. The release files under deploy/release/ say what runs; these commands
-change them (stage, canary), open the production PR (propose) or revert a deployment (rollback)."""
+change them (stage, canary), open the production PR (propose) or revert a deployment (rollback).
+stage and canary print only the changed paths on stdout (for `git add`), their notes on stderr."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -13,7 +15,7 @@ def _stage(args) -> int:
     for path in changed:
         print(path)
     if not changed:
-        print(f"deploy stage: staging already runs {args.image}; nothing changed")
+        print(f"deploy stage: staging already runs {args.image}; nothing changed", file=sys.stderr)
     return 0
 
 
@@ -37,9 +39,12 @@ def _canary(args) -> int:
     for path in changed:
         print(path)
     if changed:
-        print(f"deploy canary: {args.percent} % to the newest revision; commit it (a PR), Argo CD syncs main")
+        print(
+            f"deploy canary: {args.percent} % to the newest revision; commit it (a PR), Argo CD syncs main",
+            file=sys.stderr,
+        )
     else:
-        print(f"deploy canary: already {args.percent} %; nothing changed")
+        print(f"deploy canary: already {args.percent} %; nothing changed", file=sys.stderr)
     return 0
 
 

@@ -59,7 +59,8 @@ def test_stage_writes_the_digest_and_version_and_prints_the_path(checkout, capsy
     diff = git(checkout, "diff", "--numstat")
     assert diff.split() == ["3", "3", STAGING]  # newName, digest, version: nothing else
     assert main(["deploy", "stage", "--image", IMAGE_A, "--version", "7"]) == 0
-    assert "nothing changed" in capsys.readouterr().out
+    again = capsys.readouterr()
+    assert again.out == "" and "nothing changed" in again.err
 
 
 @pytest.mark.parametrize(
@@ -88,8 +89,9 @@ def test_stage_refuses_a_file_whose_layout_changed(checkout, capsys):
 
 # -- canary --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("percent", [10, 100, 0])
-def test_canary_sets_the_share(checkout, percent):
+def test_canary_sets_the_share(checkout, capsys, percent):
     assert main(["deploy", "canary", "--percent", str(percent)]) == 0
+    assert capsys.readouterr().out == ("" if percent == 100 else f"{PRODUCTION}\n")  # 100: the default
     (doc,) = render(checkout / "deploy" / "overlays" / "production")
     validate(doc)
     assert doc["spec"]["predictor"]["canaryTrafficPercent"] == percent
