@@ -21,6 +21,7 @@ baseline: its regression gates are skipped and say why, the floors still apply.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from model.uncertainty import LOWER_IS_BETTER, Interval
@@ -87,6 +88,14 @@ def swap_reason(candidate: dict | None, baseline: dict | None) -> str | None:
             return f"the classes changed ({', '.join(map(str, old))} → {', '.join(map(str, new))})"
         return f"the {key} changed ({old} → {new})"
     return None
+
+
+def recorded_identity(record: dict | None) -> dict | None:
+    """The `dataset` identity a metrics.json document holds, or a registry version's tags (as JSON)."""
+    value = (record or {}).get("dataset")
+    if isinstance(value, str):
+        return json.loads(value) if value else None
+    return dict(value) if value else None
 
 
 def _span(delta: Interval) -> str:

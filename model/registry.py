@@ -36,7 +36,7 @@ import yaml
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
-from model.gates import all_passed, check_gates
+from model.gates import all_passed, check_gates, recorded_identity, swap_reason
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
@@ -226,6 +226,7 @@ def _register(client, params: Params, metrics: dict, files: dict[str, str], sha:
             {"seed": params.seed, "split": params.split, "train": params.train}, sort_keys=True
         ),
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
+        "dataset": json.dumps(recorded_identity(json.loads(paths.METRICS.read_text())) or {}),  # task, label
     }
     with mlflow.start_run(experiment_id=experiment, run_name=f"promote {sha[:7]}") as run:
         mlflow.set_tags({"mlops.step": "promote", "git_sha": sha})
@@ -315,7 +316,13 @@ def promote(summary: str | None = None, candidate: bool = False) -> int:
         )
     else:
         baseline = previous_commit_baseline(sha)
-    results = check_gates(metrics, baseline.metrics, params.gates, baseline_name=baseline.name)
+    swapped = swap_reason(  # another task, label or classes than the baseline: nothing to compare
+        recorded_identity(json.loads(paths.METRICS.read_text())),
+        recorded_identity(champion.tags if champion is not None else baseline.metrics),
+    )
+    results = check_gates(
+        metrics, baseline.metrics, params.gates, baseline_name=baseline.name, no_baseline=swapped
+    )
     passed = all_passed(results)
     lines += [
         f'- baseline for "no worse than champion": {baseline.source}',
