@@ -129,7 +129,12 @@ def handler_cost(work: Path, v2_body: bytes, batch: int = 8, repeats: int = 300)
     model_dir.mkdir()
     shutil.copy(paths.MODEL_FILE, model_dir / "model.pt")
     meta = json.loads(paths.MODEL_META.read_text())
-    spec = {"features": meta["features"], "classes": meta["classes"], "model_version": "bench"}
+    spec = {
+        "features": meta["features"],
+        "classes": meta.get("classes") or [],
+        "model_version": "bench",
+        **{k: meta[k] for k in ("task", "schema") if k in meta},
+    }
     (model_dir / "serve.json").write_text(json.dumps({**spec, "max_batch_rows": 1024}))
 
     class Context:  # what TorchServe hands the handler, without metrics (their lines go to the frontend)

@@ -1,6 +1,18 @@
 """Read JSON-lines records (the handler's inference log, labelled feedback) into a feature table.
 
-One object per line: {"ts": "<UTC ISO 8601>", "features": {name: number}, ...}. The handler rotates its
+Two record formats, mixed freely in one file:
+- a row per line (labelled feedback, logs of handlers before the columnar log):
+  {"ts": "<UTC ISO 8601>", "features": {name: value}, "prediction": ..., "probabilities": {class: p}, ...}
+- a request per line (the handler's log, serve/handler.py LogRecords):
+  {"ts", "request_id", "model_version", "features": [names], "rows": n, "values": [n*F or n lists of F],
+   "prediction": [n], "classes": [C], "probabilities": [n*C], "out_of_range": {"<row>": [names]}}
+Both give the same table: one row per served row, the request's ts, request_id and prediction on each.
+
+Values are the RAW inputs: with `types` (feature -> float|int|bool|category, params.yaml's schema), a
+category column comes back as its values as sent (strings, None for null), a bool column as True/False,
+and a numeric column as float64 with NaN for null; without `types`, every column must be a finite number.
+
+The handler rotates its
 files by size and age, so a log directory holds `x.jsonl`, rotated `x.jsonl.1`, ... and gzipped
 `x.jsonl.gz`, `x.jsonl.1.gz`: every file whose name contains `.jsonl` is read, and the count of each kind
 is reported, so a reader that skips a kind can never go unnoticed again. Logs are written by
@@ -17,6 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -26,7 +39,8 @@ try:  # about 3x faster on big windows; the standard library does the same job
 except ImportError:  # pragma: no cover
     from json import loads as _loads
 
-CHUNK = 65_536  # rows buffered as Python lists before they become a float64 block
+CHUNK = 65_536  # rows buffered as Python lists before they become a block
+NUMERIC_TYPES = ("float", "int")
 MAX_EXAMPLES = 5
 
 
@@ -124,10 +138,12 @@ def log_files(location: str) -> tuple[bool, list[tuple[object, str, str]]]:
 
 
 class _Rows:
-    """Columnar accumulator: float64 blocks for the features, one list per text field."""
+    """Columnar accumulator: value blocks (float64, or object when some columns stay raw), one list per
+    text field. Row records are buffered as lists; a request record arrives as a block of its own."""
 
-    def __init__(self, columns: list[str], keys: tuple[str, ...]):
-        self.columns, self.keys = columns, keys
+    def __init__(self, columns: list[str], keys: tuple[str, ...], raw: bool):
+        self.columns, self.keys, self.raw = columns, keys, raw
+        self.dtype = object if raw else np.float64
         self.blocks: list[np.ndarray] = []
         self.pending: list[list] = []
         self.text: list[list] = [[] for _ in keys]
@@ -139,14 +155,22 @@ class _Rows:
         if len(self.pending) >= CHUNK:
             self.flush()
 
+    def add_block(self, values: np.ndarray, texts: list[list]) -> None:
+        self.flush()
+        self.blocks.append(values)
+        for column, value in zip(self.text, texts, strict=True):
+            column.extend(value)
+
     def flush(self) -> None:
         if self.pending:
-            self.blocks.append(np.asarray(self.pending, dtype=np.float64))
+            self.blocks.append(np.asarray(self.pending, dtype=self.dtype))
             self.pending = []
 
     def frame(self) -> pd.DataFrame:
         self.flush()
-        values = np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.columns)))
+        values = (
+            np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.columns)), dtype=self.dtype)
+        )
         out = pd.DataFrame(values, columns=self.columns)
         for key, column in zip(self.keys, self.text, strict=True):
             out[key] = pd.Series(column, dtype=object)
@@ -154,53 +178,144 @@ class _Rows:
 
 
 _NUMBER = frozenset((int, float))  # not bool: type(True) is bool
+_NUMBER_OR_NULL = frozenset((int, float, type(None)))
+_KIND_TYPES = {
+    "category": frozenset((str, int, float, type(None))),
+    "bool": frozenset((bool, type(None))),
+}
 
 
-def _bad_value(columns: list[str], values: list) -> str:
-    for name, value in zip(columns, values, strict=True):
-        if type(value) not in _NUMBER or not math.isfinite(value):
-            return f"feature {name!r}: not a finite number: {value!r}"
+class _Spec:
+    """What a record must hold: the columns (and their types, when known), the text keys, the required
+    keys, whether a ts is needed, the classes whose probabilities are read."""
+
+    def __init__(self, columns, keys, required, need_ts, classes, types):
+        self.columns, self.keys, self.required = list(columns), tuple(keys), tuple(required)
+        self.need_ts, self.classes = need_ts, tuple(classes)
+        types = dict(types or {})
+        self.typed = bool(types)
+        self.kinds = [str(types.get(c, "float")) for c in self.columns]
+        self.raw = [j for j, k in enumerate(self.kinds) if k not in NUMERIC_TYPES]
+        self.numeric = [j for j, k in enumerate(self.kinds) if k in NUMERIC_TYPES]
+
+
+def _bad_value(spec: _Spec, values: list) -> str:
+    """The first value of a row that its column does not accept, as a message ('' when all are fine)."""
+    for name, kind, value in zip(spec.columns, spec.kinds, values, strict=True):
+        if kind in NUMERIC_TYPES:
+            if value is None and spec.typed:
+                continue
+            if type(value) not in _NUMBER or not math.isfinite(value):
+                return f"feature {name!r}: not a finite number: {value!r}"
+        elif type(value) not in _KIND_TYPES.get(kind, _KIND_TYPES["category"]):
+            return f"feature {name!r}: not a {kind} value: {value!r}"
     return ""  # only the sum overflowed: every value is fine
 
 
-def _record(
-    obj,
-    columns: list[str],
-    keys: tuple[str, ...],
-    required: tuple[str, ...],
-    need_ts: bool,
-    classes: tuple[str, ...] = (),
-):
-    """(values, texts, ts) of one parsed line, or raise ValueError naming what is wrong. `values` ends
-    with the probability of each of `classes` (NaN when the record has none: older handlers).
-
-    The hot loop of a million-row window: the checks run in C (map, set, sum) and fall back to a
-    per-value search only to name the culprit of a bad line."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    features = obj.get("features")
-    if not isinstance(features, dict):
-        raise ValueError("no 'features' object")
-    try:
-        values = [features[name] for name in columns]
-    except KeyError as err:
-        raise ValueError(f"feature {err.args[0]!r}: missing") from None
-    suspect = not set(map(type, values)) <= _NUMBER or not math.isfinite(sum(values))
-    if suspect and (problem := _bad_value(columns, values)):
+def _check_values(spec: _Spec, values: list) -> None:
+    """Raise ValueError naming the culprit unless every value of the row suits its column. The checks
+    run in C (set of types, sum) on the common all-number row; a per-value search names a culprit."""
+    if not spec.raw and not spec.typed and set(map(type, values)) <= _NUMBER and math.isfinite(sum(values)):
+        return
+    if problem := _bad_value(spec, values):
         raise ValueError(problem)
-    missing = [k for k in required if obj.get(k) in (None, "")]
+
+
+def _meta(obj, spec: _Spec):
+    """(texts, ts) of a record, or ValueError for a missing required key or a bad ts."""
+    missing = [k for k in spec.required if obj.get(k) in (None, "")]
     if missing:
         raise ValueError(f"no {', '.join(map(repr, missing))}")
     ts = None
     try:
         ts = parse_ts(obj["ts"])
     except (KeyError, ValueError, TypeError):
-        if need_ts:
+        if spec.need_ts:
             raise ValueError(f"bad or missing 'ts': {obj.get('ts')!r}") from None
-    if classes:
-        values = values + _probabilities(obj.get("probabilities"), classes)
-    texts = [None if obj.get(k) is None else str(obj[k]) for k in keys]
+    return ts
+
+
+def _record(obj, spec: _Spec):
+    """(values, texts, ts) of one parsed row record, or raise ValueError naming what is wrong. `values`
+    ends with the probability of each of the classes (NaN when the record has none: older handlers)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    features = obj.get("features")
+    if not isinstance(features, dict):
+        raise ValueError("no 'features' object")
+    try:
+        values = [features[name] for name in spec.columns]
+    except KeyError as err:
+        raise ValueError(f"feature {err.args[0]!r}: missing") from None
+    _check_values(spec, values)
+    ts = _meta(obj, spec)
+    if spec.classes:
+        values = values + _probabilities(obj.get("probabilities"), spec.classes)
+    texts = [None if obj.get(k) is None else str(obj[k]) for k in spec.keys]
     return values, texts, ts
+
+
+def _request(obj: dict, spec: _Spec):
+    """(values block [n, columns (+ classes)], per-key value lists, ts, n) of one request record (the
+    handler's columnar log), or raise ValueError naming what is wrong."""
+    names = obj["features"]
+    n = obj.get("rows")
+    values = obj.get("values")
+    if not isinstance(names, list) or type(n) is not int or n < 1 or not isinstance(values, list):
+        raise ValueError("a request record needs 'features' (names), 'rows' (n >= 1) and 'values'")
+    width = len(names)
+    flat = list(chain.from_iterable(values)) if values and type(values[0]) is list else values
+    if len(flat) != n * width or (flat is not values and any(len(r) != width for r in values)):
+        raise ValueError(f"'values' does not hold {n} rows of {width} features")
+    index = {name: j for j, name in enumerate(names) if isinstance(name, str)}
+    try:
+        take = [index[name] for name in spec.columns]
+    except KeyError as err:
+        raise ValueError(f"feature {err.args[0]!r}: missing") from None
+    ts = _meta(obj, spec)
+    if not spec.raw and set(map(type, flat)) <= (_NUMBER_OR_NULL if spec.typed else _NUMBER):
+        block = np.array(flat, dtype=np.float64).reshape(n, width)[:, take]
+        if not np.isfinite(block).all():
+            bad = ~np.isfinite(block) & ~(np.isnan(block) if spec.typed else False)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                raise ValueError(f"row {row}: feature {spec.columns[col]!r}: not a finite number")
+    else:
+        block = np.array(flat, dtype=object).reshape(n, width)[:, take]
+        for row in block:
+            if problem := _bad_value(spec, list(row)):
+                raise ValueError(problem)
+        if not spec.raw:
+            block = block.astype(np.float64)
+    if spec.classes:
+        block = np.concatenate(
+            [block, _request_probabilities(obj, spec.classes, n).astype(block.dtype)], axis=1
+        )
+    texts = []
+    for key in spec.keys:
+        value = obj.get(key)
+        if isinstance(value, list):
+            if len(value) != n:
+                raise ValueError(f"{key!r} has {len(value)} entries for {n} rows")
+            texts.append(value)
+        else:
+            texts.append([None if value is None else str(value)] * n)
+    return block, texts, ts, n
+
+
+def _request_probabilities(obj: dict, classes: tuple[str, ...], n: int) -> np.ndarray:
+    logged, probs = obj.get("classes"), obj.get("probabilities")
+    out = np.full((n, len(classes)), math.nan)
+    if not isinstance(logged, list) or not isinstance(probs, list) or len(probs) != n * len(logged):
+        return out
+    if not set(map(type, probs)) <= _NUMBER:
+        return out
+    matrix = np.array(probs, dtype=np.float64).reshape(n, len(logged)) if logged else out
+    where = {str(c): j for j, c in enumerate(logged)}
+    for k, name in enumerate(classes):
+        if name in where:
+            out[:, k] = matrix[:, where[name]]
+    return out
 
 
 def _probabilities(probs, classes: tuple[str, ...]) -> list[float]:
@@ -221,29 +336,40 @@ def read_jsonl(
     keys: tuple[str, ...] = ("prediction",),
     required: tuple[str, ...] = (),
     classes: tuple[str, ...] = (),
+    types: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, ReadStats]:
-    """Records at `location` with ts in [since, until): the `columns` as float64, `keys` as text, the
-    record time as `ts` (UTC), and with `classes` the logged probabilities as `proba_<class>`."""
+    """Records at `location` with ts in [since, until), a row per served row: the `columns` (float64;
+    with `types`, category and bool columns as their raw values), `keys` as text (a request record's
+    per-row lists, e.g. `prediction`, keep their JSON values), the record time as `ts` (UTC), and with
+    `classes` the logged probabilities as `proba_<class>`."""
     stats = ReadStats(location=location)
-    names = [*columns, *(f"proba_{c}" for c in classes)]
-    rows = _Rows([*names, "ts"], keys)
     need_ts = since is not None or until is not None
+    spec = _Spec(columns, keys, required, need_ts, classes, types)
+    names = [*columns, *(f"proba_{c}" for c in classes)]
+    rows = _Rows(names, keys, raw=bool(spec.raw))
+    times: list[float] = []
     stats.exists, files = log_files(location)
     for fs, path, kind in files:
         try:
-            _read_file(fs, path, kind, stats, rows, (columns, keys, required, need_ts, classes), since, until)
+            _read_file(fs, path, kind, stats, rows, times, spec, since, until)
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:  # a corrupt or unreadable file
             stats.unreadable.append(f"{path}: {type(err).__name__}: {err}"[:300])
             continue
         stats.files += 1
         stats.kinds[kind or "plain"] += 1
     frame = rows.frame()
-    frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+    for j in spec.numeric if spec.raw else ():
+        frame[columns[j]] = pd.to_numeric(frame[columns[j]], errors="coerce").astype(np.float64)
+    for name in names[len(columns) :] if spec.raw else ():
+        frame[name] = frame[name].astype(np.float64)
+    frame["ts"] = pd.to_datetime(np.asarray(times, dtype=np.float64), unit="s", utc=True)
     stats.rows = len(frame)
     return frame, stats
 
 
-def _read_file(fs, path: str, kind: str | None, stats: ReadStats, rows: _Rows, spec: tuple, since, until):
+def _read_file(
+    fs, path: str, kind: str | None, stats: ReadStats, rows: _Rows, times: list, spec, since, until
+):
     """Parse one file into `rows`; a file that fails midway (a truncated gzip) keeps the lines before."""
     with fs.open(path, "rb", compression="gzip" if kind == "gzipped" else None) as fh:
         for number, line in enumerate(fh, start=1):
@@ -251,7 +377,12 @@ def _read_file(fs, path: str, kind: str | None, stats: ReadStats, rows: _Rows, s
                 continue  # a blank line is not a record
             stats.lines += 1
             try:
-                values, texts, ts = _record(_loads(line), *spec)
+                obj = _loads(line)
+                request = isinstance(obj, dict) and isinstance(obj.get("features"), list)
+                if request:
+                    block, texts, ts, n = _request(obj, spec)
+                else:
+                    (values, texts, ts), n = _record(obj, spec), 1
             except ValueError as err:  # orjson's and json's decode errors are ValueErrors too
                 stats.bad(f"{path}:{number}", str(err).splitlines()[0][:200])
                 continue
@@ -262,6 +393,10 @@ def _read_file(fs, path: str, kind: str | None, stats: ReadStats, rows: _Rows, s
             ):
                 stats.newest = ts
             if (since is not None and ts < since) or (until is not None and ts >= until):
-                stats.outside_window += 1
+                stats.outside_window += n
                 continue
-            rows.add([*values, ts.timestamp() if ts is not None else math.nan], texts)
+            if request:
+                rows.add_block(block, texts)
+            else:
+                rows.add(values, texts)
+            times.extend([ts.timestamp() if ts is not None else math.nan] * n)

@@ -66,8 +66,14 @@ except ImportError:  # pragma: no cover - images without orjson
 JSON_TYPES = ("application/json", "application/x-ndjson", "text/json")
 LOG_ENV = "MLOPS_INFERENCE_LOG_DIR"
 SPEC_ENV = "MLOPS_SERVE_SPEC"  # JSON merged over serve.json: `mlops serve start` passes params.yaml's values
-NUMBER_TYPES = {int, float}  # not bool: JSON true/false are not feature values
+NUMBER_TYPES = {int, float}  # not bool: JSON true/false are not numeric feature values
+NUMBER_OR_NULL = {int, float, type(None)}
+BOOL_VALUE_TYPES = {bool, int, float, type(None)}  # true/false, or 0/1
+CATEGORY_TYPES = {str, int, float}  # a vocabulary may hold numbers (codes of a census table)
+CATEGORY_OR_NULL = {str, int, float, type(None)}
+NUMERIC_KINDS = ("float", "int")
 CONTAINERS = (dict, list)
+V2_COLUMN_DATATYPES = {"BOOL", "BYTES"}  # besides the numeric ones, for one-input-per-feature requests
 V2_DATATYPES = {
     "FP16",
     "FP32",
@@ -292,54 +298,159 @@ class Metrics:
                 metric.add_or_update(value, [self.model, *labels])
 
 
-class RecordFormat:
-    """The inference log's JSON lines, built from bytes templates: about twice as fast as a dict and an
-    orjson.dumps per row, the handler's largest cost at 64 rows per request (benchmarks/serve.py).
+class LogRecords:
+    """The inference log's records: one JSON line per answered request, columnar.
 
-    The values are serialised once per batch (one orjson.dumps of the [n, F] list, split on commas:
-    numbers contain none) and dropped into a template made at load time from the escaped feature and
-    class names, so each line is one C-level `%` format."""
+    `{"ts", "request_id", "model_version", "features": [names], "rows": n, "values": [...],
+    "prediction": [n], "classes": [C], "probabilities": [n*C], "out_of_range": {"<row>": [names]}}`.
+    `values` holds the request's RAW inputs as the client sent them (category strings, nulls, booleans),
+    row-major: a flat list of n*F values or n lists of F. `classes` and `probabilities` (flat, row-major)
+    are absent for regression, whose `prediction` holds numbers.
 
-    def __init__(self, features: list[str], classes: list[str], version: str):
-        def key(name: str) -> bytes:
-            return _dumps(name).replace(b"%", b"%%") + b":%s"
+    Why columnar: a JSON object per row repeated the 30 feature names and cost 1.6 ms per 64-row request,
+    most of the handler's time (benchmarks/serve.py). Here the names are one constant prefix made at
+    load time, and the values are the client's own parsed list serialised by orjson in C: no Python
+    object per row or per value (monitoring/inference_log.py reads both formats)."""
 
-        self.k, self.c = len(features), len(classes)
-        self.template = (
-            b'{"ts":%s,"request_id":%s,"model_version":'
-            + _dumps(version).replace(b"%", b"%%")
-            + b',"features":{'
-            + b",".join(key(f) for f in features)
-            + b'},"prediction":%s,"probabilities":{'
-            + b",".join(key(c) for c in classes)
-            + b"}}\n"
-        )
-        self.labels = [_dumps(c) for c in classes]
+    def __init__(self, features: list[str], classes: list[str] | None, version: str):
+        self.prefix = b'{"model_version":' + _dumps_safe(version) + b',"features":' + _dumps_safe(features)
+        if classes is not None:
+            self.prefix += b',"classes":' + _dumps_safe(classes)
+        self.c = len(classes) if classes is not None else 0
 
-    @staticmethod
-    def tokens(matrix) -> list[bytes]:
-        """The numbers of a 2-D tensor as JSON texts, row-major."""
-        text = _dumps(matrix.tolist())
-        return text[2:-2].replace(b"],[", b",").split(b",")
+    def record(self, ts: bytes, request_id: str, raw, n: int, prediction: list, proba, flags) -> bytes:
+        """One request's line. `proba` is the flat list of its n*C probabilities (None for regression);
+        `flags` maps row index (within the request) to its out-of-range features."""
+        parts = [
+            self.prefix,
+            b',"ts":',
+            ts,
+            b',"request_id":',
+            _dumps_safe(request_id),
+            b',"rows":%d,"values":' % n,
+            _dumps_safe(raw),
+            b',"prediction":',
+            _dumps_safe(prediction),
+        ]
+        if proba is not None:
+            parts += [b',"probabilities":', _dumps_safe(proba)]
+        if flags:
+            parts += [b',"out_of_range":', _dumps_safe({str(k): v for k, v in flags.items()})]
+        parts.append(b"}\n")
+        return b"".join(parts)
 
-    def lines(
-        self, ts: bytes, request_id: str, features, proba, best, start: int, stop: int, flags
-    ) -> list[bytes]:
-        k, c, template, labels = self.k, self.c, self.template, self.labels
-        rid = _dumps(request_id)
-        out = []
-        for i in range(start, stop):
-            line = template % (
-                ts,
-                rid,
-                *features[i * k : i * k + k],
-                labels[best[i]],
-                *proba[i * c : i * c + c],
+
+def _dumps_safe(obj) -> bytes:
+    """orjson when it can; the standard library for what orjson refuses (integers beyond 64 bits, lone
+    surrogates in client strings), escaped to ASCII so that a record is always one valid JSON line."""
+    try:
+        return _dumps(obj)
+    except (TypeError, ValueError):
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+
+
+class Column:
+    """One feature's request encoding, the float the exported model takes (issue 11's contract): numbers
+    as they are, booleans 0/1, a category value as its index in the training vocabulary (-1 when unseen),
+    null as NaN where the column's missing policy is `impute` (the model fills it), else a 400."""
+
+    def __init__(self, name: str, kind: str = "float", categories=None, missing: str | None = None):
+        self.name, self.kind, self.missing = name, kind, missing
+        self.nullable = missing == "impute"
+        self.codes: dict = {}
+        for code, value in enumerate(categories or []):
+            if type(value) in (str, int, float):
+                self.codes.setdefault(value, float(code))
+
+    def encode(self, i0: int, values):
+        """The column's values as floats (a list, or `values` itself when nothing changes); a RequestError
+        naming the row (counted from `i0`) and this column otherwise. Python work per value only for
+        category and boolean columns and for nulls; numbers pass through."""
+        types = set(map(type, values))
+        if self.kind in NUMERIC_KINDS:
+            if types <= NUMBER_TYPES:
+                return values
+            if self.nullable and types <= NUMBER_OR_NULL:
+                return [math.nan if v is None else v for v in values]
+        elif self.kind == "bool":
+            bools = types <= BOOL_VALUE_TYPES and all(v in (0, 1) for v in values if v is not None)
+            if bools and (self.nullable or type(None) not in types):
+                return [math.nan if v is None else float(v) for v in values]
+        elif types <= CATEGORY_TYPES or (self.nullable and types <= CATEGORY_OR_NULL):
+            get = self.codes.get
+            return [math.nan if v is None else get(v, -1.0) for v in values]
+        for i, v in enumerate(values):
+            self.check(i0 + i, v)
+        raise RequestError(400, f"{self.name}: a value cannot be encoded", "invalid")  # pragma: no cover
+
+    def check(self, i: int, v) -> None:
+        """Raise the RequestError for value v of row i, if it is not a valid value of this column."""
+        if v is None:
+            if self.nullable:
+                return
+            if self.missing is None:  # no schema (an all-float model): the message of old
+                raise RequestError(400, f"row {i}: {self.name} must be a number, got null", "not_a_number")
+            raise RequestError(
+                400,
+                f"row {i}: {self.name} is null (missing), which its missing policy {self.missing!r} does not"
+                " accept: send a value",
+                "missing",
             )
-            if i in flags:
-                line = line[:-2] + b',"out_of_range":' + _dumps(flags[i]) + b"}\n"
-            out.append(line)
-        return out
+        if self.kind in NUMERIC_KINDS and type(v) not in NUMBER_TYPES:
+            raise RequestError(
+                400, f"row {i}: {self.name} must be a number, got {_kind(v)} {echo(v)}", "not_a_number"
+            )
+        if self.kind == "bool" and (type(v) not in BOOL_VALUE_TYPES or v not in (0, 1)):
+            raise RequestError(
+                400, f"row {i}: {self.name} must be true or false, got {_kind(v)} {echo(v)}", "not_a_bool"
+            )
+        if self.kind == "category" and type(v) not in CATEGORY_TYPES:
+            raise RequestError(
+                400,
+                f"row {i}: {self.name} must be a category (a string), got {_kind(v)} {echo(v)}",
+                "not_a_category",
+            )
+
+
+class Schema:
+    """The request encoding of every feature, in model order, from serve.json's `schema` (copied from
+    the training meta). No schema (models exported before issue 11): every column a float, no nulls."""
+
+    def __init__(self, features: list[str], schema: list | None):
+        by_name = {c.get("name"): c for c in schema or [] if isinstance(c, dict)}
+        self.columns = []
+        for name in features:
+            col = by_name.get(name)
+            if col is None:
+                self.columns.append(Column(name))
+                continue
+            kind = str(col.get("type") or col.get("dtype") or "float")
+            kind = {"number": "float", "integer": "int", "boolean": "bool", "categorical": "category"}.get(
+                kind, kind
+            )
+            self.columns.append(Column(name, kind, col.get("categories"), str(col.get("missing") or "error")))
+        # The fast path (no Python per value) is for all-number schemas; a null then takes the slow path.
+        self.numeric = all(c.kind in NUMERIC_KINDS for c in self.columns)
+        self.nullable = torch.tensor([c.nullable for c in self.columns], dtype=torch.bool)
+        self.any_nullable = bool(self.nullable.any())
+
+    def encode_columns(self, columns: list) -> array:
+        """Per-feature value sequences (all of length n) -> one flat row-major float64 array."""
+        encoded = [col.encode(0, values) for col, values in zip(self.columns, columns, strict=True)]
+        try:
+            return array("d", chain.from_iterable(zip(*encoded, strict=True)))
+        except OverflowError:
+            for col, values in zip(self.columns, encoded, strict=True):
+                for i, v in enumerate(values):
+                    if not _fits_double(v):
+                        raise RequestError(
+                            400, f"row {i}: {col.name} = {echo(v)} is outside the float32 range", "not_finite"
+                        ) from None
+            raise
+
+    def encode_rows(self, rows: list) -> array:
+        """Rows (sequences of F raw values, feature order) -> one flat row-major float64 array."""
+        return self.encode_columns(list(zip(*rows, strict=True)))
 
 
 class Batch:
@@ -347,7 +458,8 @@ class Batch:
 
     def __init__(self):
         self.flat = array("d")
-        self.items: list[tuple[int, str, int, object]] = []  # (idx, protocol, n rows, v2 request id)
+        # (idx, protocol, n rows, v2 request id, the raw values as sent: what the log keeps)
+        self.items: list[tuple[int, str, int, object, object]] = []
 
 
 class TabularHandler:
@@ -375,10 +487,13 @@ class TabularHandler:
         self.keys = set(self.features)
         getter = operator.itemgetter(*self.features)
         self.take = getter if self.n > 1 else (lambda row: (getter(row),))
-        self.classes: list[str] = [str(c) for c in spec["classes"]]
+        self.task = str(spec.get("task") or "classification")
+        self.regression = self.task == "regression"
+        self.classes: list[str] = [] if self.regression else [str(c) for c in spec["classes"]]
+        self.schema = Schema(self.features, spec.get("schema"))
         self.version = str(spec["model_version"])
         self.model_name = str(getattr(context, "model_name", None) or spec.get("model_name", "model"))
-        self.record_format = RecordFormat(self.features, self.classes, self.version)
+        self.records = LogRecords(self.features, None if self.regression else self.classes, self.version)
         self.max_rows = int(spec.get("max_batch_rows", 1024))
         ranges = spec.get("feature_ranges") or {}
         lo = [_bound(ranges.get(f, [None, None])[0], -math.inf) for f in self.features]
@@ -447,16 +562,17 @@ class TabularHandler:
         except ValueError as err:
             raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
 
-    def _parse_request(self, body) -> tuple[str, array, object, list, int]:
-        """(protocol, flat float64 values in params.yaml feature order, v2 id, the list of values or rows
-        just validated, the object members inside it) or a RequestError."""
+    def _parse_request(self, body) -> tuple[str, array, object, object, int, object]:
+        """(protocol, flat float64 values in model feature order, v2 id, the list of values or rows just
+        validated (not walked again by the duplicate check), the object members inside it, the raw
+        values for the log) or a RequestError."""
         if not isinstance(body, dict):
             raise RequestError(400, 'body must be a JSON object: {"instances": [...]} or {"inputs": [...]}')
         if "inputs" in body and "instances" in body:
             raise RequestError(400, 'send either "instances" (rows) or "inputs" (Open Inference Protocol)')
         if "inputs" in body:
-            values, bulk = self._v2_values(body)
-            return "v2", values, body.get("id"), bulk, 0
+            values, bulk, raw = self._v2_values(body)
+            return "v2", values, body.get("id"), bulk, 0, raw
         if "instances" not in body:
             got = ", ".join(echo(k) for k in list(body)[:5]) or "none"
             raise RequestError(400, f'missing key "instances" or "inputs" (got keys: {got})', "missing_key")
@@ -469,15 +585,34 @@ class TabularHandler:
                 f"batch of {len(instances)} rows exceeds the limit of {self.max_rows} rows",
                 "too_many_rows",
             )
-        values = self._row_values(instances)
-        return "rows", values, None, instances, sum(len(r) for r in instances if type(r) is dict)
+        values, raw = self._row_values(instances)
+        return "rows", values, None, instances, sum(len(r) for r in instances if type(r) is dict), raw
 
-    def _v2_values(self, body: dict) -> tuple[array, list]:
-        """The single input tensor of an Open Inference Protocol request, straight to a flat array."""
+    def _v2_values(self, body: dict) -> tuple[array, object, object]:
+        """An Open Inference Protocol request straight to a flat array: one [n, F] tensor, or one tensor
+        per feature (named by feature; BYTES for category columns)."""
         inputs = body["inputs"]
-        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-            raise RequestError(400, f'"inputs" must hold exactly one tensor of shape [n, {self.n}]', "v2")
-        tensor = inputs[0]
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
+            raise RequestError(400, self._v2_hint(), "v2")
+        shape = inputs[0].get("shape")
+        if len(inputs) == 1 and not (isinstance(shape, list) and len(shape) == 1 and self.n > 1):
+            return self._v2_tensor(inputs[0])
+        return self._v2_columns(inputs)
+
+    def _v2_hint(self) -> str:
+        return (
+            f'"inputs" must hold one tensor of shape [n, {self.n}], or one tensor of shape [n] per feature'
+            f" ({self.n} named {echo(self.features[0])}, ...)"
+        )
+
+    def _v2_rows(self, shape) -> int:
+        if shape[0] > self.max_rows:
+            raise RequestError(
+                413, f"batch of {shape[0]} rows exceeds the limit of {self.max_rows} rows", "too_many_rows"
+            )
+        return shape[0]
+
+    def _v2_tensor(self, tensor: dict) -> tuple[array, object, object]:
         shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
         if (
             not isinstance(shape, list)
@@ -489,11 +624,9 @@ class TabularHandler:
             raise RequestError(
                 400, f'input "shape" must be [n, {self.n}] with n >= 1, got {echo(shape)}', "v2"
             )
-        if shape[0] > self.max_rows:
-            raise RequestError(
-                413, f"batch of {shape[0]} rows exceeds the limit of {self.max_rows} rows", "too_many_rows"
-            )
-        if datatype not in V2_DATATYPES:
+        self._v2_rows(shape)
+        numeric = self.schema.numeric
+        if datatype not in V2_DATATYPES and (numeric or datatype not in V2_COLUMN_DATATYPES):
             raise RequestError(
                 400, f'input "datatype" must be a numeric type (FP32, ...), got {echo(datatype)}', "v2"
             )
@@ -508,28 +641,71 @@ class TabularHandler:
             raise RequestError(
                 400, f'input "data" has {len(data)} values, shape {shape} needs {shape[0] * self.n}', "v2"
             )
-        if not set(map(type, data)) <= NUMBER_TYPES:
-            j = next(i for i, v in enumerate(data) if type(v) not in NUMBER_TYPES)
-            raise RequestError(
-                400,
-                f"row {j // self.n}: {self.features[j % self.n]} must be a number, got {_kind(data[j])} "
-                f"{echo(data[j])}",
-                "not_a_number",
-            )
-        try:
-            return array("d", data), bulk
-        except OverflowError:
-            j = next(i for i, v in enumerate(data) if not _fits_double(v))
-            raise RequestError(
-                400,
-                f"row {j // self.n}: {self.features[j % self.n]} is outside the float range",
-                "not_finite",
-            ) from None
+        if numeric and set(map(type, data)) <= NUMBER_TYPES:
+            try:
+                return array("d", data), bulk, bulk
+            except OverflowError:
+                pass
+        n = self.n
+        return self.schema.encode_columns([data[j::n] for j in range(n)]), bulk, bulk
 
-    def _row_values(self, instances: list) -> array:
-        """The rows' values as one flat float64 array, in params.yaml feature order. The common case
-        stays in C (itemgetter, map(type), array); a problem is re-checked row by row in Python only
-        to name the row and the feature. Non-finite values are caught on the tensor (`_handle`)."""
+    def _v2_columns(self, inputs: list) -> tuple[array, object, object]:
+        """One input per feature: {"name": <feature>, "shape": [n] or [n, 1], "datatype", "data"}."""
+        by_name: dict = {}
+        for tensor in inputs:
+            name = tensor.get("name")
+            if name not in self.index:
+                raise RequestError(400, f"input {echo(name)} is not a feature; " + self._v2_hint(), "v2")
+            if name in by_name:
+                raise RequestError(400, f"input {echo(name)} appears twice", "v2")
+            by_name[name] = tensor
+        if len(by_name) != self.n:
+            absent = [f for f in self.features if f not in by_name]
+            raise RequestError(400, "missing inputs: " + ", ".join(echo(f) for f in absent[:5]), "v2")
+        columns, rows = [], None
+        for name in self.features:
+            tensor = by_name[name]
+            shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+            if (
+                not isinstance(shape, list)
+                or not 1 <= len(shape) <= 2
+                or not all(type(d) is int for d in shape)
+                or shape[0] < 1
+                or shape[1:] not in ([], [1])
+                or (rows is not None and shape[0] != rows)
+            ):
+                raise RequestError(
+                    400,
+                    f"input {echo(name)}: shape must be [n] or [n, 1], the same n for every input, "
+                    f"got {echo(shape)}",
+                    "v2",
+                )
+            rows = self._v2_rows(shape)
+            if datatype not in V2_DATATYPES and datatype not in V2_COLUMN_DATATYPES:
+                raise RequestError(
+                    400,
+                    f"input {echo(name)}: datatype must be FP32, INT64, BOOL, BYTES, ..., got "
+                    f"{echo(datatype)}",
+                    "v2",
+                )
+            if not isinstance(data, list):
+                raise RequestError(400, f"input {echo(name)}: data must be a list", "v2")
+            if data and type(data[0]) is list:
+                if not all(type(r) is list and len(r) == 1 for r in data):
+                    raise RequestError(400, f"input {echo(name)}: data must be flat or [[x], ...]", "v2")
+                data = [r[0] for r in data]
+            if len(data) != rows:
+                raise RequestError(
+                    400, f"input {echo(name)}: data has {len(data)} values, shape needs {rows}", "v2"
+                )
+            columns.append(data)
+        return self.schema.encode_columns(columns), None, list(zip(*columns, strict=True))
+
+    def _row_values(self, instances: list) -> tuple[array, list]:
+        """The rows' values as one flat float64 array in model feature order, and the rows' raw values
+        (for the log). For an all-number schema the common case stays in C (itemgetter, map(type),
+        array); otherwise, or on a problem, each column is encoded (and checked) on its own, naming the
+        row and the feature. Non-finite values are caught on the tensor (`_handle`)."""
         keys, n, take = self.keys, self.n, self.take
         rows = []
         for i, row in enumerate(instances):
@@ -539,14 +715,13 @@ class TabularHandler:
                 rows.append(row)
             else:
                 self._row(i, row)  # raises the precise error
-        try:
-            if set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
-                return array("d", chain.from_iterable(rows))
-        except OverflowError:
-            pass
-        for i, row in enumerate(instances):
-            self._row(i, row)
-        raise RequestError(400, "a value is not a finite number", "not_finite")  # pragma: no cover
+        if self.schema.numeric:
+            try:
+                if set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
+                    return array("d", chain.from_iterable(rows)), rows
+            except OverflowError:
+                pass
+        return self.schema.encode_rows(rows), rows
 
     def _row(self, i: int, row) -> None:
         """Raise a RequestError naming the first problem of row i (the slow path, errors only)."""
@@ -565,29 +740,14 @@ class TabularHandler:
                 if missing:
                     parts.append("missing: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
                 raise RequestError(400, f"row {i}: " + "; ".join(parts), "features")
-            values = [row[name] for name in self.features]
         elif isinstance(row, list):
             if len(row) != n:
                 raise RequestError(400, f"row {i}: expected {n} feature values, got {len(row)}", "features")
-            values = row
         else:
             raise RequestError(
                 400, f"row {i}: must be an object of feature values or an array, got {_kind(row)}", "features"
             )
-        for j, v in enumerate(values):
-            # bool is an int in Python but never a feature value; NaN/Infinity parse as floats.
-            if type(v) is float and not math.isfinite(v):
-                raise RequestError(400, f"row {i}: {self.features[j]} must be finite, got {v}", "not_finite")
-            if type(v) not in NUMBER_TYPES:
-                raise RequestError(
-                    400,
-                    f"row {i}: {self.features[j]} must be a number, got {_kind(v)} {echo(v)}",
-                    "not_a_number",
-                )
-            if not _fits_double(v) or abs(float(v)) > FLOAT32_MAX:
-                raise RequestError(
-                    400, f"row {i}: {self.features[j]} = {echo(v)} is outside the float32 range", "not_finite"
-                )
+        raise RequestError(400, f"row {i}: not a row of {n} feature values", "features")  # pragma: no cover
 
     # -- inference -------------------------------------------------------------------------------
     def handle(self, data: list, context) -> list:
@@ -628,11 +788,11 @@ class TabularHandler:
         for idx, request in enumerate(data):
             try:
                 body, raw = self._body(request, idx, context)
-                protocol, values, v2_id, bulk, bulk_members = self._parse_request(body)
+                protocol, values, v2_id, bulk, bulk_members, logged = self._parse_request(body)
                 if raw is not None:
                     self._check_duplicates(raw, body, bulk, bulk_members)
                 batch.flat.extend(values)
-                batch.items.append((idx, protocol, len(values) // self.n, v2_id))
+                batch.items.append((idx, protocol, len(values) // self.n, v2_id, logged))
             except RequestError as err:
                 self._fail(outputs, context, idx, err)
             except (RecursionError, OverflowError, UnicodeError, ValueError, TypeError, MemoryError) as err:
@@ -646,7 +806,7 @@ class TabularHandler:
             return outputs
         x64 = torch.frombuffer(batch.flat, dtype=torch.float64).view(-1, self.n)
         x = x64.float()
-        finite = torch.isfinite(x).all(dim=1)
+        finite = self._valid(x).all(dim=1)
         if not bool(finite.all()):  # NaN, Infinity or beyond float32: fail those requests only
             x64, x, batch = self._drop(x64, x, finite, batch, outputs, context, "not_finite")
             if not batch.items:
@@ -657,20 +817,31 @@ class TabularHandler:
             proba = keep_proba
             if not batch.items:
                 return outputs
-        best = proba.argmax(dim=1)
-        self._answer(batch, x64, proba, best, outputs, context)
+        self._answer(batch, x64, proba, outputs, context)
         return outputs
 
+    def _valid(self, x):
+        """Finite float32 values, or NaN where the column imputes (a null the model fills)."""
+        ok = torch.isfinite(x)
+        if self.schema.any_nullable:
+            ok |= torch.isnan(x) & self.schema.nullable
+        return ok
+
     def _forward(self, x, x64):
-        """Softmax in float64 of the float32 model's logits (as model/evaluate.py does). Rows whose float32
-        logits overflow are re-scored by a float64 copy of the model; rows still not finite are refused."""
+        """Classification: softmax in float64 of the float32 model's logits (as model/evaluate.py does);
+        regression: the [n, 1] prediction. Rows whose float32 output overflows are re-scored by a float64
+        copy of the model; rows still not finite are refused."""
         with torch.inference_mode():
             logits = self.model(x).double()
+            if self.regression:
+                logits = logits.reshape(len(x), -1)[:, :1]
             ok = torch.isfinite(logits).all(dim=1)
             if not bool(ok.all()) and self.model64 is not None:
                 bad = (~ok).nonzero().flatten()
                 logits[bad] = self.model64(x64[bad])
                 ok = torch.isfinite(logits).all(dim=1)
+            if self.regression:
+                return logits, ok
             proba = torch.softmax(logits, dim=1)
             proba = proba / proba.sum(dim=1, keepdim=True)
         return proba, ok & torch.isfinite(proba).all(dim=1)
@@ -679,7 +850,7 @@ class TabularHandler:
         """Fail the requests that hold a row not in `good`; keep the rest, rows and order unchanged."""
         keep, kept, start = [], Batch(), 0
         for item in batch.items:
-            idx, _, n, _ = item
+            idx, n = item[0], item[2]
             stop = start + n
             if bool(good[start:stop].all()):
                 keep.append(torch.arange(start, stop))
@@ -687,7 +858,7 @@ class TabularHandler:
             else:
                 row = int((~good[start:stop]).nonzero()[0, 0])
                 if why == "not_finite":
-                    j = int((~torch.isfinite(x64[start + row].float())).nonzero()[0, 0])
+                    j = int((~self._valid(x64[start + row].float())).nonzero()[0, 0])
                     v = float(x64[start + row, j])
                     detail = (
                         f"must be finite, got {v}"
@@ -704,42 +875,34 @@ class TabularHandler:
         index = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)
         return x64[index], other[index], kept
 
-    def _answer(self, batch: Batch, x64, proba, best, outputs: list, context) -> None:
-        """Responses and log records of the accepted requests; the log is written before returning."""
-        classes, version = self.classes, self.version
-        proba_rows = proba.tolist() if any(item[1] == "rows" for item in batch.items) else []
-        best_list = best.tolist()
-        labels = [classes[b] for b in best_list]
+    def _answer(self, batch: Batch, x64, out, outputs: list, context) -> None:
+        """Responses and log records of the accepted requests; the log is written before returning.
+        `out`: the probabilities [n, C] (classification) or the predictions [n, 1] (regression)."""
+        classes, version, c = self.classes, self.version, len(self.classes)
+        if self.regression:
+            predictions = out[:, 0].tolist()
+            flat_out = predictions
+        else:
+            best = out.argmax(dim=1)
+            predictions = [classes[b] for b in best.tolist()]
+            flat_out = out.flatten().tolist()
         flags = self._out_of_range(x64)
-        log_lines: list[bytes] = []
+        records: list[bytes] = []
         if self.log is not None:
-            fmt = self.record_format
-            feature_tokens, proba_tokens = fmt.tokens(x64), fmt.tokens(proba)
             now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             ts = _dumps(now)
         start = 0
         served = {"rows": 0, "v2": 0}
-        for idx, protocol, n, v2_id in batch.items:
+        for idx, protocol, n, v2_id, logged in batch.items:
             stop = start + n
             request_id = _request_id(context, idx)
+            rows_out = predictions[start:stop]
+            proba = None if self.regression else flat_out[start * c : stop * c]
             if protocol == "v2":
+                outputs[idx] = self._v2_answer(n, v2_id, request_id, rows_out, proba)
+            elif self.regression:
                 outputs[idx] = _dumps(
-                    {
-                        "model_name": self.model_name,
-                        "model_version": version,
-                        "id": v2_id
-                        if isinstance(v2_id, str) and v2_id.isascii() and len(v2_id) <= 128
-                        else request_id,
-                        "outputs": [
-                            {"name": "label", "shape": [n], "datatype": "BYTES", "data": labels[start:stop]},
-                            {
-                                "name": "probabilities",
-                                "shape": [n, len(classes)],
-                                "datatype": "FP64",
-                                "data": proba[start:stop].flatten().tolist(),
-                            },
-                        ],
-                    }
+                    {"predictions": [{"prediction": p, "model_version": version} for p in rows_out]}
                 )
             else:
                 outputs[idx] = _dumps(
@@ -747,27 +910,45 @@ class TabularHandler:
                         "predictions": [
                             {
                                 "label": label,
-                                "probabilities": dict(zip(classes, p, strict=True)),
+                                "probabilities": dict(zip(classes, proba[k * c : k * c + c], strict=True)),
                                 "model_version": version,
                             }
-                            for label, p in zip(labels[start:stop], proba_rows[start:stop], strict=True)
+                            for k, label in enumerate(rows_out)
                         ]
                     }
                 )
             _content_type(context, idx)
             served[protocol] += n
             if self.log is not None:
-                log_lines += fmt.lines(
-                    ts, request_id, feature_tokens, proba_tokens, best_list, start, stop, flags
-                )
+                mine = {i - start: f for i, f in flags.items() if start <= i < stop} if flags else None
+                records.append(self.records.record(ts, request_id, logged, n, rows_out, proba, mine))
             start = stop
-        if self.log is not None and log_lines and not self.log.write(b"".join(log_lines), len(log_lines)):
-            self.metrics.add("log_failures", len(log_lines))
+        rows = served["rows"] + served["v2"]
+        if self.log is not None and records and not self.log.write(b"".join(records), rows):
+            self.metrics.add("log_failures", rows)
         self.metrics.add("rows", served["rows"], "rows")
         self.metrics.add("rows", served["v2"], "v2")
-        counts = torch.bincount(best, minlength=len(classes)).tolist()
-        for name, count in zip(classes, counts, strict=True):
-            self.metrics.add("predicted", count, name)
+        if not self.regression:
+            counts = torch.bincount(best, minlength=len(classes)).tolist()
+            for name, count in zip(classes, counts, strict=True):
+                self.metrics.add("predicted", count, name)
+
+    def _v2_answer(self, n: int, v2_id, rid: str, predictions: list, proba) -> bytes:
+        if self.regression:
+            outputs = [{"name": "prediction", "shape": [n, 1], "datatype": "FP32", "data": predictions}]
+        else:
+            outputs = [
+                {"name": "label", "shape": [n], "datatype": "BYTES", "data": predictions},
+                {"name": "probabilities", "shape": [n, len(self.classes)], "datatype": "FP64", "data": proba},
+            ]
+        return _dumps(
+            {
+                "model_name": self.model_name,
+                "model_version": self.version,
+                "id": v2_id if isinstance(v2_id, str) and v2_id.isascii() and len(v2_id) <= 128 else rid,
+                "outputs": outputs,
+            }
+        )
 
     def _out_of_range(self, x64) -> dict[int, list[str]]:
         """Rows with values outside params.yaml's min/max: served, but flagged (log record + metric)."""

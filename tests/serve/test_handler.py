@@ -142,7 +142,7 @@ def test_open_inference_protocol_answers_like_the_row_format(toy):
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"inputs": []}, "exactly one tensor"),
+        ({"inputs": []}, "one tensor of shape [n, 3], or one tensor of shape [n] per feature"),
         ({"inputs": [{"shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}, "must be [n, 3]"),
         ({"inputs": [{"shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "has 3 values"),
         ({"inputs": [{"shape": [1, 3], "datatype": "BYTES", "data": ["a", "b", "c"]}]}, "numeric type"),
@@ -247,8 +247,8 @@ def test_out_of_range_values_are_served_flagged_logged_and_counted(model_dir, tm
     (answer,), status = call((handler, model_dir), {"instances": [[1, 2, 3], [-1, 2, 6], [11, 0, 0]]})
     assert status == {} and len(answer["predictions"]) == 3
     [log] = (tmp_path / "log").glob("toy-*.jsonl")
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [r.get("out_of_range") for r in records] == [None, ["a", "c"], ["a"]]
+    [record] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["out_of_range"] == {"1": ["a", "c"], "2": ["a"]}  # row index in the request
     lines = metric_lines(caplog)
     assert any(m.startswith("[METRICS]OutOfRangeValues.Count:2|#ModelName:toy,Feature:a") for m in lines)
     assert any(m.startswith("[METRICS]OutOfRangeValues.Count:1|#ModelName:toy,Feature:c") for m in lines)
@@ -286,13 +286,20 @@ def test_every_row_is_on_disk_when_handle_returns(model_dir, tmp_path, monkeypat
     call((handler, model_dir), {"instances": [[1, 2, 3], {"a": 4, "b": 5, "c": 6}]}, b"bad", v2([[7, 8, 9]]))
     [log] = (tmp_path / "log").glob("toy-*.jsonl")
     records = [json.loads(line) for line in log.read_text().splitlines()]  # no flush, no stop: on disk now
-    assert [r["features"] for r in records] == [
-        {"a": 1.0, "b": 2.0, "c": 3.0},
-        {"a": 4.0, "b": 5.0, "c": 6.0},
-        {"a": 7.0, "b": 8.0, "c": 9.0},
-    ]
-    assert [r["request_id"] for r in records] == ["req-0", "req-0", "req-2"]
-    assert set(records[0]) == {"ts", "request_id", "model_version", "features", "prediction", "probabilities"}
+    assert [r["values"] for r in records] == [[[1, 2, 3], [4, 5, 6]], [7, 8, 9]]  # as sent: rows, v2 flat
+    assert set(records[0]) == {
+        *("ts", "request_id", "model_version", "features", "rows", "values"),
+        *("prediction", "classes", "probabilities"),
+    }
+    from monitoring.inference_log import read_jsonl
+
+    table, stats = read_jsonl(
+        str(tmp_path / "log"), FEATURES, keys=("request_id", "prediction"), classes=("no", "yes")
+    )
+    assert table[FEATURES].to_numpy().tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert table["request_id"].tolist() == ["req-0", "req-0", "req-2"] and stats.malformed == 0
+    assert table["prediction"].isin(["no", "yes"]).all()
+    assert ((table["proba_no"] + table["proba_yes"]) - 1).abs().max() < 1e-12
 
 
 def test_the_log_rotates_by_size_and_age_into_gzip_files_and_keeps_a_bounded_number(tmp_path):
@@ -372,29 +379,29 @@ def test_the_archive_carries_the_handler_without_repository_imports():
     }
 
 
-def test_log_lines_are_valid_json_whatever_the_names():
+def test_log_records_are_valid_json_whatever_the_names_and_values():
     names = ['with "quotes"', "100% sure", "ünï\u2028code", "back\\slash"]
-    fmt = serve_handler.RecordFormat(names, ["a%s", 'b"'], 'v"1')
-    x = torch.tensor([[1.5, -0.0, 1e-7, 3.4e38], [0.0, 2.0, -5.25, 1.0]], dtype=torch.float64)
-    proba = torch.tensor([[0.25, 0.75], [1.0, 0.0]], dtype=torch.float64)
-    lines = fmt.lines(
+    records = serve_handler.LogRecords(names, ["a%s", 'b"'], 'v"1')
+    raw = [[1.5, "\ud800 lone", None, 10**30], [True, 2.0, -5.25, 1.0]]  # what orjson refuses too
+    line = records.record(
         b'"2026-01-01T00:00:00.000Z"',
         'id"%',
-        fmt.tokens(x),
-        fmt.tokens(proba),
-        [1, 0],
-        0,
+        raw,
         2,
+        ['b"', "a%s"],
+        [0.25, 0.75, 1.0, 0.0],
         {1: ["100% sure"]},
     )
-    records = [json.loads(line) for line in lines]
-    assert records[0] == {
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {
         "ts": "2026-01-01T00:00:00.000Z",
         "request_id": 'id"%',
         "model_version": 'v"1',
-        "features": dict(zip(names, [1.5, -0.0, 1e-7, 3.4e38], strict=True)),
-        "prediction": 'b"',
-        "probabilities": {"a%s": 0.25, 'b"': 0.75},
+        "features": names,
+        "classes": ["a%s", 'b"'],
+        "rows": 2,
+        "values": [[1.5, "\ud800 lone", None, 10**30], [True, 2.0, -5.25, 1.0]],
+        "prediction": ['b"', "a%s"],
+        "probabilities": [0.25, 0.75, 1.0, 0.0],
+        "out_of_range": {"1": ["100% sure"]},
     }
-    assert records[1]["out_of_range"] == ["100% sure"] and records[1]["prediction"] == "a%s"
-    assert all(line.endswith(b"}\n") and line.count(b"\n") == 1 for line in lines)

@@ -104,6 +104,7 @@ class Server:
         return sum(v for k, v in self.metrics().items() if k.startswith(prefix))
 
     def log_records(self) -> list[dict]:
+        """The request records of the inference log, as the handler wrote them."""
         import gzip
 
         records = []
@@ -113,6 +114,15 @@ class Server:
                 with contextlib.suppress(ValueError):  # a line cut by a killed worker: the reader skips it
                     records.append(json.loads(line))
         return records
+
+    def log_table(self):
+        """The inference log as the drift job reads it (monitoring/inference_log.py): a row per row."""
+        from monitoring.inference_log import read_jsonl
+
+        table, _ = read_jsonl(
+            str(self.repo / "logs/inference"), self.features, keys=("request_id",)
+        )
+        return table
 
     def mlops(self, *args: str, check: bool = True):
         return sh(["mlops", *args], self.repo, check=check, **self.env)
@@ -378,8 +388,8 @@ def test_out_of_range_values_are_served_and_flagged(server):
     before = server.metric('OutOfRangeValues{ModelName="breast-cancer",Feature="worst_area"')
     status, body = server.raw(json.dumps({"instances": [row]}).encode())
     assert status == 200 and len(body["predictions"]) == 1
-    [record] = [r for r in server.log_records() if r["features"]["mean_radius"] == -1.0]
-    assert record["out_of_range"] == ["mean_radius", "worst_area"]
+    [record] = [r for r in server.log_records() if r["values"][0][0] == -1.0]  # named rows: feature order
+    assert record["out_of_range"] == {"0": ["mean_radius", "worst_area"]}
     assert server.metric('OutOfRangeValues{ModelName="breast-cancer",Feature="worst_area"') == before + 1
 
 
@@ -405,11 +415,19 @@ def test_handler_metrics_reach_prometheus(server):
 
 def test_every_served_row_is_in_the_log_without_stopping_the_server(server):
     records = server.log_records()
-    assert len(records) == server.metric("RowsServed{")
+    assert sum(r["rows"] for r in records) == len(server.log_table()) == server.metric("RowsServed{")
     first = records[0]
-    assert set(first) >= {"ts", "request_id", "model_version", "features", "prediction", "probabilities"}
+    assert set(first) >= {
+        "ts",
+        "request_id",
+        "model_version",
+        "features",
+        "values",
+        "prediction",
+        "probabilities",
+    }
     assert first["ts"].endswith("Z") and first["model_version"] == "1"
-    assert list(first["features"]) == server.features
+    assert first["features"] == server.features
 
 
 def test_a_killed_worker_loses_no_acknowledged_row(server):
@@ -453,7 +471,7 @@ def test_a_killed_worker_loses_no_acknowledged_row(server):
     stop.set()
     for t in threads:
         t.join(timeout=30)
-    logged = {r["features"]["mean_radius"] for r in server.log_records()}
+    logged = set(server.log_table()["mean_radius"])
     acked = set(acknowledged)
     lost = acked - logged
     in_flight = {x for x in logged if x >= 1_000_000} - acked
