@@ -181,7 +181,7 @@ _NUMBER = frozenset((int, float))  # not bool: type(True) is bool
 _NUMBER_OR_NULL = frozenset((int, float, type(None)))
 _KIND_TYPES = {
     "category": frozenset((str, int, float, type(None))),
-    "bool": frozenset((bool, type(None))),
+    "bool": frozenset((bool, int, float, type(None))),  # true/false, or 0/1 as the handler accepts
 }
 
 

@@ -1,8 +1,8 @@
 """`mlops archive`: package the registry's champion as a TorchServe .mar, stamped with its version.
 
 The .mar carries everything the server needs and nothing of this repository: the model, the handler,
-`serve.json` (features, classes, version, request limits) and `model-config.yaml` (workers, batching
-from params.yaml `serve:`), so the container image and `mlops serve` run the same thing.
+`serve.json` (features, classes, task, schema, version, request limits) and `model-config.yaml`
+(workers, batching from params.yaml `serve:`), so the container image and `mlops serve` run the same thing.
 
 `mlops archive` packages only the champion: the model on disk must have the md5 that the champion's
 registry version recorded at promotion, or it refuses. So a refused promotion can never be shipped
@@ -82,7 +82,10 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
         "model_name": cfg["model_name"],
         "model_version": version,
         "features": meta["features"],
-        "classes": meta["classes"],
+        "classes": meta.get("classes") or [],
+        # issue 11: the request encoding (types, category vocabularies, missing policies) and the task;
+        # absent in models exported before it (all-float classification), which the handler still serves
+        **{key: meta[key] for key in ("task", "schema") if meta.get(key) is not None},
         "max_batch_rows": cfg["max_batch_rows"],
         "inference_log_dir": cfg["inference_log_dir"],
         **settings.handler_spec(params),  # feature ranges and log rotation travel inside the .mar
@@ -131,4 +134,5 @@ def write_sample_request(path: Path, features: list[str]) -> None:
     import pandas as pd
 
     rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
-    path.write_text(json.dumps({"instances": rows.to_dict(orient="records")}, indent=1) + "\n")
+    rows = rows.astype(object).where(rows.notna(), None)  # a missing value is JSON null, never NaN
+    path.write_text(json.dumps({"instances": rows.to_dict(orient="records")}, indent=1, default=str) + "\n")

@@ -249,6 +249,9 @@ def predict_file(request: Path) -> int:
     finally:
         client.close()
     for i, p in enumerate(predictions):
+        if "label" not in p:  # regression
+            print(f"row {i}: {p['prediction']:.6g} model version {p['model_version']}")
+            continue
         proba = ", ".join(f"{c}={v:.4f}" for c, v in p["probabilities"].items())
         print(f"row {i}: {p['label']} ({proba}) model version {p['model_version']}")
     return 0

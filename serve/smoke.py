@@ -82,7 +82,10 @@ def smoke(
             f"smoke test of {image} failed: {err}\n--- container log\n{logs.stdout}{logs.stderr}"
         ) from None
     _run([engine, "stop", "-t", "20", name], check=False)
-    labels = [f"{p['label']} ({max(p['probabilities'].values()):.3f})" for p in preds]
+    labels = [
+        f"{p['label']} ({max(p['probabilities'].values()):.3f})" if "label" in p else f"{p['prediction']:.4g}"
+        for p in preds
+    ]
     return [
         f"- healthy after {healthy_s:.0f} s (`/ping` with the inference key)",
         f"- predicted {len(preds)} rows with model version {', '.join(sorted(versions))}: "

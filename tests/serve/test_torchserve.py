@@ -119,9 +119,7 @@ class Server:
         """The inference log as the drift job reads it (monitoring/inference_log.py): a row per row."""
         from monitoring.inference_log import read_jsonl
 
-        table, _ = read_jsonl(
-            str(self.repo / "logs/inference"), self.features, keys=("request_id",)
-        )
+        table, _ = read_jsonl(str(self.repo / "logs/inference"), self.features, keys=("request_id",))
         return table
 
     def mlops(self, *args: str, check: bool = True):
