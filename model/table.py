@@ -8,6 +8,7 @@ column holds text that is not a number is it re-read as text, so `validate` can 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def strip_categories(values: pd.Series) -> pd.Series:
 def _numeric(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     """float64 with NaN for missing cells, plus the text of cells that are not numbers (or None)."""
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64"), None
+        return values.astype("float64", copy=False), None
     text = values.astype("string").str.strip()
     blank = text.isna() | text.isin(NULLS)
     number = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
@@ -80,7 +81,9 @@ def _numeric(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     return number, (values[bad] if bad.any() else None)
 
 
-def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool):
+def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool) -> pd.DataFrame:
+    """Stream the CSV in blocks: each block's columns go straight to NumPy (numbers) or a Categorical
+    (text), so the peak is the finished columns plus one block, not Arrow's table plus a pandas copy."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -94,8 +97,32 @@ def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
-    table = pacsv.read_csv(path, convert_options=options)
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=options)
+    names = reader.schema.names
+    chunks: list[list] = [[] for _ in names]
+    for batch in reader:
+        for i, name in enumerate(names):
+            column = batch.column(i)
+            if name in numeric and not text_numeric:
+                chunks[i].append(column.to_numpy(zero_copy_only=False))
+            else:
+                chunks[i].append(column.to_pandas())
+        del batch
+    rows = sum(len(c) for c in chunks[0]) if chunks else 0
+    frame = pd.DataFrame(index=pd.RangeIndex(rows))
+    with warnings.catch_warnings():  # one block per column, on purpose: no consolidating copy
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for i, name in enumerate(names):
+            parts, chunks[i] = chunks[i], []
+            if name in numeric and not text_numeric:
+                frame[name] = np.concatenate(parts) if parts else np.empty(0)
+            elif parts and isinstance(parts[0].dtype, pd.CategoricalDtype):
+                frame[name] = pd.api.types.union_categoricals(parts)
+            else:
+                frame[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
+            del parts
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def read_typed(path: Path, spec: DataSpec) -> TypedTable:
@@ -118,7 +145,8 @@ def read_typed(path: Path, spec: DataSpec) -> TypedTable:
             frame = _read_csv(path, spec, columns, text_numeric=False)
         except pa.ArrowInvalid:  # a numeric column holds text: read those as text to name the cells
             frame = _read_csv(path, spec, columns, text_numeric=True)
-    frame = frame.loc[:, ~frame.columns.duplicated()]
+    if frame.columns.duplicated().any():  # (a header error validate reports); no copy otherwise
+        frame = frame.loc[:, ~frame.columns.duplicated()]
     bad_text = {}
     for name in numeric_columns(spec):
         if name in frame.columns:
@@ -128,7 +156,9 @@ def read_typed(path: Path, spec: DataSpec) -> TypedTable:
     for name in text_columns(spec):
         if name in frame.columns:
             frame[name] = strip_categories(frame[name])
-    return TypedTable(frame.reset_index(drop=True), header, bad_text)
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
+    return TypedTable(frame, header, bad_text)
 
 
 def bool_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -39,19 +39,52 @@ class BlindError(UserError):
     """The monitor cannot see production: an error with its own exit code, never "not enough data"."""
 
 
-CATEGORICAL = ("prediction", "target")  # the class columns; every feature is numerical
+CATEGORICAL = ("prediction", "target")  # classification: the class columns
+
+
+def categorical_columns(params: Params) -> list[str]:
+    """Columns Evidently must test as categorical (chi-square / Jensen-Shannon, by policy.stattest
+    .categorical): category and bool features, and for classification the class columns. For regression
+    the prediction and the target are numbers."""
+    features = [f.name for f in params.data.features if f.type in ("category", "bool")]
+    return features + ([] if params.data.regression else list(CATEGORICAL))
+
+
+def feature_types(params: Params) -> dict[str, str]:
+    return {f.name: f.type for f in params.data.features}
 
 
 def load_reference(params: Params, path: Path = paths.TRAIN_SPLIT) -> pd.DataFrame:
-    """The training split (raw features + integer label), with the label as its class name."""
+    """The training split as raw values, the form the inference log has: category codes back to their
+    strings (from the preprocessing `prepare` fitted next to it), bool as True/False, and the label as
+    its class name (classification) or number (regression)."""
     if not Path(path).exists():
         raise UserError(
             f"{path}: no reference data. Fetch it with `dvc pull {path}` or build it with"
             " `dvc repro prepare`."
         )
+    from model.encoding import decode_categories
+
     ref = pd.read_parquet(path)
-    ref["label"] = [str(params.data.classes[i]) for i in ref["label"]]
+    preprocessing = Path(path).with_name(paths.PREPROCESSING.name)
+    if preprocessing.exists():
+        ref = decode_categories(ref, json.loads(preprocessing.read_text()))
+    for feature in params.data.features:
+        if feature.type == "bool" and feature.name in ref.columns:
+            flags = ref[feature.name].to_numpy(dtype=np.float64)
+            ref[feature.name] = np.where(np.isnan(flags), None, flags == 1.0).astype(object)
+    if not params.data.regression:
+        ref["label"] = [str(params.data.classes[i]) for i in ref["label"]]
     return ref
+
+
+def _raw(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Logged category values as text (a client may send 3 for "3"), None where missing."""
+    for feature in params.data.features:
+        if feature.type == "category" and feature.name in frame.columns:
+            values = frame[feature.name]
+            frame[feature.name] = values.where(values.isna(), values.astype(str)).astype(object)
+    return frame
 
 
 def _sample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
@@ -64,6 +97,7 @@ def _sample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def _run_report(metrics: list, ref: pd.DataFrame, cur: pd.DataFrame, categorical: list[str]):
     from evidently import DataDefinition, Dataset, Report
 
+    categorical = [c for c in cur.columns if c in categorical]
     definition = DataDefinition(
         numerical_columns=[c for c in cur.columns if c not in categorical], categorical_columns=categorical
     )
@@ -73,7 +107,7 @@ def _run_report(metrics: list, ref: pd.DataFrame, cur: pd.DataFrame, categorical
     )
 
 
-def _column_results(snapshot) -> dict[str, dict]:
+def _column_results(snapshot, categorical: list[str] | tuple = CATEGORICAL) -> dict[str, dict]:
     """Per column: method, threshold, score and Evidently's own drift verdict (its test status)."""
     result = snapshot.dict()
     failed = {
@@ -85,7 +119,7 @@ def _column_results(snapshot) -> dict[str, dict]:
         if config.get("type", "").endswith("ValueDrift"):
             columns[config["column"]] = {
                 "column": config["column"],
-                "method": _method_name(config.get("method"), config["column"]),
+                "method": _method_name(config.get("method"), config["column"] in categorical),
                 "threshold": config.get("threshold"),
                 "score": float(metric["value"]),
                 "drifted": failed.get(metric["id"], False),
@@ -93,7 +127,7 @@ def _column_results(snapshot) -> dict[str, dict]:
     return columns
 
 
-def _method_name(method: str | None, column: str) -> str:
+def _method_name(method: str | None, categorical: bool) -> str:
     """Evidently's display name ('K-S p_value'), which tells whether a low or a high score means drift."""
     from evidently.legacy.calculations.stattests.registry import (
         StatTestNotFoundError,
@@ -101,7 +135,7 @@ def _method_name(method: str | None, column: str) -> str:
     )
     from evidently.legacy.core import ColumnType
 
-    kind = ColumnType.Categorical if column in CATEGORICAL else ColumnType.Numerical
+    kind = ColumnType.Categorical if categorical else ColumnType.Numerical
     try:
         return get_registered_stattest(method, kind).display_name
     except StatTestNotFoundError:  # already a display name (Evidently resolved "auto")
@@ -192,6 +226,7 @@ def check(
     since = datetime.fromisoformat(window["since"]) if window["since"] else None
     reference = load_reference(params, reference_path)
     classes = tuple(str(c) for c in params.data.classes)
+    categorical = categorical_columns(params)
     # the preceding window of the same length is the probabilities' reference: read it in the same pass
     earliest = since - policy.window if since is not None and policy.probabilities else since
     rows, log = read_jsonl(
@@ -201,7 +236,9 @@ def check(
         until=now,
         keys=("prediction", "request_id"),
         classes=classes,
+        types=feature_types(params),
     )
+    rows = _raw(rows, params)
     previous = rows[rows["ts"] < pd.Timestamp(since)] if since is not None else rows.iloc[:0]
     current = rows[rows["ts"] >= pd.Timestamp(since)] if since is not None else rows
     log.rows, log.outside_window = len(current), log.outside_window + len(previous)
@@ -229,7 +266,7 @@ def check(
         "features": None,
         "prediction": None,
         "target": None,
-        "performance": performance.check(policy, list(classes), current, out),
+        "performance": _performance(params, policy, classes, current, out),
         "report": None,
     }
     drifted = {"performance": summary["performance"]["regressed"]}
@@ -239,11 +276,13 @@ def check(
             f" {policy.min_rows} (monitoring.min_rows)"
         )
     else:
-        summary["features"], summary["prediction"] = _feature_drift(policy, reference, current, out)
+        summary["features"], summary["prediction"] = _feature_drift(
+            policy, reference, current, out, categorical
+        )
         summary["prediction"] = _prediction_drift(policy, summary["prediction"], previous, current, out)
         summary["rows"]["analysed"] = summary["features"]["rows_analysed"]
         summary["report"] = str(out / REPORT)
-        summary["target"] = _target_drift(policy, reference, since, now, out)
+        summary["target"] = _target_drift(policy, reference, since, now, out, params)
         drifted |= {
             name: bool(summary[name] and summary[name]["drifted"])
             for name in ("features", "prediction", "target")
@@ -262,7 +301,17 @@ def check(
 CHECK_ORDER = ("performance", "features", "prediction", "target")
 
 
-def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, out: Path):
+def _performance(params: Params, policy: Policy, classes: tuple, current: pd.DataFrame, out: Path) -> dict:
+    if params.data.regression:  # the rule compares classification metrics with the champion's
+        return {"checked": False, "regressed": False, "note": "not for task: regression (yet)"}
+    return performance.check(policy, list(classes), current, out, types=feature_types(params))
+
+
+def _feature_drift(
+    policy: Policy, reference: pd.DataFrame, current: pd.DataFrame, out: Path, categorical: list[str]
+):
+    """Every monitored feature against the training split, each with the test for its type, plus the
+    prediction against the training labels (a class mix, or for regression the numeric prediction)."""
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
@@ -270,8 +319,15 @@ def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFram
     ref = _sample(reference, policy.max_rows, policy.seed)
     cur = _sample(current, policy.max_rows, policy.seed)
     has_predictions = bool(cur["prediction"].notna().all())
+    numeric_prediction = "prediction" not in categorical
     ref = ref[cols].assign(prediction=ref["label"])
-    cur = cur[cols].assign(prediction=cur["prediction"]) if has_predictions else cur[cols]
+    if has_predictions:
+        prediction = cur["prediction"]
+        if numeric_prediction:
+            prediction = pd.to_numeric(prediction, errors="coerce").astype("float64")
+        cur = cur[cols].assign(prediction=prediction)
+    else:
+        cur = cur[cols]
     tests, limits = policy.stattest, policy.threshold
     metrics: list = [
         DataDriftPreset(
@@ -284,12 +340,11 @@ def _feature_drift(policy: Policy, reference: pd.DataFrame, current: pd.DataFram
         )
     ]
     if has_predictions:
-        metrics.append(
-            ValueDrift(column="prediction", method=tests["categorical"], threshold=limits["categorical"])
-        )
-    snapshot = _run_report(metrics, ref[cur.columns], cur, ["prediction"] if has_predictions else [])
+        kind = "numerical" if numeric_prediction else "categorical"
+        metrics.append(ValueDrift(column="prediction", method=tests[kind], threshold=limits[kind]))
+    snapshot = _run_report(metrics, ref[cur.columns], cur, categorical)
     snapshot.save_html(str(out / REPORT))
-    results = _column_results(snapshot)
+    results = _column_results(snapshot, categorical)
     columns = sorted((results[c] for c in cols), key=_severity)
     for col in columns:
         col["weight"] = policy.weights.get(col["column"], 1.0)
@@ -353,12 +408,20 @@ def _prediction_drift(
     return result
 
 
-def _target_drift(policy: Policy, reference: pd.DataFrame, since, until, out: Path) -> dict | None:
+def _target_drift(
+    policy: Policy, reference: pd.DataFrame, since, until, out: Path, params: Params
+) -> dict | None:
     """Labels that came back for the window (the feedback location) against the training labels."""
     from evidently.metrics import ValueDrift
 
     labelled, stats = read_jsonl(
-        policy.feedback, policy.columns, since=since, until=until, keys=("label",), required=("label",)
+        policy.feedback,
+        policy.columns,
+        since=since,
+        until=until,
+        keys=("label",),
+        required=("label",),
+        types=feature_types(params),
     )
     if len(labelled) < policy.min_rows:
         print(
@@ -366,21 +429,20 @@ def _target_drift(policy: Policy, reference: pd.DataFrame, since, until, out: Pa
             f" {policy.feedback} (needs {policy.min_rows})"
         )
         return None
+    kind = "numerical" if params.data.regression else "categorical"
+    target = labelled[["label"]].rename(columns={"label": "target"})
+    if params.data.regression:
+        target["target"] = pd.to_numeric(target["target"], errors="coerce").astype("float64")
+    categorical = categorical_columns(params)
     snapshot = _run_report(
-        [
-            ValueDrift(
-                column="target",
-                method=policy.stattest["categorical"],
-                threshold=policy.threshold["categorical"],
-            )
-        ],
+        [ValueDrift(column="target", method=policy.stattest[kind], threshold=policy.threshold[kind])],
         reference[["label"]].rename(columns={"label": "target"}),
-        labelled[["label"]].rename(columns={"label": "target"}),
-        ["target"],
+        target,
+        categorical,
     )
     snapshot.save_html(str(out / TARGET_REPORT))
     return {
-        **_column_results(snapshot)["target"],
+        **_column_results(snapshot, categorical)["target"],
         "rows": len(labelled),
         "malformed": stats.malformed,
         "report": str(out / TARGET_REPORT),

@@ -77,8 +77,17 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict:
 
 
 def row_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    values = frame[columns].to_numpy(dtype=np.float32)
-    return pd.Series([row.tobytes() for row in values], index=frame.index)
+    """Numbers compared as float32 (as served); raw category/bool values as their text."""
+    if all(pd.api.types.is_numeric_dtype(frame[c]) for c in columns):
+        values = frame[columns].to_numpy(dtype=np.float32)
+        return pd.Series([row.tobytes() for row in values], index=frame.index)
+    parts = [
+        frame[c].to_numpy(dtype=np.float32).astype(str)
+        if pd.api.types.is_numeric_dtype(frame[c])
+        else frame[c].astype(str).to_numpy()
+        for c in columns
+    ]
+    return pd.Series(["|".join(row) for row in zip(*parts, strict=True)], index=frame.index)
 
 
 def join(log: pd.DataFrame, feedback: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -175,11 +184,14 @@ def over_time(frame: pd.DataFrame, y, pred, proba, classes: list[str], bucket: s
     return points
 
 
-def check(policy: Policy, classes: list[str], log: pd.DataFrame, out: Path) -> dict:
-    """The performance section of summary.json; writes the performance report when there is a verdict."""
+def check(
+    policy: Policy, classes: list[str], log: pd.DataFrame, out: Path, types: dict[str, str] | None = None
+) -> dict:
+    """The performance section of summary.json; writes the performance report when there is a verdict.
+    `types`: the features' schema types, so raw category values are read as they were logged."""
     rule = policy.performance
     feedback, stats = read_jsonl(
-        policy.feedback, policy.columns, keys=("label", "request_id"), required=("label",)
+        policy.feedback, policy.columns, keys=("label", "request_id"), required=("label",), types=types
     )
     joined = join(log, feedback, policy.columns)
     result: dict = {

@@ -140,7 +140,9 @@ def _body(
     summary: dict, snap: Snapshot, feedback: str, report_link: str | None, top: int, branch: str
 ) -> str:
     fb = snap.feedback
-    balance = ", ".join(f"{k} {v}" for k, v in snap.class_balance.items())
+    balance = ", ".join(f"{k} {v}" for k, v in snap.class_balance.items())  # or the label's range
+    dropped = ", ".join(f"`{c}`" for c in snap.dropped_columns)
+    what = "label" if "mean" in snap.class_balance else "classes"
     return "\n".join(
         [
             MARKER,
@@ -156,9 +158,19 @@ def _body(
             "",
             "### New data snapshot",
             f"- `{snap.path}`: {snap.rows} rows = {snap.previous_rows} previous"
-            f" + **{snap.new_rows} new labelled production rows** from `{feedback}` (classes: {balance})",
+            f" + **{snap.new_rows} new labelled production rows** from `{feedback}` ({what}: {balance})",
             f"- Skipped: {snap.duplicates} feedback record(s) already in the data, {fb.malformed} malformed"
             " feedback line(s)",
+            *(
+                [
+                    f"- Left out of the new snapshot: column(s) {dropped}"
+                    " (not in the schema, so training never read them; the production records cannot fill"
+                    " them, and a row with empty cells there would make the table inconsistent). The"
+                    " previous data version keeps them."
+                ]
+                if snap.dropped_columns
+                else []
+            ),
             "- Validated with the training schema (`mlops validate`); pushed to the DVC remote.",
             "",
             "Review: `git fetch origin && git switch <this branch> && dvc pull && dvc repro`."
