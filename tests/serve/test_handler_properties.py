@@ -179,3 +179,103 @@ def test_good_requests_mixed_with_anything_are_served(handler, rows, bad, data):
     status, _, body = run(handler_, model_dir, batch)[position]
     assert status == 200 and len(body["predictions"]) == len(rows)
     assert same(body, run(handler_, model_dir, [(good, "application/json")])[0][2])
+
+
+# -- a mixed schema (issue 11): category strings, booleans, nulls where the column imputes ----------------
+MIXED = ["size", "color", "fresh", "count"]
+mixed_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    numbers,
+    st.sampled_from(["red", "green", "blue", "purple", ""]),
+    any_text,
+    json_values,
+)
+good_mixed_row = st.fixed_dictionaries(
+    {
+        "size": st.one_of(st.none(), st.floats(-1e6, 1e6)),
+        "color": st.one_of(st.none(), st.sampled_from(["red", "green", "blue"]), any_text),
+        "fresh": st.booleans(),
+        "count": st.integers(-1000, 1000),
+    }
+)
+mixed_named_row = st.dictionaries(st.one_of(st.sampled_from(MIXED), any_text), mixed_value, max_size=5)
+mixed_array_row = st.lists(mixed_value, min_size=3, max_size=5)
+mixed_column = st.fixed_dictionaries(
+    {
+        "name": st.one_of(st.sampled_from(MIXED), any_text),
+        "shape": st.one_of(st.lists(st.integers(-1, 4), max_size=2), json_values),
+        "datatype": st.one_of(st.sampled_from(["FP32", "INT64", "BOOL", "BYTES"]), any_text),
+        "data": st.one_of(st.lists(mixed_value, max_size=4), json_values),
+    }
+)
+mixed_bodies = st.one_of(
+    bodies,
+    st.lists(st.one_of(good_mixed_row, mixed_named_row, mixed_array_row), max_size=5).map(
+        lambda rows: encode({"instances": rows})
+    ),
+    st.lists(mixed_column, max_size=5).map(lambda inputs: encode({"inputs": inputs})),
+    st.lists(good_mixed_row, min_size=1, max_size=4).map(
+        lambda rows: encode(
+            {
+                "inputs": [
+                    {"name": f, "shape": [len(rows)], "datatype": "BYTES", "data": [r[f] for r in rows]}
+                    for f in MIXED
+                ]
+            }
+        )
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed_handler(tmp_path_factory):
+    import os
+
+    import torch
+
+    from serve import handler as serve_handler
+    from tests.serve.test_handler_schema import SCHEMA, Contract
+
+    model_dir = tmp_path_factory.mktemp("mixed")
+    torch.manual_seed(0)
+    torch.jit.script(Contract(3)).save(str(model_dir / "model.pt"))
+    spec = {"features": MIXED, "classes": ["a", "b", "c"], "task": "classification", "schema": SCHEMA}
+    (model_dir / "serve.json").write_text(json.dumps({**spec, "model_version": "2", "max_batch_rows": 4}))
+    os.environ["MLOPS_INFERENCE_LOG_DIR"] = str(model_dir / "log")
+    try:
+        handler = serve_handler.TabularHandler()
+        handler.initialize(Context(model_dir, 1))
+        return handler, model_dir
+    finally:
+        del os.environ["MLOPS_INFERENCE_LOG_DIR"]
+
+
+@PROPERTY_SETTINGS
+@given(batch=st.lists(st.tuples(mixed_bodies, content_types), min_size=1, max_size=5))
+def test_mixed_schema_any_batch_gets_json_2xx_or_4xx_as_if_alone(mixed_handler, batch):
+    handler_, model_dir = mixed_handler
+    together = run(handler_, model_dir, batch)
+    for request, answer in zip(batch, together, strict=True):
+        check_answer(*answer)
+        alone = run(handler_, model_dir, [request])[0]
+        assert answer[:2] == alone[:2] and same(answer[2], alone[2])
+
+
+@PROPERTY_SETTINGS
+@given(rows=st.lists(good_mixed_row, min_size=1, max_size=4), bad=st.lists(mixed_bodies, max_size=4))
+def test_mixed_schema_good_rows_are_served_and_logged_raw(mixed_handler, rows, bad):
+    from monitoring.inference_log import read_jsonl
+    from tests.serve.test_handler_schema import TYPES
+
+    handler_, model_dir = mixed_handler
+    log = model_dir / "log"
+    before = len(read_jsonl(str(log), MIXED, types=TYPES)[0])
+    batch = [(encode({"instances": rows}), "application/json")] + [(b, "application/json") for b in bad]
+    status, _, body = run(handler_, model_dir, batch)[0]
+    assert status == 200 and len(body["predictions"]) == len(rows)
+    table, stats = read_jsonl(str(log), MIXED, types=TYPES)
+    assert stats.malformed == 0
+    mine = table.iloc[before : before + len(rows)]
+    assert mine["color"].tolist() == [r["color"] for r in rows]  # raw strings and nulls, unseen included
+    assert mine["fresh"].tolist() == [r["fresh"] for r in rows]
