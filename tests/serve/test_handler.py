@@ -65,6 +65,7 @@ def model_dir(tmp_path, monkeypatch):
     torch.manual_seed(0)
     torch.jit.script(torch.nn.Linear(3, 2)).save(str(tmp_path / "model.pt"))
     monkeypatch.setenv("MLOPS_INFERENCE_LOG_DIR", "off")
+    monkeypatch.setenv("MLOPS_METRICS_FLUSH_SECONDS", "0")  # counters emitted at once: lines to check
     monkeypatch.delenv("MLOPS_SERVE_SPEC", raising=False)
     return tmp_path
 
@@ -280,6 +281,22 @@ def test_metrics_count_rejects_by_reason_and_the_predicted_class_mix(toy, caplog
     assert sum(int(m.split(":")[1].split("|")[0]) for m in mix) == 3
 
 
+def test_counters_are_summed_and_emitted_once_per_flush(model_dir, monkeypatch, caplog):
+    monkeypatch.setenv("MLOPS_METRICS_FLUSH_SECONDS", "3600")  # the background flush never comes here
+    handler = make_handler(model_dir)
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        call((handler, model_dir), {"instances": [[1, 2, 3], [4, 5, 6]]}, b"{")
+    lines = metric_lines(caplog)
+    assert not [m for m in lines if m.startswith(("[METRICS]RowsServed", "[METRICS]RequestsRejected"))]
+    assert sum(m.startswith("[METRICS]HandlerSeconds") for m in lines) == 3  # histograms: at once
+    handler.metrics.flush()
+    lines = metric_lines(caplog)
+    [rows] = [m for m in lines if m.startswith("[METRICS]RowsServed")]
+    assert rows.startswith("[METRICS]RowsServed.Count:6|#ModelName:toy,Protocol:rows")
+    assert sum(m.startswith("[METRICS]RequestsRejected.Count:3|") for m in lines) == 1
+
+
 def test_every_row_is_on_disk_when_handle_returns(model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_INFERENCE_LOG_DIR", str(tmp_path / "log"))
     handler = make_handler(model_dir)
@@ -360,6 +377,7 @@ def test_the_archive_carries_the_handler_without_repository_imports():
         "datetime",
         "gzip",
         "json",
+        "logging",
         "math",
         "operator",
         "os",

@@ -88,7 +88,9 @@ class Server:
         return [w for version in data for w in version["workers"]]
 
     def metrics(self) -> dict[str, float]:
-        """Prometheus text from the metrics address: {'name{labels}': value}."""
+        """Prometheus text from the metrics address: {'name{labels}': value}, after the handler's
+        counters had time to be flushed (every MLOPS_METRICS_FLUSH_SECONDS, 0.2 s here)."""
+        time.sleep(0.6)
         conn = http.client.HTTPConnection("127.0.0.1", self.ports["metrics"], timeout=10)
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
@@ -134,6 +136,7 @@ def server(trained_repo, dvc_remote, tmp_path_factory):
     env["TS_INITIAL_WORKER_PORT"] = str(free_port())  # the worker's socket name in /tmp
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = str(free_port()), str(free_port())
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo}/mlflow.db"
+    env["MLOPS_METRICS_FLUSH_SECONDS"] = "0.2"  # the handler's counters reach Prometheus within 0.2 s
     sh(["dvc", "pull"], repo)
     srv = Server(repo, env, ports)
     srv.mlops("promote")
