@@ -252,7 +252,7 @@ def receive(quarantine: Path, depth: int = 10, lock: Path = LOCK, cache: Path = 
     so a release may be the first run after several merges: the outputs its dvc.lock names may come
     from an earlier merged PR than its own. Walking main's first-parent history (up to `depth` commits)
     covers the runs that were superseded."""
-    result = admit(quarantine, lock, cache)
+    result = admit(quarantine / "none", lock, cache)  # what the trusted remote left missing
     history = subprocess.run(
         ["git", "rev-list", "--first-parent", f"--max-count={depth}", "HEAD"],
         text=True,
@@ -261,8 +261,10 @@ def receive(quarantine: Path, depth: int = 10, lock: Path = LOCK, cache: Path = 
     for sha in history:
         if not result.absent:
             break
-        fetch(quarantine / sha[:12], sha=sha)
-        result = admit(quarantine, lock, cache)
+        if fetch(quarantine / sha[:12], sha=sha) is None:
+            continue
+        taken = admit(quarantine / sha[:12], lock, cache)
+        result = Admission(result.admitted + taken.admitted, taken.present, taken.absent, taken.ignored)
     return result
 
 

@@ -205,3 +205,34 @@ def test_pr_outputs_reach_the_remote_only_through_the_trusted_job(trained_repo, 
     sh(["dvc", "pull", "--run-cache"], fresh)
     out = sh(["dvc", "repro", "--pull"], fresh).stdout
     assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out
+
+
+def test_receive_walks_back_to_a_superseded_merge(tmp_path, api, monkeypatch):
+    """GitHub cancelled the pending run of merge A when merge B (docs only) arrived: B's release must find
+    the outputs in A's PR run."""
+    artifact, lock = synthetic(tmp_path / "made")
+    work = tmp_path / "main"
+    work.mkdir()
+    (work / "dvc.lock").write_text(lock.read_text())
+    monkeypatch.chdir(work)
+    sh(["git", "init", "-q", "-b", "main"], work)
+    sh(["git", "add", "dvc.lock"], work)
+    sh(["git", "commit", "-q", "-m", "merge A: new model"], work)
+    merge_a = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "merge B: docs"], work)
+    api.add_pull("acme/model", "new-model", head_sha="a" * 40)
+    api.add_run("acme/model", "a" * 40, {"dvc-outputs": zipped(artifact)})
+    original = api.handle
+
+    def pulls_of(req):  # only merge A came from a PR with outputs; B's PR ran nothing worth taking
+        if req.path == f"/repos/acme/model/commits/{merge_a}/pulls":
+            return 200, [p for p in api.state.pulls if p["head"]["ref"] == "new-model"]
+        if req.path.endswith("/pulls") and "/commits/" in req.path:
+            return 200, []
+        return original(req)
+
+    api.handle = pulls_of
+    result = outputs.receive(
+        tmp_path / "quarantine", depth=5, lock=work / "dvc.lock", cache=work / ".dvc/cache"
+    )
+    assert not result.absent and len(result.admitted) == 4, result
