@@ -11,7 +11,11 @@ that order and one after the other, `/usr/bin/time -v python -m mlops.cli evalua
 with PYTHONPATH=<tree>, pinned to --cores CPUs with taskset. Printed per tree: wall seconds, user+sys
 CPU seconds, and "Maximum resident set size" (the peak RSS of the process) in GB.
 
+--task regression gives the label a linear formula of five columns and the model one output; --missing
+puts that share of NaN into three columns (the model imputes them; the code measured must handle NaN).
+
 Usage: python benchmarks/evaluate_scale.py [--tree DIR ...] [--test 200000] [--cores 2]
+       [--task classification|regression] [--missing 0.05]
 """
 
 from __future__ import annotations
@@ -37,19 +41,24 @@ N_FEATURES = 30
 
 
 class SyntheticModel(nn.Module):
-    def __init__(self, mean: np.ndarray, std: np.ndarray):
+    """Imputes NaN with 0 (the training mean here), standardises, MLP; 2 logits or 1 regression output."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, outputs: int = 2):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
         self.body = nn.Sequential(
-            nn.Linear(N_FEATURES, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2)
+            nn.Linear(N_FEATURES, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, outputs)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        return self.body((torch.nan_to_num(x) - self.mean) / self.std)
 
 
-def make_project(where: Path, rows: dict[str, int], seed: int = 0) -> None:
+def make_project(
+    where: Path, rows: dict[str, int], seed: int = 0, task: str = "classification", missing: float = 0.0
+) -> None:
+    """`missing`: the share of NaN in f00..f02 (regression or not: needs a tree that handles NaN)."""
     rng = np.random.default_rng(seed)
     features = [f"f{i:02d}" for i in range(N_FEATURES)]
     prepared = where / "artifacts/prepared"
@@ -58,10 +67,13 @@ def make_project(where: Path, rows: dict[str, int], seed: int = 0) -> None:
         y = (rng.random(n) < 0.4).astype(np.int64)
         x = rng.normal(size=(n, N_FEATURES)) + 0.6 * y[:, None]
         frame = pd.DataFrame(x, columns=features)
-        frame["label"] = y
+        for column in features[:3] if missing else []:  # no draws without: the same table as before
+            frame.loc[rng.random(n) < missing, column] = np.nan
+        frame["label"] = y if task == "classification" else x[:, :5].sum(axis=1) + rng.normal(size=n)
         frame.to_parquet(prepared / f"{part}.parquet", index=False)
     torch.manual_seed(seed)
-    model = SyntheticModel(np.zeros(N_FEATURES), np.ones(N_FEATURES)).eval()
+    outputs = 1 if task == "regression" else 2
+    model = SyntheticModel(np.zeros(N_FEATURES), np.ones(N_FEATURES), outputs).eval()
     model_dir = where / "artifacts/model"
     model_dir.mkdir(parents=True)
     torch.jit.script(model).save(str(model_dir / "model.pt"))
@@ -70,8 +82,12 @@ def make_project(where: Path, rows: dict[str, int], seed: int = 0) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["path"] = "data/synthetic.parquet"
     params["data"]["label"] = "target"
-    params["data"]["classes"] = ["neg", "pos"]
     params["data"]["features"] = {name: {"dtype": "float"} for name in features}
+    if task == "regression":
+        params["task"] = "regression"
+        params["data"].pop("classes", None)
+    else:
+        params["data"]["classes"] = ["neg", "pos"]
     params["report"]["slices"] = [{"column": "f00", "bins": 3}, {"column": "f01", "bins": 2}]
     (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -105,12 +121,19 @@ def main() -> int:
     parser.add_argument("--val", type=int, default=200_000)
     parser.add_argument("--test", type=int, default=200_000)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--task", choices=["classification", "regression"], default="classification")
+    parser.add_argument("--missing", type=float, default=0.0, help="share of NaN in 3 columns")
     args = parser.parse_args()
     trees = args.tree or [ROOT]
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        make_project(project, {"train": args.train, "val": args.val, "test": args.test})
-        print(f"test split {args.test} rows, train {args.train}, val {args.val}; {args.cores} cores")
+        make_project(
+            project, {"train": args.train, "val": args.val, "test": args.test}, 0, args.task, args.missing
+        )
+        print(
+            f"{args.task}: test split {args.test} rows, train {args.train}, val {args.val}, "
+            f"{args.missing:.0%} missing in 3 columns; {args.cores} cores"
+        )
         for tree in trees:
             result = measure(project, tree.resolve(), args.cores)
             files = result.pop("files")
