@@ -262,7 +262,9 @@ class Metrics:
     counter or histogram: at thousands of batches per second those lines took a fifth of the worker's
     time (py-spy, benchmarks/serve.py). So counters are summed in memory and emitted by a background
     thread every `flush_seconds` (MLOPS_METRICS_FLUSH_SECONDS, default 1 s; 0 = at once): one line per
-    label set per period. Histograms (one observation per batch) and WorkerStarts are emitted at once.
+    label set per period. The HandlerSeconds histogram cannot be summed, so it is sampled in time: at
+    most one batch per `flush_seconds / 10` is observed (10 a second by default), which keeps its
+    quantiles unbiased (the sampling does not depend on the latency). WorkerStarts is emitted at once.
     A worker killed between two flushes loses under a second of counts, never requests. Without a
     metrics context (tests that pass none) this does nothing; a metrics problem never fails a request."""
 
@@ -282,6 +284,7 @@ class Metrics:
         self.flush_seconds = flush_seconds
         self.pending: dict[tuple, float] = {}
         self.lock = threading.Lock()
+        self.observed_at = -math.inf  # last histogram observation (time.monotonic)
         cache = getattr(context, "metrics", None)
         if cache is None or not hasattr(cache, "add_metric_to_cache"):
             return
@@ -306,8 +309,14 @@ class Metrics:
         metric = self.metrics.get(key)
         if metric is None or not value:
             return
-        if self.flush_seconds <= 0 or key == "starts" or self.NAMES[key][2] != "counter":
+        if self.flush_seconds <= 0 or key == "starts":
             self._emit(metric, value, labels)
+            return
+        if self.NAMES[key][2] == "histogram":
+            now = time.monotonic()
+            if now - self.observed_at >= self.flush_seconds / 10:
+                self.observed_at = now
+                self._emit(metric, value, labels)
             return
         with self.lock:
             self.pending[(key, labels)] = self.pending.get((key, labels), 0) + value
