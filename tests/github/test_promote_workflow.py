@@ -195,7 +195,9 @@ def test_push_to_main_releases_in_order_then_the_next_release_updates_the_one_de
     digest2 = re.search(r"ghcr\.io/acme/model@(sha256:[0-9a-f]{64})", second.summary())[1]
     assert digest2 != digest
     (pull2,) = [p for p in github_server.state.pulls if p["state"] == "open"]  # still ONE PR
-    assert pull2["number"] == pull["number"] and digest2 in pull2["body"] and digest not in pull2["body"]
+    assert pull2["number"] == pull["number"] and digest2 in pull2["body"]
+    production = github_server.file_at(REPO, "deploy/production", PRODUCTION).decode()
+    assert digest2 in production and digest not in production  # the branch moved to the new digest
     assert "deploy propose: updated PR" in second.output
     assert len(github_server.calls("POST", rf"/repos/{REPO}/pulls")) == 1
     for t in (tag, tag2):
