@@ -304,6 +304,26 @@ class Metrics:
                 print(f"WARNING metrics: {name} unavailable: {err}", file=sys.stderr)
         if self.metrics and flush_seconds > 0:
             threading.Thread(target=self._flusher, name="handler-metrics", daemon=True).start()
+            self._sample_prediction_time(cache)
+
+    def _sample_prediction_time(self, cache) -> None:
+        """TorchServe's worker (ts/service.py) also writes its PredictionTime gauge, one stdout line per
+        batch: sampled like HandlerSeconds (a gauge keeps only its last value anyway)."""
+        original = getattr(cache, "add_time", None)
+        if original is None:
+            return
+        every, last = self.flush_seconds / 10, [-math.inf]
+
+        def add_time(name, value, *args, **kwargs):
+            if name == "PredictionTime":
+                now = time.monotonic()
+                if now - last[0] < every:
+                    return None
+                last[0] = now
+            return original(name, value, *args, **kwargs)
+
+        with contextlib.suppress(Exception):
+            cache.add_time = add_time
 
     def add(self, key: str, value: float, *labels: str) -> None:
         metric = self.metrics.get(key)
