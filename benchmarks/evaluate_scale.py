@@ -66,10 +66,10 @@ def make_project(
     for part, n in rows.items():
         y = (rng.random(n) < 0.4).astype(np.int64)
         x = rng.normal(size=(n, N_FEATURES)) + 0.6 * y[:, None]
-        frame = pd.DataFrame(x, columns=features)
+        frame = pd.DataFrame(x.copy(), columns=features)
+        frame["label"] = y if task == "classification" else x[:, :5].sum(axis=1) + rng.normal(size=n)
         for column in features[:3] if missing else []:  # no draws without: the same table as before
             frame.loc[rng.random(n) < missing, column] = np.nan
-        frame["label"] = y if task == "classification" else x[:, :5].sum(axis=1) + rng.normal(size=n)
         frame.to_parquet(prepared / f"{part}.parquet", index=False)
     torch.manual_seed(seed)
     outputs = 1 if task == "regression" else 2
