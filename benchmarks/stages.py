@@ -18,12 +18,14 @@ PYTHONPATH=copy), not the editable install:
    resident high-water mark of the largest single process of the stage (every stage is one process here;
    a DDP run would be one per rank). Load: the 1-minute load average when the stage starts and ends;
    CPU/wall near 1 with a load above 2 means the stage waited for the shared CPU;
-4. growth: per stage, the ratio of time and of peak RSS between consecutive sizes (10x rows each).
+4. quality: the test accuracy and ROC AUC of the model next to the logistic-regression baseline that
+   `evaluate` fits (the large-data settings must not buy speed with quality);
+5. growth: per stage, the ratio of time and of peak RSS between consecutive sizes (10x rows each).
    Linear scaling shows x10 in time; memory shows less than x10 while the interpreter and torch (about
    0.4 GB) dominate, and approaches x10 once the table does.
 The first failing stage stops that size (its error is printed). --json writes every number for docs.
 Usage: python benchmarks/stages.py [--rows 10000 100000 1000000] [--params params.large.yaml]
-       [--mixed] [--baseline REV] [--json out.json]
+       [--mixed] [--baseline REV [--baseline-stages STAGE...]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -162,6 +164,17 @@ def measured(stage: str, cwd: Path, log: Path) -> dict:
     }
 
 
+def test_quality(repo: Path) -> dict[str, float]:
+    """Test accuracy and ROC AUC of the model and of the logistic-regression baseline (eval/metrics.json):
+    the large-batch settings must not cost quality. On this table the linear model is close to the best
+    possible, so the MLP should match it."""
+    metrics = json.loads((repo / "eval/metrics.json").read_text())
+    linear = (metrics.get("baseline") or {}).get("logistic_regression") or {}
+    out = {name: metrics[name] for name in ("accuracy", "roc_auc") if name in metrics}
+    out.update({f"logistic {name}": linear[name] for name in ("accuracy", "roc_auc") if name in linear})
+    return out
+
+
 def run_size(rows: int, overlay: dict, mixed: bool, stages: list[str], rev: str | None) -> dict:
     """One size on one code version: `rev` (a commit) or None (the working tree)."""
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
@@ -187,7 +200,10 @@ def run_size(rows: int, overlay: dict, mixed: bool, stages: list[str], rev: str 
             if result["error"]:
                 print("    " + "\n    ".join((Path(tmp) / f"{stage}.log").read_text().splitlines()[-15:]))
                 break
-        return {"rows": rows, "code": code, "parquet_mb": size_mb, "stages": results}
+        quality = test_quality(repo) if "evaluate" in results and not results["evaluate"]["error"] else {}
+        if quality:
+            print("  quality: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items()), flush=True)
+        return {"rows": rows, "code": code, "parquet_mb": size_mb, "stages": results, "quality": quality}
 
 
 def cell(result: dict | None) -> str:
@@ -250,6 +266,12 @@ def main() -> None:
     parser.add_argument("--mixed", action="store_true", help="categorical, int, bool and NA columns")
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
     parser.add_argument("--baseline", metavar="REV", help="also run commit REV, size by size, side by side")
+    parser.add_argument(
+        "--baseline-stages",
+        nargs="+",
+        choices=STAGES,
+        help="only these stages on the baseline (e.g. leave out an evaluate known to need 15 GB)",
+    )
     parser.add_argument("--json", type=Path, help="write every measurement here")
     args = parser.parse_args()
     overlay = yaml.safe_load(args.params.read_text()) or {}
@@ -269,7 +291,8 @@ def main() -> None:
     current: list[dict] = []
     for rows in args.rows:
         if baseline:
-            base.append(run_size(rows, overlay, args.mixed, args.stages, baseline))
+            stages = [s for s in args.stages if s in (args.baseline_stages or STAGES)]
+            base.append(run_size(rows, overlay, args.mixed, stages, baseline))
         current.append(run_size(rows, overlay, args.mixed, args.stages, None))
     for runs in (base, current):
         if runs:

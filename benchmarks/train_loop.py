@@ -21,6 +21,7 @@ from mlops import paths
 from mlops.params import load_params
 from model.datamodule import batches, to_tensors
 from model.net import LitClassifier
+from model.threads import use_threads
 from model.train import fit
 
 
@@ -65,10 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # both loops alike; tiny MLP, threads only add overhead
     params = load_params()
+    use_threads(params.train)  # both loops alike: `fit` applies train.threads too (model/threads.py)
     train, val = pd.read_parquet(paths.TRAIN_SPLIT), pd.read_parquet(paths.VAL_SPLIT)
-    scaler = json.loads(paths.SCALER.read_text())
+    scaler = json.loads(paths.PREPROCESSING.read_text())
     runs = {
         "lightning": lambda: fit(params, train, val, scaler),
         "plain": lambda: plain_fit(params, train, val, scaler),
