@@ -179,7 +179,9 @@ def handler_cost(work: Path, v2_body: bytes, batch: int = 8, repeats: int = 300)
     return {"forward": forward, "validation_and_response": no_log - forward, "logging": with_log - no_log}
 
 
-def start_torchserve(work: Path, log: bool = True) -> tuple[dict[str, str], str, str, str]:
+def start_torchserve(
+    work: Path, log: bool = True, overrides: dict | None = None
+) -> tuple[dict[str, str], str, str, str]:
     """`mlops archive` + `mlops serve start` in a temp run dir on free ports; (env, base URL, name, token)."""
     env = {
         f"TS_{k.upper()}_ADDRESS": f"http://127.0.0.1:{free_port()}"
@@ -192,7 +194,9 @@ def start_torchserve(work: Path, log: bool = True) -> tuple[dict[str, str], str,
     from serve import archive, server
 
     store = work / "model_store"
-    archive.build(version="bench", store=store)
+    params = archive.load_params()
+    params.raw["serve"] = {**(params.raw.get("serve") or {}), **(overrides or {})}  # --serve key=value
+    archive.build(version="bench", store=store, params=params)
     server.start(run_dir=work / "run", store=store)
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
     name = archive.serve_settings(archive.load_params())["model_name"]
@@ -242,7 +246,7 @@ def line(r: dict, batch: int, unit: str) -> str:
 
 def run_cells(name: str, base: str, model: str, bodies: dict, args, token: str | None = None) -> dict:
     results = {}
-    for protocol, batch, c in CELLS:
+    for protocol, batch, c in args.cells:
         path = f"/v2/models/{model}/infer" if protocol == "v2" else f"/predictions/{model}"
         body = bodies[(protocol, batch)]
         wrk(base + path, body, c, args.warmup, token)
@@ -278,11 +282,25 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--only", default="inprocess,handler,torchserve,fastapi")
     parser.add_argument(
+        "--cells",
+        default=",".join(f"{p}:{b}:{c}" for p, b, c in CELLS),
+        help="protocol:rows per request:concurrency, comma-separated (default: all six)",
+    )
+    parser.add_argument(
+        "--serve",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params.yaml serve: setting for TorchServe (workers=2, batch_size=4, ...)",
+    )
+    parser.add_argument(
         "--no-inference-log",
         action="store_true",
         help="TorchServe without its inference log: what the log costs",
     )
     args = parser.parse_args()
+    args.cells = [(p, int(b), int(c)) for p, b, c in (cell.split(":") for cell in args.cells.split(","))]
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.serve)}
     if not shutil.which("wrk"):
         print("benchmarks/serve.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 1
@@ -305,7 +323,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         bodies = {}
-        for protocol, batch, _ in CELLS:
+        for protocol, batch, _ in args.cells:
             path = bodies[(protocol, batch)] = work / f"body-{protocol}-{batch}.json"
             if protocol == "v2":
                 flat = [v for row in rows[:batch] for v in row]
@@ -332,7 +350,7 @@ def main() -> int:
         if "torchserve" in chosen:
             from serve import server
 
-            _, base, model, token = start_torchserve(work, log=not args.no_inference_log)
+            _, base, model, token = start_torchserve(work, log=not args.no_inference_log, overrides=overrides)
             try:
                 summary["torchserve"] = run_cells("torchserve", base, model, bodies, args, token)
             finally:
