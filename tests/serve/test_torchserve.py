@@ -389,7 +389,9 @@ def test_out_of_range_values_are_served_and_flagged(server):
     before = server.metric('OutOfRangeValues{ModelName="breast-cancer",Feature="worst_area"')
     status, body = server.raw(json.dumps({"instances": [row]}).encode())
     assert status == 200 and len(body["predictions"]) == 1
-    [record] = [r for r in server.log_records() if r["values"][0][0] == -1.0]  # named rows: feature order
+    table = server.log_table()
+    [request_id] = table.loc[table["mean_radius"] == -1.0, "request_id"]
+    [record] = [r for r in server.log_records() if r["request_id"] == request_id]
     assert record["out_of_range"] == {"0": ["mean_radius", "worst_area"]}
     assert server.metric('OutOfRangeValues{ModelName="breast-cancer",Feature="worst_area"') == before + 1
 
