@@ -25,7 +25,7 @@ PYTHONPATH=copy), not the editable install:
    0.4 GB) dominate, and approaches x10 once the table does.
 The first failing stage stops that size (its error is printed). --json writes every number for docs.
 Usage: python benchmarks/stages.py [--rows 10000 100000 1000000] [--params params.large.yaml]
-       [--mixed] [--baseline REV [--baseline-stages STAGE...]] [--json out.json]
+       [--mixed] [--baseline REV [--baseline-skip STAGE:ROWS...]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -247,9 +247,11 @@ def side_by_side(base: list[dict], current: list[dict], stages: list[str]) -> No
     heads = f"{'base s':>9}{'base MB':>9}{'now s':>9}{'now MB':>9}{'time':>7}{'RSS':>7}"
     print(f"\n{'size':>10} {'stage':<10}{heads}")
     for old, new in zip(base, current, strict=True):
-        for stage in [*stages, "total"]:
-            a = total(old, stages) if stage == "total" else old["stages"].get(stage)
-            b = total(new, stages) if stage == "total" else new["stages"].get(stage)
+        common = [s for s in stages if s in old["stages"] and s in new["stages"]]
+        whole = "total" if common == stages else "subtotal"  # over the stages both ran
+        for stage in [*stages, whole]:
+            a = total(old, common) if stage == whole else old["stages"].get(stage)
+            b = total(new, common) if stage == whole else new["stages"].get(stage)
             line = f"{old['rows']:>10,} {stage:<10}"
             for res in (a, b):
                 ok = res and not res["error"]
@@ -267,10 +269,11 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
     parser.add_argument("--baseline", metavar="REV", help="also run commit REV, size by size, side by side")
     parser.add_argument(
-        "--baseline-stages",
+        "--baseline-skip",
         nargs="+",
-        choices=STAGES,
-        help="only these stages on the baseline (e.g. leave out an evaluate known to need 15 GB)",
+        default=[],
+        metavar="STAGE:ROWS",
+        help="leave out a stage of the baseline at one size (e.g. evaluate:1000000, known to need 15 GB)",
     )
     parser.add_argument("--json", type=Path, help="write every measurement here")
     args = parser.parse_args()
@@ -291,7 +294,7 @@ def main() -> None:
     current: list[dict] = []
     for rows in args.rows:
         if baseline:
-            stages = [s for s in args.stages if s in (args.baseline_stages or STAGES)]
+            stages = [s for s in args.stages if f"{s}:{rows}" not in args.baseline_skip]
             base.append(run_size(rows, overlay, args.mixed, stages, baseline))
         current.append(run_size(rows, overlay, args.mixed, args.stages, None))
     for runs in (base, current):

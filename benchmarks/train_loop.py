@@ -69,7 +69,7 @@ def main() -> None:
     params = load_params()
     use_threads(params.train)  # both loops alike: `fit` applies train.threads too (model/threads.py)
     train, val = pd.read_parquet(paths.TRAIN_SPLIT), pd.read_parquet(paths.VAL_SPLIT)
-    scaler = json.loads(paths.PREPROCESSING.read_text())
+    scaler = {**json.loads(paths.PREPROCESSING.read_text()), "task": params.task}  # as `fit` passes it on
     runs = {
         "lightning": lambda: fit(params, train, val, scaler),
         "plain": lambda: plain_fit(params, train, val, scaler),
