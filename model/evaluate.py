@@ -1,7 +1,7 @@
 """DVC stage `evaluate`: held-out test metrics and plot data, from the exported model that ships.
 
 Everything keys on the top-level `task`. Classification: for two classes the positive class is the last
-entry of data.classes; with more, precision/recall/F1 are macro-averaged (plus `*_weighted` averages
+entry of data.classes; with more, precision/recall/F1 are macro-averaged (plus `weighted_*` averages
 and a per-class table), ROC AUC is one-vs-rest macro, and the curves are micro-averaged one-vs-rest.
 Regression: RMSE, MAE and R² in the label's units, predicted-vs-actual and residual plot data.
 
@@ -77,7 +77,7 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[st
     if not binary:
         for name in ("precision", "recall", "f1"):
             scorer = getattr(skm, f"{name}_score")
-            scores[f"{name}_weighted"] = scorer(y, pred, average="weighted", labels=labels, zero_division=0)
+            scores[f"weighted_{name}"] = scorer(y, pred, average="weighted", labels=labels, zero_division=0)
     return {k: round(float(v), 6) for k, v in scores.items()}
 
 

@@ -224,6 +224,16 @@ def _label(text: str) -> str:
     return text if re.fullmatch(r"[A-Za-z0-9 .,–-]*", text) else f"`{text}`"
 
 
+def _param_value(value: str | None) -> str:
+    """A params value (compact JSON) as a table cell CML's writer leaves alone: plain when it is a number
+    or a simple string, else a code span (a list's bare `[` would come back escaped)."""
+    if value is None:
+        return "—"
+    if re.fullmatch(r'[A-Za-z0-9 .,:"+-]*', value):
+        return value
+    return "`" + value.replace("|", "\\|") + "`"
+
+
 def _verdict_cell(word: str, delta: float, metric: str) -> str:
     arrow = "▲" if delta > 0 else "▼"
     if word == "worse":
@@ -310,9 +320,9 @@ def per_class_section(base: Side, pr: Side) -> list[str]:
         rows.append(f"| {_label(str(name))} | {values['support']} | {' | '.join(cells)} | {_num(old)} |")
     scores = pr.scores
     averages = []
-    for kind, suffix in (("macro", ""), ("weighted", "_weighted")):
+    for kind, prefix in (("macro", ""), ("weighted", "weighted_")):
         shown = [
-            f"{m} {scores[m + suffix]:.4f}" for m in ("precision", "recall", "f1") if m + suffix in scores
+            f"{m} {scores[prefix + m]:.4f}" for m in ("precision", "recall", "f1") if prefix + m in scores
         ]
         averages.append(f"{kind} {' · '.join(shown)}")
     rows += ["", f"Averages: {'; '.join(averages)}."]
@@ -460,8 +470,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             "> ⚠️ **This PR changes the gates themselves** (see the params diff): review them with care."
         )
     lines = [f"## Model report: {head}", ""]
-    for block in ([f"*   ❌ **{r.name}**: {r.detail}" for r in failed], warnings):
-        lines += [*block, ""] if block else []
+    items = [f"*   ❌ **{r.name}**: {r.detail}" for r in failed] + warnings
+    lines += [*items, ""] if items else []  # one tight list: a blank line between two lists joins them loose
     for note in notes:  # blockquotes: one each, or markdown runs them together
         lines += [note, ""]
     what = [
@@ -553,10 +563,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     lines += [f"<details><summary>Params diff ({len(diff)} changed)</summary>", ""]
     if diff:
         lines += [f"| param | {base.name} | this PR |", "| --- | --- | --- |"]
-        lines += [
-            f"| `{k}` | {old if old is not None else '—'} | {new if new is not None else '—'} |"
-            for k, old, new in diff
-        ]
+        lines += [f"| `{k}` | {_param_value(old)} | {_param_value(new)} |" for k, old, new in diff]
     else:
         lines.append(f"No params differ from `{base.name}`.")
     lines += ["", "</details>", "", "***", "", lineage(pr, base), ""]

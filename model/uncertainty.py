@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "ece")
-WEIGHTED = ("precision_weighted", "recall_weighted", "f1_weighted")  # more than two classes only
+WEIGHTED = ("weighted_precision", "weighted_recall", "weighted_f1")  # more than two classes only
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 KNOWN = (*METRICS, *WEIGHTED, *REGRESSION_METRICS)
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse", "mae"})
@@ -100,7 +100,7 @@ def weighted_metrics(
     w: np.ndarray, y: np.ndarray, proba: np.ndarray, names: tuple[str, ...] = METRICS
 ) -> dict[str, np.ndarray]:
     """Each metric once per row of `w` (shape resamples x rows). Binary: positive class = index 1;
-    more classes: macro averages (ROC AUC one-vs-rest) and `*_weighted` (by class support), as
+    more classes: macro averages (ROC AUC one-vs-rest) and `weighted_*` (by class support), as
     `evaluate` reports them. Regression (`rmse`, `mae`, `r2`): `proba` is the prediction, shape [n, 1]."""
     total = w.sum(axis=1)
     out: dict[str, np.ndarray] = {}

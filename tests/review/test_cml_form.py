@@ -70,6 +70,18 @@ def test_reports_survive_cmls_markdown_writer_unchanged(repo):
         assert through_cml_remark(text) == text, name
 
 
+def test_regression_three_class_and_swap_reports_survive_cmls_markdown_writer(tmp_path, monkeypatch):
+    from tests.review.test_tables import regression_report, swapped_report, three_class_report
+
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    for make in (regression_report, swapped_report, three_class_report):
+        project = tmp_path / make.__name__
+        project.mkdir()
+        monkeypatch.chdir(project)
+        _, text = make(project)
+        assert through_cml_remark(text) == text, make.__name__
+
+
 def test_the_lock_checks_fix_survives_cmls_markdown_writer(tmp_path, monkeypatch):
     """`mlops lock-check` puts its section on top of report.md, which the comment must equal byte for byte."""
     from model.lock_check import message

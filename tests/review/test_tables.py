@@ -61,9 +61,9 @@ def test_three_imbalanced_classes_with_categories_and_missing_values(project):
     assert [doc["per_class"][c]["f1"] for c in ("low", "mid", "high")] == pytest.approx(f1, abs=1e-6)
     assert [doc["per_class"][c]["support"] for c in ("low", "mid", "high")] == np.bincount(y).tolist()
     assert doc["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-6)
-    assert doc["f1_weighted"] == pytest.approx(skm.f1_score(y, pred, average="weighted"), abs=1e-6)
+    assert doc["weighted_f1"] == pytest.approx(skm.f1_score(y, pred, average="weighted"), abs=1e-6)
     assert doc["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"), abs=1e-6)
-    for name in ("f1", "f1_weighted", "precision_weighted", "roc_auc"):
+    for name in ("f1", "weighted_f1", "weighted_precision", "roc_auc"):
         assert doc["interval"][name]["low"] <= doc[name] <= doc["interval"][name]["high"]
     confusion = pd.read_csv(project / "eval/plots/confusion.csv")
     assert len(confusion) == 9 and confusion["count"].sum() == 300
@@ -170,10 +170,10 @@ def set_gates(path, gates: dict) -> None:
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, monkeypatch):
+def regression_report(project) -> tuple[int, str]:
+    """main: the formula; the PR: a weaker one (strength 0.8); `mlops report`'s exit status and text."""
     from model.report import run as report
 
-    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
     write_project(project, task="regression")
     set_gates(project, REGRESSION_GATES)
     evaluate()
@@ -182,8 +182,41 @@ def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, mo
         str(project / "artifacts/model/model.pt")
     )
     evaluate()
-    assert report() == 1
-    text = (project / "report/report.md").read_text()
+    return report(), (project / "report/report.md").read_text()
+
+
+def swapped_report(project) -> tuple[int, str]:
+    """main predicts 3 classes; the PR swaps in a regression table."""
+    from model.report import run as report
+
+    write_project(project)
+    evaluate()
+    commit_main(project)
+    write_project(project, task="regression")
+    set_gates(project, REGRESSION_GATES)
+    evaluate()
+    return report(), (project / "report/report.md").read_text()
+
+
+def three_class_report(project) -> tuple[int, str]:
+    """main: the formula on 3 classes; the PR: strength 0.9, gates loose enough to pass."""
+    from model.report import run as report
+
+    write_project(project)
+    set_gates(project, {"min": {"f1": 0.3, "roc_auc": 0.6}, "max_regression": {"f1": 0.5, "roc_auc": 0.5}})
+    evaluate()
+    commit_main(project)
+    torch.jit.script(formula_model("classification", strength=0.9).eval()).save(
+        str(project / "artifacts/model/model.pt")
+    )
+    evaluate()
+    return report(), (project / "report/report.md").read_text()
+
+
+def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, monkeypatch):
+    monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+    status, text = regression_report(project)
+    assert status == 1
     assert text.startswith("## Model report: ❌ 1 of 4 gates failed")
     assert (
         "*   ❌ **max regression rmse**: " in text and ": rise +" in text and "(paired): beyond noise" in text
@@ -202,17 +235,9 @@ def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, mo
 
 def test_a_swapped_dataset_has_no_comparable_baseline(project, monkeypatch):
     """main predicts 3 classes; the PR swaps in a regression table: nothing is gated against main."""
-    from model.report import run as report
-
     monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
-    write_project(project)
-    evaluate()
-    commit_main(project)
-    write_project(project, task="regression")
-    set_gates(project, REGRESSION_GATES)
-    evaluate()
-    assert report() == 0
-    text = (project / "report/report.md").read_text()
+    status, text = swapped_report(project)
+    assert status == 0
     assert "**No comparable baseline**: the task changed (classification → regression)" in text
     assert "skipped: no comparable main baseline: the task changed" in text
     assert "| rmse | — |" in text and "| accuracy |" not in text
@@ -220,19 +245,9 @@ def test_a_swapped_dataset_has_no_comparable_baseline(project, monkeypatch):
 
 
 def test_three_class_report_has_a_per_class_table(project, monkeypatch):
-    from model.report import run as report
-
     monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
-    write_project(project)
-    set_gates(project, {"min": {"f1": 0.3, "roc_auc": 0.6}, "max_regression": {"f1": 0.5, "roc_auc": 0.5}})
-    evaluate()
-    commit_main(project)
-    torch.jit.script(formula_model("classification", strength=0.9).eval()).save(
-        str(project / "artifacts/model/model.pt")
-    )
-    evaluate()
-    assert report() == 0
-    text = (project / "report/report.md").read_text()
+    status, text = three_class_report(project)
+    assert status == 0
     doc = metrics_of(project)
     lowest = min(doc["per_class"].items(), key=lambda kv: kv[1]["f1"])
     assert f"<summary>Per class: 3 classes, lowest F1 {lowest[1]['f1']:.4f} ({lowest[0]})</summary>" in text
@@ -241,5 +256,5 @@ def test_three_class_report_has_a_per_class_table(project, monkeypatch):
         f"| high | {high['support']} | {high['precision']:.4f} | {high['recall']:.4f} | {high['f1']:.4f} |"
         in text
     )
-    assert f"weighted precision {doc['precision_weighted']:.4f}" in text
-    assert "| f1_weighted |" in text and "Δ paired on the same rows" in text
+    assert f"weighted precision {doc['weighted_precision']:.4f}" in text
+    assert "| weighted_f1 |" in text and "Δ paired on the same rows" in text

@@ -35,7 +35,7 @@ def test_weighted_class_averages_match_scikit_learn():
     pred = proba.argmax(1)
     for i in range(2):
         for name in WEIGHTED:
-            scorer = getattr(skm, f"{name.removesuffix('_weighted')}_score")
+            scorer = getattr(skm, f"{name.removeprefix('weighted_')}_score")
             expected = scorer(y, pred, average="weighted", sample_weight=w[i], zero_division=0)
             assert ours[name][i] == pytest.approx(expected)
 
