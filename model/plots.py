@@ -78,8 +78,10 @@ def confusion(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path:
 
 
 def training(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
-    """Loss per epoch (train and validation) and validation accuracy, main dashed."""
+    """Loss per epoch (train and validation) and the validation score (accuracy; regression: RMSE),
+    main dashed."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    score = "val_rmse" if "val_rmse" in pr and "val_accuracy" not in pr else "val_accuracy"
     for name, frame, style in ((base_name, base, BASE_STYLE), ("this PR", pr, PR_STYLE)):
         if frame is None:
             continue
@@ -87,10 +89,11 @@ def training(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: 
             if column in frame:
                 rows = frame.dropna(subset=[column])
                 loss_ax.plot(rows["epoch"], rows[column], alpha=alpha, label=f"{name} {column}", **style)
-        if "val_accuracy" in frame:
-            acc_ax.plot(frame["epoch"], frame["val_accuracy"], label=name, **style)
+        if score in frame:
+            acc_ax.plot(frame["epoch"], frame[score], label=name, **style)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+    label = score.removeprefix("val_").replace("rmse", "RMSE")
+    acc_ax.set(xlabel="epoch", ylabel=label, title=f"validation {label}")
     loss_ax.legend(fontsize=7)
     acc_ax.legend(fontsize=7)
     return _save(fig, path)
