@@ -80,14 +80,16 @@ def swap_reason(candidate: dict | None, baseline: dict | None) -> str | None:
     as comparable, as it always was."""
     if not candidate or not baseline:
         return None
+    changes = []
     for key in ("task", "label", "classes"):
         old, new = baseline.get(key), candidate.get(key)
         if old is None or new is None or old == new:
             continue
         if key == "classes":
-            return f"the classes changed ({', '.join(map(str, old))} → {', '.join(map(str, new))})"
-        return f"the {key} changed ({old} → {new})"
-    return None
+            changes.append(f"the classes changed ({', '.join(map(str, old))} → {', '.join(map(str, new))})")
+        else:
+            changes.append(f"the {key} changed ({old} → {new})")
+    return "; ".join(changes) or None
 
 
 def recorded_identity(record: dict | None) -> dict | None:

@@ -160,7 +160,7 @@ def changed_params(diff: list[tuple[str, str | None, str | None]]) -> str:
     sections: dict[str, int] = {}
     for key, _, _ in diff:
         sections[key.split(".")[0]] = sections.get(key.split(".")[0], 0) + 1
-    return ", ".join(f"`{name}` ({n} keys)" for name, n in sections.items())
+    return ", ".join(f"`{name}` ({n} key{'s' if n > 1 else ''})" for name, n in sections.items())
 
 
 def changed_deps(base_lock: dict, pr_lock: dict) -> list[str]:

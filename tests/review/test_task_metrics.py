@@ -102,6 +102,8 @@ def test_swap_reason_names_what_changed():
     )
     regression = {"task": "regression", "label": "species"}
     assert swap_reason(regression, penguins) == "the task changed (classification → regression)"
+    both = swap_reason({**penguins, "label": "island", "classes": ["a", "b"]}, penguins)
+    assert both == "the label changed (species → island); the classes changed (adelie, gentoo → a, b)"
     assert swap_reason({**penguins, "test_rows": 10}, {**penguins, "test_rows": 99}) is None  # not identity
 
 
