@@ -10,7 +10,8 @@ fails by chance (docs/review.md measures how often).
 Where no interval exists (promotion against the registry, main without per-row predictions) the gate
 falls back to the threshold alone and says so.
 
-By task: a regression model is gated by `gates.regression` (same keys), a classifier by the rest. `min`
+By task (`task_gates`): a regression model by the rmse/mae/r2 entries and `gates.regression`, a
+classifier by the other entries. `min`
 is a floor and `max` a ceiling; `max_regression` is the allowed worsening in the metric's own direction
 (a rise for RMSE/MAE/log loss, a drop for the others). For more than two classes the classification
 metrics are macro averages (f1 = macro F1, roc_auc = one-vs-rest macro), so the same gates apply.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from model.uncertainty import LOWER_IS_BETTER, Interval
+from model.uncertainty import LOWER_IS_BETTER, REGRESSION_METRICS, Interval
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,19 @@ def needs_significance(gates: dict, metric: str) -> bool:
 
 
 def task_gates(gates: dict, task: str) -> dict:
-    """The gates for a task: `gates.regression` for regression (require_significant inherited), else
-    the top-level floors and regression gates."""
-    if task != "regression":
-        return {k: v for k, v in gates.items() if k != "regression"}
-    chosen = dict(gates.get("regression") or {})
-    chosen.setdefault("require_significant", gates.get("require_significant", True))
+    """The gates for a task. Top-level `min`/`max`/`max_regression` entries apply to the task their
+    metric belongs to (rmse, mae, r2: regression; the rest: classification), and for regression the
+    `gates.regression` section adds to them (and wins), so one params.yaml can carry both tasks' gates
+    or a regression project can simply name its metrics at the top level."""
+    regression = task == "regression"
+    nested = dict(gates.get("regression") or {}) if regression else {}
+    chosen: dict = {}
+    for key in ("min", "max", "max_regression"):
+        top = {m: v for m, v in (gates.get(key) or {}).items() if (m in REGRESSION_METRICS) == regression}
+        merged = {**top, **(nested.get(key) or {})}
+        if merged:
+            chosen[key] = merged
+    chosen["require_significant"] = nested.get("require_significant", gates.get("require_significant", True))
     return chosen
 
 

@@ -79,6 +79,13 @@ def test_regression_gates_point_the_right_way():
     assert gate(over, "max regression rmse").detail == "skipped: no main baseline"
 
 
+def test_regression_metrics_may_also_be_gated_at_the_top_level():
+    """README's short form: a regression project names its metrics in `gates.min`/`max_regression`."""
+    gates = {"min": {"r2": 0.5, "accuracy": 0.9}, "max_regression": {"rmse": 0.2}}
+    results = check_gates({"rmse": 2.5, "mae": 1.9, "r2": 0.4}, {"rmse": 2.0, "r2": 0.8}, gates)
+    assert [(r.name, r.passed) for r in results] == [("min r2", False), ("max regression rmse", False)]
+
+
 def test_a_classifier_ignores_the_regression_gates_and_a_swap_skips_the_comparison():
     results = check_gates(
         {"accuracy": 0.5}, {"accuracy": 0.99}, {**REGRESSION, "max_regression": {"accuracy": 0.02}}
