@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 SPECIES = {  # name: (share, bill length, flipper length, body mass, islands)
-    "Adelie": (0.45, 38.8, 190.0, 3700.0, ["Torgersen", "Biscoe", "Dream"]),
+    "Adelie": (0.52, 38.8, 190.0, 3700.0, ["Torgersen", "Biscoe", "Dream"]),
     "Gentoo": (0.36, 47.5, 217.0, 5080.0, ["Biscoe"]),
-    "Chinstrap": (0.19, 48.8, 196.0, 3730.0, ["Dream"]),
+    "Chinstrap": (0.12, 48.8, 196.0, 3730.0, ["Dream"]),
 }
 
 

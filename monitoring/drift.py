@@ -303,7 +303,16 @@ CHECK_ORDER = ("performance", "features", "prediction", "target")
 
 def _performance(params: Params, policy: Policy, classes: tuple, current: pd.DataFrame, out: Path) -> dict:
     if params.data.regression:  # the rule compares classification metrics with the champion's
-        return {"checked": False, "regressed": False, "note": "not for task: regression (yet)"}
+        return {
+            "checked": False,
+            "regressed": False,
+            "rows": 0,
+            "metrics": None,
+            "regressions": [],
+            "over_time": [],
+            "report": None,
+            "note": "the performance rule scores classification metrics; not for task: regression (yet)",
+        }
     return performance.check(policy, list(classes), current, out, types=feature_types(params))
 
 

@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from mlops.params import load_params
 from tests.repo import copy_project, sh
 from tests.scale import servers
 
@@ -84,7 +84,7 @@ def test_pipeline_report_promote_rollback_on_postgres_and_s3(
 
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-q", "-m", "train against the tracking server"], repo)
-    name = yaml.safe_load((repo / "params.yaml").read_text())["mlflow"]["registered_model"]
+    name = load_params(repo / "params.yaml").mlflow["registered_model"]  # derived from `name`
     promoted = sh(["mlops", "promote"], repo, **env)
     assert f"registry: `{url}`" in promoted.stdout
     assert champion_versions(url, name) == {"champion": "1"}
