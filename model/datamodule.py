@@ -25,6 +25,9 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from mlops.errors import UserError
 
 LABEL = "label"
+# Validation rows per forward pass. One pass over the whole split would be fastest, but at 200k rows the
+# activations (and one-hot categories) of one pass cost a few hundred MB; this bounds them.
+VAL_BATCH_ROWS = 65536
 
 
 class TensorRows(TensorDataset):
@@ -177,4 +180,4 @@ class TabularDataModule(pl.LightningDataModule):
         return batches(self.train_set, self.process_batch, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader:
-        return batches(self.val_set, max(self.process_batch, len(self.val_set)), shuffle=False)
+        return batches(self.val_set, max(self.process_batch, VAL_BATCH_ROWS), shuffle=False)

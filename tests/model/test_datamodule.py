@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mlops.errors import UserError
+from model import datamodule
 from model.datamodule import batches, block, load_block, per_process_batch, read_block, to_tensors
 from model.train import trainer_placement
 
@@ -112,3 +113,15 @@ def test_a_float_label_stays_float_for_regression(tmp_path):
     for data in (load_block(frame, ["a"], 0, 1, False), load_block(path, ["a"], 0, 1, False)):
         assert data.tensors[1].dtype == torch.float32
         assert data.tensors[1].tolist() == [0.5, -1.25, 7.0]
+
+
+def test_validation_runs_in_bounded_slices_that_cover_every_row_once(table, monkeypatch):
+    frame, path = table
+    monkeypatch.setattr(datamodule, "VAL_BATCH_ROWS", 300)
+    data = datamodule.TabularDataModule(frame, path, FEATURES, batch_size=64, seed=0)
+    data.setup("fit")
+    parts = list(data.val_dataloader())
+    assert [len(y) for _, y in parts] == [300, 300, 300, 103]
+    assert torch.equal(torch.cat([x for x, _ in parts]), torch.tensor(frame[FEATURES].to_numpy("float32")))
+    monkeypatch.setattr(datamodule, "VAL_BATCH_ROWS", 10)  # never smaller than the training batch
+    assert {len(y) for _, y in data.val_dataloader()} == {64, 1003 % 64}
