@@ -57,23 +57,25 @@ def _matrix(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 def confusion(pr: pd.DataFrame, base: pd.DataFrame | None, base_name: str, path: Path) -> Path:
     """Confusion matrices side by side (main, this PR), with counts in the cells."""
     sides = [(base_name, base), ("this PR", pr)] if base is not None else [("this PR", pr)]
-    fig, axes = plt.subplots(1, len(sides), figsize=(3.8 * len(sides), 3.6), squeeze=False)
+    k = len(_matrix(pr)[1])
+    side = max(3.8, 0.5 * k + 1.6)  # k classes: the cells stay legible; two or three: as always
+    fig, axes = plt.subplots(1, len(sides), figsize=(side * len(sides), side - 0.2), squeeze=False)
+    size = 10 if k <= 6 else max(6, 96 // k)
     for ax, (name, frame) in zip(axes[0], sides, strict=True):
         matrix, classes = _matrix(frame)
         ax.imshow(matrix, cmap="Blues")
         for (i, j), n in np.ndenumerate(matrix):
-            ax.text(
-                j, i, str(n), ha="center", va="center", color="white" if n > matrix.max() / 2 else "black"
-            )
+            colour = "white" if n > matrix.max() / 2 else "black"
+            ax.text(j, i, str(n), ha="center", va="center", color=colour, fontsize=size)
         ax.set(
             xticks=range(len(classes)),
             yticks=range(len(classes)),
-            xticklabels=classes,
-            yticklabels=classes,
             xlabel="predicted",
             ylabel="actual",
             title=name,
         )
+        ax.set_xticklabels(classes, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+        ax.set_yticklabels(classes)
     return _save(fig, path)
 
 
