@@ -50,7 +50,8 @@ def attributions(
     fixed = list(fixed or [])
     rows = sample_rows(len(x_test), max_rows or len(x_test), seed)
     x = np.asarray(x_test, dtype=np.float64)[rows]
-    x = np.where(np.isnan(x), np.asarray(fill if fill is not None else reference)[None, :], x)
+    filler = np.nan_to_num(np.asarray(fill if fill is not None else reference, dtype=np.float64))
+    x = np.where(np.isnan(x), filler[None, :], x)  # an all-missing column: 0
     held = np.array([name in fixed for name in features])
     base = np.where(held[None, :], x, np.asarray(reference, dtype=np.float64)[None, :])
     base = np.nan_to_num(base)  # a reference of an all-missing column: anything finite

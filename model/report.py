@@ -130,7 +130,7 @@ def _numbers(metrics: dict | None) -> dict:
 
 def _frame(text: str | None) -> pd.DataFrame | None:
     """A plot CSV; None when absent or header-only (a plot of the other task: roc for regression)."""
-    if not text:
+    if not text or not text.strip():  # no slices configured: an empty file
         return None
     frame = pd.read_csv(io.StringIO(text))
     return None if frame.empty else frame
