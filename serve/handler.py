@@ -35,6 +35,7 @@ import operator
 import os
 import shutil
 import socket
+import struct
 import sys
 import threading
 import time
@@ -387,7 +388,7 @@ class LogRecords:
             b',"request_id":',
             _dumps_safe(request_id),
             b',"rows":%d,"values":' % n,
-            _dumps_safe(raw),
+            raw if type(raw) is RawJSON else _dumps_safe(raw),
             b',"prediction":',
             _dumps_safe(prediction),
         ]
@@ -397,6 +398,29 @@ class LogRecords:
             parts += [b',"out_of_range":', _dumps_safe({str(k): v for k, v in flags.items()})]
         parts.append(b"}\n")
         return b"".join(parts)
+
+
+class RawJSON(bytes):
+    """JSON text taken verbatim from the request body, which the log writes as it is."""
+
+
+def _data_text(raw, count: int) -> RawJSON | None:
+    """The flat `data` list of a v2 body, as the client's own bytes: the log then copies it instead of
+    serialising 64 x 30 floats again (a fifth of the log's cost). Only when it is unambiguous: a single
+    `"data"` key in the body, a list without strings, brackets, braces or line breaks (numbers only, so
+    valid JSON on one line), and `count` values in it. Anything else: None (the list is serialised)."""
+    raw = _as_bytes(raw)
+    if count < 1 or raw.count(b'"data"') != 1:
+        return None
+    key = raw.index(b'"data"') + 6
+    start = raw.find(b"[", key)
+    stop = raw.find(b"]", start)
+    if start < 0 or stop < 0 or raw[key:start].strip() != b":":
+        return None
+    text = raw[start : stop + 1]
+    if any(c in text for c in (b'"', b"{", b"\n", b"\r")) or text.count(b"[") != 1:
+        return None
+    return RawJSON(text) if text.count(b",") == count - 1 else None
 
 
 def _dumps_safe(obj) -> bytes:
@@ -493,11 +517,11 @@ class Schema:
         self.nullable = torch.tensor([c.nullable for c in self.columns], dtype=torch.bool)
         self.any_nullable = bool(self.nullable.any())
 
-    def encode_columns(self, columns: list) -> array:
+    def encode_columns(self, columns: list) -> bytes:
         """Per-feature value sequences (all of length n) -> one flat row-major float64 array."""
         encoded = [col.encode(0, values) for col, values in zip(self.columns, columns, strict=True)]
         try:
-            return array("d", chain.from_iterable(zip(*encoded, strict=True)))
+            return array("d", chain.from_iterable(zip(*encoded, strict=True))).tobytes()
         except OverflowError:
             for col, values in zip(self.columns, encoded, strict=True):
                 for i, v in enumerate(values):
@@ -507,7 +531,7 @@ class Schema:
                         ) from None
             raise
 
-    def encode_rows(self, rows: list) -> array:
+    def encode_rows(self, rows: list) -> bytes:
         """Rows (sequences of F raw values, feature order) -> one flat row-major float64 array."""
         return self.encode_columns(list(zip(*rows, strict=True)))
 
@@ -516,7 +540,7 @@ class Batch:
     """The accepted requests of one TorchServe batch: their rows as one float64 block."""
 
     def __init__(self):
-        self.flat = array("d")
+        self.flat = bytearray()  # float64, native order
         # (idx, protocol, n rows, v2 request id, the raw values as sent: what the log keeps)
         self.items: list[tuple[int, str, int, object, object]] = []
 
@@ -703,8 +727,8 @@ class TabularHandler:
             )
         if numeric and set(map(type, data)) <= NUMBER_TYPES:
             try:
-                return array("d", data), bulk, bulk
-            except OverflowError:
+                return _doubles(data), bulk, bulk
+            except (OverflowError, struct.error):  # an integer beyond float64: named by the slow path
                 pass
         n = self.n
         return self.schema.encode_columns([data[j::n] for j in range(n)]), bulk, bulk
@@ -778,8 +802,8 @@ class TabularHandler:
         if self.schema.numeric:
             try:
                 if set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
-                    return array("d", chain.from_iterable(rows)), rows
-            except OverflowError:
+                    return _doubles(tuple(chain.from_iterable(rows))), rows
+            except (OverflowError, struct.error):
                 pass
         return self.schema.encode_rows(rows), rows
 
@@ -851,8 +875,10 @@ class TabularHandler:
                 protocol, values, v2_id, bulk, bulk_members, logged = self._parse_request(body)
                 if raw is not None:
                     self._check_duplicates(raw, body, bulk, bulk_members)
-                batch.flat.extend(values)
-                batch.items.append((idx, protocol, len(values) // self.n, v2_id, logged))
+                    if protocol == "v2" and logged is bulk and bulk and type(bulk[0]) is not list:
+                        logged = _data_text(raw, len(bulk)) or logged
+                batch.flat += values
+                batch.items.append((idx, protocol, len(values) // (8 * self.n), v2_id, logged))
             except RequestError as err:
                 self._fail(outputs, context, idx, err)
             except (RecursionError, OverflowError, UnicodeError, ValueError, TypeError, MemoryError) as err:
@@ -866,13 +892,16 @@ class TabularHandler:
             return outputs
         x64 = torch.frombuffer(batch.flat, dtype=torch.float64).view(-1, self.n)
         x = x64.float()
-        finite = self._valid(x).all(dim=1)
-        if not bool(finite.all()):  # NaN, Infinity or beyond float32: fail those requests only
-            x64, x, batch = self._drop(x64, x, finite, batch, outputs, context, "not_finite")
-            if not batch.items:
-                return outputs
+        # One reduction says "all finite" (NaN and infinities propagate into the sum); only when it
+        # does not (or nulls may be NaN) are the rows checked one by one.
+        if self.schema.any_nullable or not bool(torch.isfinite(x.sum())):
+            finite = self._valid(x).all(dim=1)
+            if not bool(finite.all()):  # NaN, Infinity or beyond float32: fail those requests only
+                x64, x, batch = self._drop(x64, x, finite, batch, outputs, context, "not_finite")
+                if not batch.items:
+                    return outputs
         proba, scored = self._forward(x, x64)
-        if not bool(scored.all()):
+        if scored is not None and not bool(scored.all()):
             x64, keep_proba, batch = self._drop(x64, proba, scored, batch, outputs, context, "not_scorable")
             proba = keep_proba
             if not batch.items:
@@ -895,6 +924,11 @@ class TabularHandler:
             logits = self.model(x).double()
             if self.regression:
                 logits = logits.reshape(len(x), -1)[:, :1]
+            if bool(torch.isfinite(logits.sum())):  # the common case: every row scored, one reduction
+                if self.regression:
+                    return logits, None
+                proba = torch.softmax(logits, dim=1)
+                return proba / proba.sum(dim=1, keepdim=True), None
             ok = torch.isfinite(logits).all(dim=1)
             if not bool(ok.all()) and self.model64 is not None:
                 bad = (~ok).nonzero().flatten()
@@ -1069,6 +1103,12 @@ def _quiet_worker_log() -> None:
         return
     logging.getLogger("ts.metrics").setLevel(logging.INFO)
     logging.getLogger().setLevel(logging.WARNING)
+
+
+def _doubles(values) -> bytes:
+    """float64 bytes of values already checked to be numbers: struct.pack is about 2.5x faster than
+    array('d', list) (8 against 21 us for a 64-row request). Raises struct.error beyond float64."""
+    return struct.pack(f"{len(values)}d", *values)
 
 
 def _no_duplicates(pairs: list) -> dict:

@@ -383,6 +383,7 @@ def test_the_archive_carries_the_handler_without_repository_imports():
         "os",
         "shutil",
         "socket",
+        "struct",
         "sys",
         "threading",
         "time",
@@ -423,3 +424,23 @@ def test_log_records_are_valid_json_whatever_the_names_and_values():
         "probabilities": [0.25, 0.75, 1.0, 0.0],
         "out_of_range": {"1": ["100% sure"]},
     }
+
+
+def test_v2_values_are_logged_as_the_client_wrote_them_unless_ambiguous(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_INFERENCE_LOG_DIR", str(tmp_path / "log"))
+    handler = make_handler(model_dir)
+    tensor = b'{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2.50, 3e0]}'
+    bodies = [
+        b'{"inputs": [' + tensor + b"]}",  # copied verbatim
+        b'{"id": "\\"data\\": [9, 9, 9]", "inputs": [' + tensor + b"]}",  # escaped: not a key
+        b'{"parameters": {"data": [9, 9, 9]}, "inputs": [' + tensor + b"]}",  # two keys: serialised
+        b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1,\n2, 3]}]}',
+    ]
+    _, status = call((handler, model_dir), *bodies)
+    assert status == {}
+    [log] = (tmp_path / "log").glob("toy-*.jsonl")
+    lines = log.read_bytes().splitlines()
+    assert (
+        len(lines) == 4 and b'"values":[1, 2.50, 3e0]' in lines[0] and b'"values":[1, 2.50, 3e0]' in lines[1]
+    )
+    assert [json.loads(line)["values"] for line in lines] == [[1, 2.5, 3.0]] * 3 + [[1, 2, 3]]
