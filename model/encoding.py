@@ -100,6 +100,20 @@ def decode_categories(frame: pd.DataFrame, preprocessing: dict) -> pd.DataFrame:
     return out
 
 
+def raw_records(frame: pd.DataFrame, schema: list[dict]) -> list[dict]:
+    """Encoded rows as a client sends them (meta.json's `schema`, or preprocessing.json's `columns`):
+    category strings, true/false, null for a missing value. For sample requests and tests."""
+    out = decode_categories(frame[[c["name"] for c in schema]], {"columns": schema})
+    for col in schema:
+        values = out[col["name"]]
+        if col["type"] == "bool":
+            flags = values.to_numpy(dtype=np.float64)
+            out[col["name"]] = np.where(np.isnan(flags), None, flags == 1.0).astype(object)
+        elif col["type"] != "category":
+            out[col["name"]] = values.astype(object).where(values.notna(), None)
+    return out.to_dict(orient="records")
+
+
 def class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
     return np.bincount(labels.astype(np.int64), minlength=n_classes).tolist()
 

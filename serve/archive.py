@@ -120,19 +120,26 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
     if proc.returncode != 0:
         raise UserError(f"torch-model-archiver failed:\n{proc.stderr or proc.stdout}")
     mar = store / f"{cfg['model_name']}.mar"
-    write_sample_request(store / "request.json", meta["features"])
+    write_sample_request(store / "request.json", meta["features"], meta.get("schema"))
     print(
         f"archive: {mar} (model {cfg['model_name']} version {version}, {mar.stat().st_size / 1024:.0f} KiB)"
     )
     return mar
 
 
-def write_sample_request(path: Path, features: list[str]) -> None:
-    """A few held-out rows as a ready request body: the curl example, the image smoke test."""
+def write_sample_request(path: Path, features: list[str], schema: list | None = None) -> None:
+    """A few held-out rows as a ready request body: the curl example, the image smoke test. The split
+    holds the model's encoding; with the model's `schema` the rows go back to raw values (category
+    strings, true/false, null), as a client sends them."""
     if not paths.TEST_SPLIT.exists():
         return
     import pandas as pd
 
     rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
-    rows = rows.astype(object).where(rows.notna(), None)  # a missing value is JSON null, never NaN
-    path.write_text(json.dumps({"instances": rows.to_dict(orient="records")}, indent=1, default=str) + "\n")
+    if schema:
+        from model.encoding import raw_records
+
+        records = raw_records(rows, schema)
+    else:
+        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")  # NaN -> null
+    path.write_text(json.dumps({"instances": records}, indent=1, default=str) + "\n")

@@ -82,27 +82,18 @@ def commit_all(repo: Path, message: str) -> None:
 
 
 def raw_rows(repo: Path, split: str) -> tuple[np.ndarray, list[dict]]:
-    """A prepared split's encoded matrix, and the same rows as a client sends them: category strings,
-    true/false, null for a missing value. Every 7th row gets an island never seen in training."""
-    prep = json.loads((repo / "artifacts/prepared/preprocessing.json").read_text())
+    """A prepared split's encoded matrix, and the same rows as a client sends them (category strings,
+    true/false, null for a missing value). Every 7th row gets an island never seen in training."""
+    from model.encoding import raw_records
+
+    meta = json.loads((repo / "artifacts/model/meta.json").read_text())
     frame = pd.read_parquet(repo / f"artifacts/prepared/{split}.parquet")
-    matrix = frame[prep["features"]].to_numpy(dtype=np.float64)
-    rows = []
-    for i, values in enumerate(matrix):
-        row = {}
-        for col, value in zip(prep["columns"], values, strict=True):
-            if np.isnan(value):
-                row[col["name"]] = None
-            elif col["type"] == "category":
-                row[col["name"]] = col["categories"][int(value)]
-            elif col["type"] == "bool":
-                row[col["name"]] = bool(value)
-            else:
-                row[col["name"]] = float(value)
-        if i % 7 == 0:
-            row["island"] = "Atlantis"
-            matrix[i, prep["features"].index("island")] = -1.0  # the encoding of an unseen category
-        rows.append(row)
+    matrix = frame[meta["features"]].to_numpy(dtype=np.float64)
+    rows = raw_records(frame, meta["schema"])
+    island = meta["features"].index("island")
+    for i in range(0, len(rows), 7):
+        rows[i]["island"] = "Atlantis"
+        matrix[i, island] = -1.0  # the encoding of an unseen category
     return matrix, rows
 
 

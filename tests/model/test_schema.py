@@ -232,3 +232,10 @@ def test_decoding_for_the_drift_reference():
     frame = pd.DataFrame({"c": [0.0, 1.0, -1.0, np.nan]})
     assert encoding.decode_categories(frame, prep)["c"].tolist() == ["x", "y", "<unknown>", None]
     assert json.dumps(encoding.schema({"columns": [{**prep["columns"][0], "missing": "impute"}]}))
+    schema = [*prep["columns"], {"name": "b", "type": "bool"}, {"name": "f", "type": "float"}]
+    frame = frame.assign(b=[1.0, 0.0, np.nan, 1.0], f=[1.5, np.nan, 2.0, 3.0])
+    assert encoding.raw_records(frame, schema)[:3] == [  # a sample request: what a client sends
+        {"c": "x", "b": True, "f": 1.5},
+        {"c": "y", "b": False, "f": None},
+        {"c": "<unknown>", "b": None, "f": 2.0},
+    ]
