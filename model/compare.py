@@ -97,11 +97,16 @@ class Comparison:
 
 
 def compare(
-    pr: Predictions | None, base: Predictions | None, settings: dict, slice_metrics: tuple[str, ...]
+    pr: Predictions | None,
+    base: Predictions | None,
+    settings: dict,
+    slice_metrics: tuple[str, ...],
+    centre: dict[str, float] | None = None,
 ) -> Comparison:
     """Delta intervals overall and per slice. Slice intervals use a Bonferroni-adjusted confidence (one
     test per slice and metric), so that with six slices and three metrics "a slice regressed" is not a
-    coin flip between two seeds of the same model."""
+    coin flip between two seeds of the same model. `centre`: the changes on all test rows, when the
+    predictions files hold a sample of them (`report.max_rows`): the overall intervals move there."""
     if pr is None or base is None or pr.task != base.task or pr.proba.shape[1] != base.proba.shape[1]:
         return Comparison(None)  # nothing to pair, or not the same kind of model (a swapped dataset)
     resamples, confidence = int(settings["resamples"]), float(settings["confidence"])
@@ -112,6 +117,9 @@ def compare(
     deltas = uncertainty.delta_intervals(
         (pr.y, pr.proba), (other.y, other.proba), aligned is not None, resamples, confidence, seed, pr.metrics
     )
+    if centre:
+        mine, theirs = (uncertainty.point_metrics(p.y, p.proba, pr.metrics) for p in (pr, other))
+        deltas = uncertainty.recentre(deltas, centre, {k: mine[k] - theirs[k] for k in mine})
     groups = []
     for column in pr.slices.columns:
         if column not in other.slices.columns:

@@ -179,7 +179,11 @@ def bounded_sample(keys: list[str], max_rows: int) -> np.ndarray:
     return mask
 
 
-def with_intervals(y: np.ndarray, proba: np.ndarray, scores: dict, settings: dict, names=None) -> dict:
+def with_intervals(
+    y: np.ndarray, proba: np.ndarray, scores: dict, settings: dict, names=None, sampled: bool = False
+) -> dict:
+    """`scores` with the bootstrap interval of each metric over (y, proba); `sampled`: those are a
+    sample of the rows `scores` were computed on, so the intervals are moved to sit around `scores`."""
     names = tuple(names or uncertainty.METRICS)
     spans = uncertainty.intervals(
         y,
@@ -189,6 +193,8 @@ def with_intervals(y: np.ndarray, proba: np.ndarray, scores: dict, settings: dic
         int(settings["bootstrap_seed"]),
         names,
     )
+    if sampled:
+        spans = uncertainty.recentre(spans, scores, uncertainty.point_metrics(y, proba, names))
     return {
         **scores,
         "interval": {
@@ -243,7 +249,7 @@ def review_extras(
 
     def scored(prediction: np.ndarray) -> dict:
         point = regression_metrics(y, prediction) if regression else compute_metrics(y, prediction, n_classes)
-        return with_intervals(y[sample], prediction[sample], point, settings, names)
+        return with_intervals(y[sample], prediction[sample], point, settings, names, not sample.all())
 
     sections: dict = {"baseline": {}, "slice": {}}
     limit = int(settings["baseline_rows"])
@@ -345,7 +351,7 @@ def run() -> None:
     paths.PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     extras = review_extras(params, test, y, out, sample, keys)
     document = {
-        **with_intervals(y[sample], out[sample], scores, settings, names),
+        **with_intervals(y[sample], out[sample], scores, settings, names, not sample.all()),
         **extras,
         "dataset": dataset_identity(params, task, len(y), int(sample.sum())),
     }

@@ -408,7 +408,12 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     swapped = swap_reason(pr.identity, base.identity) if base.metrics is not None else None
     if swapped:  # another dataset: main's numbers, curves and rows say nothing about this model
         base = replace(base, metrics=None, predictions=None, plots={})
-    comparison = compare(pr.predictions, base.predictions, settings, slice_metrics)
+    sampled = any(
+        (side.identity.get("interval_rows") or 0) < (side.identity.get("test_rows") or 0)
+        for side in (pr, base)
+    )
+    centre = {k: v - base.scores[k] for k, v in pr.scores.items() if k in base.scores} if sampled else None
+    comparison = compare(pr.predictions, base.predictions, settings, slice_metrics, centre)
     results = check_gates(
         pr.scores,
         base.scores if base.metrics is not None else None,
@@ -483,10 +488,10 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
 
     identity = pr.identity
     test_rows = identity.get("test_rows") or (len(pr.predictions.y) if pr.predictions is not None else None)
-    sampled = identity.get("interval_rows")
+    drawn = identity.get("interval_rows")
     sample_note = (
-        f"; intervals from the {sampled} rows with the smallest row hashes (`report.max_rows`)"
-        if sampled and test_rows and sampled < test_rows
+        f"; resampled: a fixed {drawn} of the rows, `report.max_rows`"
+        if drawn and test_rows and drawn < test_rows
         else ""
     )
     how = {

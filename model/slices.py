@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from model.uncertainty import Interval, intervals, point_metrics
+from model.uncertainty import Interval, intervals, point_metrics, recentre
 
 PREFIX = "slice:"  # column prefix of slice labels in eval/predictions.csv
 MISSING, UNKNOWN = "missing", "unknown"  # labels of a NaN value and of an unseen category (code -1)
@@ -121,6 +121,8 @@ def slice_table(
                 if drawn.sum()
                 else dict.fromkeys(metrics)
             )
+            if drawn.sum() and drawn.sum() < mask.sum():  # around the slice's value on all its rows
+                spans = recentre(spans, values, point_metrics(y[drawn], proba[drawn], metrics))
             row = {"slice": column[len(PREFIX) :], "bin": label, "rows": int(mask.sum())}
             for m in metrics:
                 span = spans[m]

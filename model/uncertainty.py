@@ -207,6 +207,21 @@ def delta_intervals(
     return {k: _percentiles(np.concatenate(v), confidence) for k, v in deltas.items()}
 
 
+def recentre(
+    spans: dict[str, Interval | None], full: dict[str, float], drawn: dict[str, float]
+) -> dict[str, Interval | None]:
+    """Intervals drawn from a sample of the rows, moved to sit around the value on all rows (`full`)
+    instead of the sample's own (`drawn`): same width (conservative: wider than all the rows would
+    give), and the number shown is always inside its interval."""
+    out: dict[str, Interval | None] = {}
+    for k, span in spans.items():
+        shift = full.get(k, np.nan) - drawn.get(k, np.nan)
+        out[k] = (
+            span if span is None or not np.isfinite(shift) else Interval(span.low + shift, span.high + shift)
+        )
+    return out
+
+
 def verdict(delta: Interval | None, metric: str) -> str:
     """ "better" / "worse" when the interval of the change excludes zero, else "within noise"."""
     if delta is None:

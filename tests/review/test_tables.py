@@ -123,6 +123,8 @@ def test_a_large_test_split_keeps_committed_files_bounded_and_paired(project, tm
     evaluate()
     doc = metrics_of(project)
     assert doc["dataset"]["test_rows"] == 4000 and doc["dataset"]["interval_rows"] == 500
+    for name, span in doc["interval"].items():  # drawn from 500 rows, centred on the value of all 4000
+        assert span["low"] <= doc[name] <= span["high"], name
     predictions = pd.read_csv(project / "eval/predictions.csv", dtype={"row": str})
     assert len(predictions) == 500
     roc, pr = (pd.read_csv(project / f"eval/plots/{n}.csv") for n in ("roc", "pr"))

@@ -10,7 +10,14 @@ from sklearn import metrics as skm
 
 from model.evaluate import downsample_curve
 from model.gates import check_gates, swap_reason
-from model.uncertainty import REGRESSION_METRICS, WEIGHTED, intervals, weighted_metrics
+from model.uncertainty import (
+    REGRESSION_METRICS,
+    WEIGHTED,
+    Interval,
+    intervals,
+    recentre,
+    weighted_metrics,
+)
 
 
 def test_weighted_regression_metrics_match_scikit_learn_with_sample_weights():
@@ -112,6 +119,13 @@ def test_swap_reason_names_what_changed():
     both = swap_reason({**penguins, "label": "island", "classes": ["a", "b"]}, penguins)
     assert both == "the label changed (species → island); the classes changed (adelie, gentoo → a, b)"
     assert swap_reason({**penguins, "test_rows": 10}, {**penguins, "test_rows": 99}) is None  # not identity
+
+
+def test_an_interval_from_a_sample_is_moved_around_the_value_on_all_rows():
+    spans = {"accuracy": Interval(0.80, 0.90), "roc_auc": None, "f1": Interval(0.5, 0.7)}
+    moved = recentre(spans, {"accuracy": 0.88, "f1": 0.6}, {"accuracy": 0.85, "f1": np.nan})
+    assert moved["accuracy"].low == pytest.approx(0.83) and moved["accuracy"].high == pytest.approx(0.93)
+    assert moved["roc_auc"] is None and moved["f1"] == spans["f1"]  # nothing to move by: as it was
 
 
 def test_a_curve_is_cut_to_its_points_with_its_ends_and_area():
