@@ -239,3 +239,21 @@ def test_decoding_for_the_drift_reference():
         {"c": "y", "b": False, "f": None},
         {"c": "<unknown>", "b": None, "f": 2.0},
     ]
+
+
+def test_class_weights_reach_the_loss(tmp_path):
+    from dataclasses import replace
+
+    from model.train import fit
+
+    params, frame, matrix, prep = fitted(tmp_path)
+    labels = frame["species"].map({c: i for i, c in enumerate(params.data.classes)}).to_numpy()
+    split = pd.DataFrame(matrix, columns=params.data.feature_names).assign(label=labels)
+    prep["class_counts"] = encoding.class_counts(labels[:100], 3)
+    params = replace(
+        params, train={"hidden": [4], "max_epochs": 1, "batch_size": 50, "class_weights": "auto"}
+    )
+    module, _ = fit(params, split.iloc[:100], split.iloc[100:], prep)
+    expected = encoding.class_weights("auto", params.data.classes, prep["class_counts"])
+    assert module.loss.weight.tolist() == pytest.approx(expected)
+    assert min(expected) < 1 < max(expected)  # the table is imbalanced: the rare class weighs more
