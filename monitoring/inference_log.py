@@ -215,7 +215,7 @@ def _bad_value(spec: _Spec, values: list) -> str:
 def _check_values(spec: _Spec, values: list) -> None:
     """Raise ValueError naming the culprit unless every value of the row suits its column. The checks
     run in C (set of types, sum) on the common all-number row; a per-value search names a culprit."""
-    if not spec.raw and not spec.typed and set(map(type, values)) <= _NUMBER and math.isfinite(sum(values)):
+    if not spec.raw and set(map(type, values)) <= _NUMBER and math.isfinite(sum(values)):
         return
     if problem := _bad_value(spec, values):
         raise ValueError(problem)
