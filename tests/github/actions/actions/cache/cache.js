@@ -1,4 +1,5 @@
-// The actions/cache stand-in (see action.yml). One script: restores as `main`, saves as `post`.
+// The actions/cache stand-in (see action.yml). One script: restores as `main`, saves as `post`; the
+// sub-actions actions/cache/restore and actions/cache/save (restore/, save/) run one half each, at once.
 // Like the real action, the primary key is computed once, in main, and handed to post as state.
 // Like GitHub, entries are scoped to the ref that saved them (a PR run saves under refs/pull/N/merge),
 // and a run restores from its own ref, then its PR's base branch, then the default branch: a cache
@@ -25,7 +26,9 @@ const keysIn = (scope) => {
     .sort((a, b) => fs.statSync(entry(scope, b)).mtimeMs - fs.statSync(entry(scope, a)).mtimeMs);
 };
 const paths = lines(input("path"));
-const savedKey = process.env.STATE_CACHE_KEY;
+// actions/cache/restore and actions/cache/save (the sub-actions) set STANDIN_CACHE_MODE in their wrapper
+const mode = process.env.STANDIN_CACHE_MODE || "";
+const savedKey = mode === "save" ? input("key") : mode === "restore" ? undefined : process.env.STATE_CACHE_KEY;
 
 if (savedKey === undefined) {
   const key = input("key");
@@ -49,9 +52,12 @@ if (savedKey === undefined) {
   } else {
     console.log(`Cache not found for input keys: ${key}`);
   }
-  fs.appendFileSync(process.env.GITHUB_STATE, `CACHE_KEY=${key}\nCACHE_MATCHED=${hit ? hit[1] : ""}\n`);
+  if (!mode) fs.appendFileSync(process.env.GITHUB_STATE, `CACHE_KEY=${key}\nCACHE_MATCHED=${hit ? hit[1] : ""}\n`);
   fs.appendFileSync(process.env.GITHUB_OUTPUT, `cache-hit=${Boolean(hit && hit[1] === key)}\n`);
-} else if (process.env.STATE_CACHE_MATCHED === savedKey || fs.existsSync(entry(ref, savedKey))) {
+  if (mode) fs.appendFileSync(process.env.GITHUB_OUTPUT, `cache-matched-key=${hit ? hit[1] : ""}\n`);
+} else if (mode === "save" && fs.existsSync(entry(ref, savedKey))) {
+  console.log(`Failed to save: Unable to reserve cache with key ${savedKey}, another job may be creating this cache.`);
+} else if (!mode && (process.env.STATE_CACHE_MATCHED === savedKey || fs.existsSync(entry(ref, savedKey)))) {
   console.log(`Cache hit occurred on the primary key ${savedKey}, not saving cache.`);
 } else {
   fs.mkdirSync(entry(ref, savedKey), { recursive: true });
