@@ -5,10 +5,11 @@ copy_project, in a temp dir that is deleted after the size). With --baseline REV
 first on a copy of commit REV (git archive), then on the working tree, so both see the same machine load
 within minutes of each other; the stages run the copy's own code (`python -m mlops` from the copy,
 PYTHONPATH=copy), not the editable install:
-1. a seeded synthetic table: two overlapping Gaussian classes over 30 features, written as Parquet to
-   data/. With --mixed, 3 of the 30 columns are categorical strings (5, 20 and 200 values), 2 are
-   integers, 1 is a bool, and 3 float columns have 5% missing values with `missing: impute` (needs the
-   issue-11 schema: `type:`, `missing:`); without it every column is a complete float;
+1. a seeded synthetic table: two overlapping Gaussian classes over 30 features, written as Parquet
+   (or CSV with --format csv) to data/. With --mixed, 3 of the 30 columns are categorical strings
+   (5, 20 and 200 values), 2 are integers, 1 is a bool, and 3 float columns have 5% missing values with
+   `missing: impute` (needs the issue-11 schema: `type:`, `missing:`); without it every column is a
+   complete float;
 2. params.yaml of the copy: `data:` points at that table, `report.slices` at its columns, and the
    overlay file (--params, default params.large.yaml) is merged into it key by key (a mapping merges,
    anything else replaces), so the copy runs the large-data settings of docs/large-data.md;
@@ -25,7 +26,7 @@ PYTHONPATH=copy), not the editable install:
    0.4 GB) dominate, and approaches x10 once the table does.
 The first failing stage stops that size (its error is printed). --json writes every number for docs.
 Usage: python benchmarks/stages.py [--rows 10000 100000 1000000] [--params params.large.yaml]
-       [--mixed] [--baseline REV [--baseline-skip STAGE:ROWS...]] [--json out.json]
+       [--mixed] [--format csv] [--baseline REV [--baseline-skip STAGE:ROWS...]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def feature_schema(mixed: bool) -> dict[str, dict]:
 
 def synthetic_table(path: Path, schema: dict[str, dict], rows: int, seed: int) -> None:
     """Two Gaussian classes shifted apart in every numeric column; categories and ints depend on the
-    class too, so every column carries some signal. Written as Parquet (float32 on disk)."""
+    class too, so every column carries some signal. Written as Parquet (float32 on disk) or CSV."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -96,7 +97,10 @@ def synthetic_table(path: Path, schema: dict[str, dict], rows: int, seed: int) -
     frame = pd.DataFrame(columns)
     frame[LABEL] = np.asarray(CLASSES, dtype=object)[y]
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
 
 
 def merge(base: dict, overlay: dict) -> dict:
@@ -109,14 +113,14 @@ def merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def configure(repo: Path, rows: int, overlay: dict, mixed: bool) -> float:
+def configure(repo: Path, rows: int, overlay: dict, mixed: bool, fmt: str = "parquet") -> float:
     """Write the table and the params of one size; returns the table's size on disk in MB."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     schema = feature_schema(mixed)
-    table = repo / "data" / "synthetic.parquet"
+    table = repo / "data" / f"synthetic.{fmt}"
     synthetic_table(table, schema, rows, int(params.get("seed", 0)))
     params["data"] = {
-        "path": "data/synthetic.parquet",
+        "path": f"data/synthetic.{fmt}",
         "label": LABEL,
         "classes": CLASSES,
         "features": schema,
@@ -175,16 +179,16 @@ def test_quality(repo: Path) -> dict[str, float]:
     return out
 
 
-def run_size(rows: int, overlay: dict, mixed: bool, stages: list[str], rev: str | None) -> dict:
+def run_size(rows: int, overlay: dict, mixed: bool, stages: list[str], rev: str | None, fmt: str) -> dict:
     """One size on one code version: `rev` (a commit) or None (the working tree)."""
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         if rev:
             repo = copy_commit(rev, Path(tmp) / "repo")
         else:
             repo = copy_project(Path(tmp) / "repo", Path(tmp) / "remote")
-        size_mb = configure(repo, rows, overlay, mixed)
+        size_mb = configure(repo, rows, overlay, mixed, fmt)
         code = rev or "working tree"
-        print(f"\n{rows:,} rows x {N_FEATURES} columns, {code}: Parquet {size_mb:.0f} MB", flush=True)
+        print(f"\n{rows:,} rows x {N_FEATURES} columns, {code}: {fmt} {size_mb:.0f} MB", flush=True)
         results: dict[str, dict] = {}
         for stage in stages:
             result = measured(stage, repo, Path(tmp) / f"{stage}.log")
@@ -203,7 +207,14 @@ def run_size(rows: int, overlay: dict, mixed: bool, stages: list[str], rev: str 
         quality = test_quality(repo) if "evaluate" in results and not results["evaluate"]["error"] else {}
         if quality:
             print("  quality: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items()), flush=True)
-        return {"rows": rows, "code": code, "parquet_mb": size_mb, "stages": results, "quality": quality}
+        return {
+            "rows": rows,
+            "code": code,
+            "format": fmt,
+            "file_mb": size_mb,
+            "stages": results,
+            "quality": quality,
+        }
 
 
 def cell(result: dict | None) -> str:
@@ -266,6 +277,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--params", type=Path, default=ROOT / "params.large.yaml", help="overlay merged in")
     parser.add_argument("--mixed", action="store_true", help="categorical, int, bool and NA columns")
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="the table's file")
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
     parser.add_argument("--baseline", metavar="REV", help="also run commit REV, size by size, side by side")
     parser.add_argument(
@@ -295,8 +307,8 @@ def main() -> None:
     for rows in args.rows:
         if baseline:
             stages = [s for s in args.stages if f"{s}:{rows}" not in args.baseline_skip]
-            base.append(run_size(rows, overlay, args.mixed, stages, baseline))
-        current.append(run_size(rows, overlay, args.mixed, args.stages, None))
+            base.append(run_size(rows, overlay, args.mixed, stages, baseline, args.format))
+        current.append(run_size(rows, overlay, args.mixed, args.stages, None, args.format))
     for runs in (base, current):
         if runs:
             table(runs, args.stages)
