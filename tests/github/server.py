@@ -473,7 +473,7 @@ class FakeGitHub:
                 return 200, {"total_count": len(items), "artifacts": items}
             if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/artifacts/(\d+)/zip", p):
                 for run in s.runs:
-                    for name, aid in run["artifact_ids"].items():
+                    for aid in run["artifact_ids"].values():
                         if run["repo"] == m[1] and aid == int(m[2]):
                             # like GitHub: a redirect to a signed URL, which must be fetched without the token
                             return 302, Redirect(f"{self.url}/blobs/{aid}?sig=signed")
