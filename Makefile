@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 .PHONY: help install cml demo pipeline data test test-fast lint bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ test-fast: install ## unit tests only (skips the slow end-to-end tests)
 
 bench: install ## benchmarks: pipeline timings and Lightning vs plain PyTorch
 	python benchmarks/pipeline.py
+
+.PHONY: bench-stages bench-threads
+bench-stages: install ## benchmark: each stage's time and peak RSS at 10k/100k/1M rows (params.large.yaml), beside f1a584f
+	python benchmarks/stages.py --baseline f1a584f --baseline-skip evaluate:1000000
+
+bench-threads: install ## benchmark: training 100k rows, torch's default threads vs train.threads auto, alone and beside a busy job
+	python benchmarks/train_threads.py
 
 clean: ## remove generated outputs (keeps .venv, data and the DVC cache)
 	rm -rf artifacts eval reports mlflow.db mlartifacts .pytest_cache
