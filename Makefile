@@ -101,7 +101,7 @@ image: archive ## the serving image: docker build of the Dockerfile with the arc
 	version=$$(python -c "import json; print(json.load(open('model_store/release.json'))['version'])"); \
 	$(ENGINE) build --build-arg MODEL_NAME=$$model --build-arg MODEL_VERSION=$$version \
 	  --build-arg GIT_SHA=$$(git rev-parse HEAD) --build-arg MAX_REQUEST_SIZE=$$(python -m serve.settings max-request-size) \
-	  -t $$model:model-v$$version .
+	  -t $$model:$$(mlops image-tag --version $$version --sha $$(git rev-parse HEAD)) .
 
 bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests
 	python benchmarks/serve.py
