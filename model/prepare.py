@@ -25,6 +25,7 @@ from model import encoding
 from model.table import read_typed
 
 LABEL = "label"
+ROW_GROUP = 1 << 17  # rows per Parquet row group of a split (DDP ranks read whole row groups)
 
 
 def clean_frame(frame: pd.DataFrame, spec: DataSpec) -> pd.DataFrame:
@@ -79,13 +80,14 @@ def fit_scaler(train: pd.DataFrame, features: list[str]) -> dict:
     return {"features": list(features), "task": "classification", "columns": columns}
 
 
-def encode_table(spec: DataSpec, frame: pd.DataFrame, rows: np.ndarray, train: np.ndarray):
+def encode_table(spec: DataSpec, frame: pd.DataFrame, rows: np.ndarray, train: np.ndarray, consume=False):
     """Encoded-raw float64 matrix of `rows` (positions in `frame`) and the preprocessing, fitted on the
-    positions `train` (indices into `rows`)."""
+    positions `train` (indices into `rows`). `consume`: drop each column from `frame` once encoded, so
+    the typed table and the matrix are not both held whole."""
     matrix = np.empty((len(rows), len(spec.features)), dtype=np.float64)
     columns = []
     for j, feature in enumerate(spec.features):
-        values = frame[feature.name]
+        values = frame.pop(feature.name) if consume else frame[feature.name]
         vocab = None
         if feature.type == "category":
             vocab = encoding.vocabulary(feature, values.iloc[rows[train]])
@@ -123,7 +125,7 @@ def run() -> None:
         val_size=float(params.split.get("val_size", 0.2)),
         seed=params.seed,
     )
-    matrix, columns = encode_table(spec, frame, rows, train)
+    matrix, columns = encode_table(spec, frame, rows, train, consume=True)
     del frame, table
     preprocessing = {"features": spec.feature_names, "task": spec.task, "columns": columns}
     if spec.regression:
@@ -138,11 +140,18 @@ def run() -> None:
 
     paths.PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     label_type = np.float64 if spec.regression else np.int64
+    names = [*spec.feature_names, LABEL]
+    schema = pa.schema(
+        [(n, pa.float64()) for n in spec.feature_names] + [(LABEL, pa.from_numpy_dtype(label_type))]
+    )
     for part, target in ((train, paths.TRAIN_SPLIT), (val, paths.VAL_SPLIT), (test, paths.TEST_SPLIT)):
-        arrays = [pa.array(matrix[part, j]) for j in range(matrix.shape[1])]
-        arrays.append(pa.array(labels[part].astype(label_type)))
-        pq.write_table(pa.table(arrays, names=[*spec.feature_names, LABEL]), target)
-        del arrays
+        with pq.ParquetWriter(target, schema) as writer:  # a row group per slice: a slice's copy at a time
+            for start in range(0, max(len(part), 1), ROW_GROUP):
+                rows = part[start : start + ROW_GROUP]
+                arrays = [pa.array(matrix[rows, j]) for j in range(matrix.shape[1])]
+                arrays.append(pa.array(labels[rows].astype(label_type)))
+                writer.write_table(pa.table(arrays, names=names))
+                del arrays
     paths.PREPROCESSING.write_text(json.dumps(preprocessing, indent=2) + "\n")
     dropped = f"; {int(drop.sum())} rows with missing values dropped" if drop.any() else ""
     print(

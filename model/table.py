@@ -82,8 +82,7 @@ def _numeric(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
 
 
 def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool) -> pd.DataFrame:
-    """Stream the CSV in blocks: each block's columns go straight to NumPy (numbers) or a Categorical
-    (text), so the peak is the finished columns plus one block, not Arrow's table plus a pandas copy."""
+    """Stream the CSV in blocks: numbers parsed by Arrow to float64, text as dictionary (Categorical)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -98,15 +97,58 @@ def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool
         quoted_strings_can_be_null=True,
     )
     reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=options)
-    names = reader.schema.names
+    return _assemble(reader, reader.schema.names, set() if text_numeric else numeric)
+
+
+def _read_parquet(path: Path, spec: DataSpec, columns: list[str]) -> pd.DataFrame:
+    """One column of one row group at a time (a file written in one go is often one row group): the
+    peak is the finished columns plus one column chunk. Numeric columns straight to float64 NumPy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    numeric = set(numeric_columns(spec))
+    schema = source.schema_arrow
+    frame = pd.DataFrame(index=pd.RangeIndex(source.metadata.num_rows))
+    with warnings.catch_warnings():  # one block per column, on purpose: no consolidating copy
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for name in columns:
+            kind = schema.field(name).type
+            as_number = name in numeric and (pa.types.is_integer(kind) or pa.types.is_floating(kind))
+            parts = [
+                _convert(source.read_row_group(g, columns=[name], use_threads=False).column(0), as_number)
+                for g in range(source.metadata.num_row_groups)
+            ]
+            frame[name] = _combine(parts, as_number)
+            del parts
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _convert(column, as_number: bool):
+    """An Arrow column (chunk) as float64 NumPy (null -> NaN), or as pandas (text: Categorical)."""
+    if as_number:
+        return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return column.to_pandas()
+
+
+def _combine(parts: list, as_number: bool):
+    if as_number:
+        return np.concatenate(parts) if parts else np.empty(0)
+    if parts and all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+        return pd.api.types.union_categoricals(parts)
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
+
+
+def _assemble(batches, names: list[str], as_numbers: set[str]) -> pd.DataFrame:
+    """One column per name from a stream of Arrow record batches (see _convert). The peak is the
+    finished columns plus one batch, not Arrow's whole table plus a pandas copy of it."""
+    import pyarrow as pa
+
     chunks: list[list] = [[] for _ in names]
-    for batch in reader:
+    for batch in batches:
         for i, name in enumerate(names):
-            column = batch.column(i)
-            if name in numeric and not text_numeric:
-                chunks[i].append(column.to_numpy(zero_copy_only=False))
-            else:
-                chunks[i].append(column.to_pandas())
+            chunks[i].append(_convert(batch.column(i), name in as_numbers))
         del batch
     rows = sum(len(c) for c in chunks[0]) if chunks else 0
     frame = pd.DataFrame(index=pd.RangeIndex(rows))
@@ -114,12 +156,7 @@ def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         for i, name in enumerate(names):
             parts, chunks[i] = chunks[i], []
-            if name in numeric and not text_numeric:
-                frame[name] = np.concatenate(parts) if parts else np.empty(0)
-            elif parts and isinstance(parts[0].dtype, pd.CategoricalDtype):
-                frame[name] = pd.api.types.union_categoricals(parts)
-            else:
-                frame[name] = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
+            frame[name] = _combine(parts, name in as_numbers)
             del parts
     pa.default_memory_pool().release_unused()
     return frame
@@ -139,7 +176,7 @@ def read_typed(path: Path, spec: DataSpec) -> TypedTable:
     wanted = [*spec.feature_names, spec.label]
     columns = [c for c in dict.fromkeys(wanted) if c in header]
     if suffix in PARQUET_SUFFIXES:
-        frame = pd.read_parquet(path, columns=columns)
+        frame = _read_parquet(path, spec, columns)
     else:
         try:
             frame = _read_csv(path, spec, columns, text_numeric=False)
