@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from mlops.errors import UserError
 
 RETRIES = 5
+PR_SETTING = "Allow GitHub Actions to create and approve pull requests"
 MAX_WAIT = 120  # s: a longer Retry-After fails the run rather than holding a runner for an hour
 
 
@@ -94,10 +95,17 @@ class GitHub:
             try:
                 pull = self._call(
                     lambda: self._repo().create_pull(base=base, head=branch, title=title, body=body),
-                    keep=(422,),
+                    keep=(403, 422),
                 )
                 return "opened", pull
             except GithubException as err:
+                if err.status == 403:
+                    raise UserError(
+                        f"GitHub API: opening the PR from {branch} was refused (HTTP 403: {_detail(err)}). "
+                        f"GITHUB_TOKEN may open PRs only when the repository setting is on: Settings > "
+                        f'Actions > General > Workflow permissions > "{PR_SETTING}" '
+                        f"(docs/security.md); the branch {branch} is pushed: a PR can also be opened by hand"
+                    ) from None
                 if err.status != 422 or (pull := self.pull_for(branch, base)) is None:
                     raise UserError(
                         f"GitHub API: opening the PR from {branch} failed: {_detail(err)}"

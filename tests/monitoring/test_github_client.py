@@ -44,6 +44,8 @@ class Scripted:
                 self.end_headers()
                 self.wfile.write(data)
 
+            do_POST = do_GET
+
             def log_message(self, *args):
                 pass
 
@@ -80,3 +82,20 @@ def test_every_page_is_read():
     finally:
         server.close()
     assert found.number == 3 and len(server.seen) == 2 and "page=2" in server.seen[1][1]
+
+
+def test_a_refused_pr_names_the_repository_setting():
+    """GITHUB_TOKEN gets 403 on POST /pulls while the "Allow GitHub Actions to create ..." setting is off."""
+    from mlops.errors import UserError
+
+    refused = {"message": "GitHub Actions is not permitted to create or approve pull requests."}
+    server = Scripted([(200, {}, []), (403, {}, refused)])
+    try:
+        with pytest.raises(UserError) as err:
+            GitHub(api=server.url, repo="acme/model", token="t").open_or_update(
+                "retrain/main", "main", "t", "b", opened_by_us=True, wait=0
+            )
+    finally:
+        server.close()
+    assert "Allow GitHub Actions to create and approve pull requests" in str(err.value)
+    assert "not permitted" in str(err.value) and server.seen[-1][1].endswith("/repos/acme/model/pulls")
