@@ -5,10 +5,12 @@ used by both the KServe and the plain overlay): the image by digest, the model v
 production, KServe's canary share. The commands here only rewrite those few lines, with line edits
 that keep the rest of the file (comments, order) as it was, so a diff is the deployment and nothing else:
 
-- `stage`: staging's image and version (the workflow commits the file).
+- `stage`: staging's image and version (the workflow commits the file and pushes it to main, with a
+  GitHub App token that main's ruleset lets bypass).
 - `propose`: ONE pull request from `deploy/production` moving production to a digest, through the
   GitHub REST API (the branch and its commit are made with the refs and contents endpoints, so the
-  token is the only credential). Merging it is the approval.
+  token is the only credential). Merging it is the approval. `--overlay staging` does the same for
+  staging from `deploy/staging`: the workflow's way to stage when no App may push to main.
 - `canary`: production's traffic share for the newest revision (promote 100, abort 0).
 - `rollback`: the revert of the last commit that changed an environment's image.
 """
@@ -26,7 +28,7 @@ import yaml
 from mlops.errors import UserError
 
 ENVIRONMENTS = ("staging", "production")
-BRANCH = "deploy/production"
+BRANCH = "deploy/production"  # the production PR's head; staging's is deploy/staging (branch_for)
 MARKER = "<!-- mlops:deploy-pr -->"  # identifies the PR body as ours
 DEFAULT_CANARY = 10  # percent of traffic a proposed production image gets until promoted
 ZERO_DIGEST = "sha256:" + "0" * 64  # the placeholder before the first promotion
@@ -39,6 +41,12 @@ NEW_NAME = re.compile(r"^(\s+newName:[ \t]*)(\S+)[ \t]*$", re.M)
 DIGEST = re.compile(r"^(\s+digest:[ \t]*)(\S+)[ \t]*$", re.M)
 VERSION = re.compile(r'^(\s+mlops\.ai/model-version:[ \t]*)("[^"\n]*")[ \t]*$', re.M)
 CANARY = re.compile(r"^(\s+value:[ \t]*)(\d+)[ \t]*$", re.M)
+
+
+def branch_for(env: str) -> str:
+    """The head branch of an environment's one deploy PR."""
+    release_file(env)  # validates env
+    return f"deploy/{env}"
 
 
 def release_file(env: str) -> str:
@@ -254,23 +262,43 @@ This PR is opened and updated by `mlops deploy propose`: the next promotion repl
 """
 
 
+def staging_body(image: Image, version: str, current: Release, base: str) -> str:
+    now = f"`{current.image}` (version {current.version})" if current.image else "nothing yet"
+    return f"""{MARKER}
+## Deploy model version {version} to staging
+
+| | |
+| --- | --- |
+| image | `{image}` |
+| model version | {version} |
+| staging now | {now} |
+
+Merging this PR deploys it: Argo CD syncs `deploy/overlays/staging` (or `plain-staging`) from `{base}`.
+The release workflow opens it instead of pushing to `{base}` because no GitHub App may bypass `{base}`'s
+branch rules (docs/deploy.md, "Staging without an App"). It is opened and updated by
+`mlops deploy propose --overlay staging`: the next promotion replaces its commit.
+"""
+
+
 def propose(
     image: str,
     version: str,
     repo: str | None = None,
     base: str = "main",
     percent: int = DEFAULT_CANARY,
+    env: str = "production",
 ) -> tuple[str, int | None, str]:
-    """(action, PR number, url): open or update the one PR moving production to `image`.
+    """(action, PR number, url): open or update the one PR moving `env` (production) to `image`.
 
     The branch is reset to `base` and gets one commit changing only the production release file, so the
-    PR shows exactly the deployment whatever happened before. Nothing to change (production already
-    runs the image) opens nothing."""
+    PR shows exactly the deployment whatever happened before. Nothing to change (the environment already
+    runs the image) opens nothing. Staging has no canary share: `percent` is production's only."""
     from github import GithubException
 
     from monitoring.github import GitHub
 
     target, version, percent = Image.parse(image), check_version(version), check_percent(percent)
+    branch = branch_for(env)
     gh = GitHub.from_env()
     if repo:
         gh = GitHub(api=gh.api, repo=repo, token=gh.token) if gh else _github_for(repo)
@@ -279,23 +307,26 @@ def propose(
     repository = gh.client().get_repo(gh.repo, lazy=True)
     for attempt in range(3):  # a concurrent run moved the branch between our read and our write
         try:
-            before, staging = _commit(gh, repository, base, target, version, percent)
+            before, staging = _commit(gh, repository, base, target, version, percent, env)
             break
         except GithubException as err:
             if attempt == 2:
-                raise UserError(f"GitHub API: committing on {BRANCH} failed: HTTP {err.status}") from None
+                raise UserError(f"GitHub API: committing on {branch} failed: HTTP {err.status}") from None
     if before is None:
         return "unchanged", None, ""
-    body = pr_body(target, version, before, staging, percent, base)
-    title = f"Deploy model version {version} to production"
-    action, pull = gh.open_or_update(BRANCH, base, title, body, opened_by_us=True, wait=0)
+    if env == "production":
+        body = pr_body(target, version, before, staging, percent, base)
+    else:
+        body = staging_body(target, version, before, base)
+    title = f"Deploy model version {version} to {env}"
+    action, pull = gh.open_or_update(branch, base, title, body, opened_by_us=True, wait=0)
     return action, pull.number, pull.html_url
 
 
-def _commit(gh, repository, base: str, image: Image, version: str, percent: int):
-    """(production before, staging) on `base`; the branch reset to `base` plus one commit of the release
-    file. (None, staging) when production already runs `image`. 409/422 from the write propagate."""
-    path = release_file("production")
+def _commit(gh, repository, base: str, image: Image, version: str, percent: int, env: str = "production"):
+    """(`env` before, staging) on `base`; the branch reset to `base` plus one commit of the release
+    file. (None, staging) when `env` already runs `image`. 409/422 from the write propagate."""
+    path, branch = release_file(env), branch_for(env)
     base_sha = gh._call(lambda: repository.get_git_ref(f"heads/{base}").object.sha)
     current = gh._call(lambda: repository.get_contents(path, ref=base_sha))
     text = current.decoded_content.decode()
@@ -303,10 +334,11 @@ def _commit(gh, repository, base: str, image: Image, version: str, percent: int)
     staging = read(staged.decoded_content.decode())
     if read(text).image == image:
         return None, staging
-    new = rewrite(text, path, image=image, version=version, canary=percent)
-    _reset_branch(gh, repository, base_sha)
-    message = f"deploy: production to model version {version} ({image.digest[:19]})"
-    gh._call(lambda: repository.update_file(path, message, new, current.sha, branch=BRANCH), keep=(409, 422))
+    canary = percent if env == "production" else None
+    new = rewrite(text, path, image=image, version=version, canary=canary)
+    _reset_branch(gh, repository, base_sha, branch)
+    message = f"deploy: {env} to model version {version} ({image.digest[:19]})"
+    gh._call(lambda: repository.update_file(path, message, new, current.sha, branch=branch), keep=(409, 422))
     return read(text), staging
 
 
@@ -318,15 +350,15 @@ def _github_for(repo: str):
     return GitHub(api=api.rstrip("/"), repo=repo, token=token) if token else None
 
 
-def _reset_branch(gh, repository, sha: str) -> None:
-    """`deploy/production` at `sha`: created, or moved there (force) when it exists."""
+def _reset_branch(gh, repository, sha: str, branch: str = BRANCH) -> None:
+    """`branch` (deploy/production) at `sha`: created, or moved there (force) when it exists."""
     from github import GithubException
 
     try:
-        gh._call(lambda: repository.create_git_ref(f"refs/heads/{BRANCH}", sha), keep=(422,))
+        gh._call(lambda: repository.create_git_ref(f"refs/heads/{branch}", sha), keep=(422,))
     except GithubException as err:
         if "already exists" not in str(err.data):
             raise
-        ref = gh._call(lambda: repository.get_git_ref(f"heads/{BRANCH}"))
+        ref = gh._call(lambda: repository.get_git_ref(f"heads/{branch}"))
         gh._call(lambda: ref.object)  # loads it: PyGithub then PATCHes the API's own url (git/refs/...)
         gh._call(lambda: ref.edit(sha, force=True))

@@ -23,12 +23,12 @@ def _propose(args) -> int:
     from serve import delivery
 
     action, number, url = delivery.propose(
-        args.image, args.version, repo=args.repo, base=args.base, percent=args.canary
+        args.image, args.version, repo=args.repo, base=args.base, percent=args.canary, env=args.overlay
     )
     if action == "unchanged":
-        print(f"deploy propose: production on {args.base} already runs {args.image}; no PR")
+        print(f"deploy propose: {args.overlay} on {args.base} already runs {args.image}; no PR")
     else:
-        print(f"deploy propose: {action} PR #{number} from {delivery.BRANCH}: {url}")
+        print(f"deploy propose: {action} PR #{number} from {delivery.branch_for(args.overlay)}: {url}")
     return 0
 
 
@@ -76,14 +76,24 @@ def register(sub) -> None:
     p.set_defaults(handler=_stage)
 
     p = actions.add_parser(
-        "propose", help="open or update the ONE PR from deploy/production moving production to an image"
+        "propose", help="open or update the ONE PR from deploy/<overlay> moving that overlay to an image"
+    )
+    p.add_argument(
+        "--overlay",
+        choices=("staging", "production"),
+        default="production",
+        help="production (default; with a canary share) or staging (the workflow's PR when no App may push)",
     )
     p.add_argument("--image", required=True, help=image_help)
     p.add_argument("--version", required=True, help="the registry model version in that image")
     p.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY)")
     p.add_argument("--base", default="main", help="the branch Argo CD follows (default: main)")
     p.add_argument(
-        "--canary", type=int, default=10, metavar="PERCENT", help="traffic share of the new revision (10)"
+        "--canary",
+        type=int,
+        default=10,
+        metavar="PERCENT",
+        help="production's traffic share of the new revision (10)",
     )
     p.set_defaults(handler=_propose)
 

@@ -199,6 +199,29 @@ def test_propose_opens_one_pr_then_updates_it(github, capsys):
     assert len(github.calls("POST", rf"/repos/{REPO}/pulls")) == 1
 
 
+def test_propose_staging_is_its_own_pr_beside_production(github, capsys):
+    """No App may push to main: staging goes through a PR from deploy/staging, production keeps its own."""
+    main_before = github.state.refs[f"{REPO} refs/heads/main"]
+    assert main(["deploy", "propose", "--overlay", "staging", "--image", IMAGE_A, "--version", "1"]) == 0
+    assert "opened PR #1 from deploy/staging" in capsys.readouterr().out
+    assert main(["deploy", "propose", "--image", IMAGE_A, "--version", "1"]) == 0
+    assert "from deploy/production" in capsys.readouterr().out
+    staging, production = sorted(open_pulls(github), key=lambda p: p["number"])
+    assert staging["head"]["ref"] == "deploy/staging" and "to staging" in staging["title"]
+    assert IMAGE_A in staging["body"] and "Staging without an App" in staging["body"]
+    assert production["head"]["ref"] == "deploy/production"
+    release = delivery.read(github.file_at(REPO, "deploy/staging", STAGING).decode())
+    assert (str(release.image), release.version, release.canary) == (IMAGE_A, "1", None)
+    assert github.file_at(REPO, "deploy/staging", PRODUCTION) == (ROOT / PRODUCTION).read_bytes()
+    assert github.state.refs[f"{REPO} refs/heads/main"] == main_before  # main untouched
+
+    assert main(["deploy", "propose", "--overlay", "staging", "--image", IMAGE_B, "--version", "2"]) == 0
+    assert "updated PR #1 from deploy/staging" in capsys.readouterr().out
+    assert len(open_pulls(github)) == 2  # still one per environment
+    release = delivery.read(github.file_at(REPO, "deploy/staging", STAGING).decode())
+    assert (str(release.image), release.version) == (IMAGE_B, "2")
+
+
 def test_propose_racing_runs_make_one_pr(github):
     errors: list[BaseException] = []
 
