@@ -14,7 +14,8 @@ In CI the alias moves last (docs/serving.md, "Release sequence"): `mlops promote
 and gates, records the version as the *candidate* in release.json and leaves `champion` alone; the image
 is built from that candidate, smoke-tested and pushed; only then does `mlops champion` move the alias
 (compare-and-set against the champion the gates compared with). A failure anywhere before that leaves
-the alias where it was; `mlops champion --undo` puts it back if a later step (the deploy commit) fails.
+the alias where it was. After it nothing moves the alias back: the image is pushed and correct, so a
+failed GitOps step (the deploy job) leaves the release standing; `mlops champion --undo` is for a person.
 Promotion and the alias move refuse to run in GitHub Actions on any ref but main.
 
 The "no worse than champion" baseline is the registry's champion. A fresh registry (CI without a
@@ -428,8 +429,8 @@ def _image(image: str | None) -> dict[str, str]:
 def undo_champion(version: str, previous: str | None) -> int:
     """Put `champion` back on `previous` ("" or None: no champion) if this release moved it to `version`.
 
-    A failed step after the alias move (the deploy commit) calls this; it changes nothing when the alias
-    never reached `version` or someone moved it since."""
+    By hand (promote.yml never calls it: the deploy job's failure leaves the release standing); it
+    changes nothing when the alias never reached `version` or someone moved it since."""
     require_release_ref()
     params = load_params()
     client = _client(params)

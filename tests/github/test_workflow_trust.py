@@ -26,7 +26,7 @@ WRITE = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AZURE_STORAGE_CONNECTION_STRING",
-    "DEPLOY_TOKEN",
+    "DEPLOY_APP_PRIVATE_KEY",
 )
 
 
@@ -88,14 +88,33 @@ def test_promote_registers_first_and_moves_the_alias_last():
     assert "mlops champion --version" in runs(champion) and "--expect" in runs(champion)
     assert needs(deploy) == {"release", "image", "champion"}
     assert "mlops deploy stage" in runs(deploy) and "mlops deploy propose" in runs(deploy)
-    assert runs(deploy).index("mlops deploy stage") < runs(deploy).index("mlops deploy propose")
-    undo = jobs["undo"]
-    assert "failure()" in undo["if"] and "needs.champion.result == 'success'" in undo["if"]
-    assert "mlops champion --undo" in runs(undo)
-    # only the champion and undo jobs ever touch the alias
+    assert runs(deploy).index("mlops deploy stage") < runs(deploy).index("mlops deploy propose --image")
+    # the image is pushed before the alias moves, so no later failure (the GitOps deploy) is a reason
+    # to move it back: nothing undoes it, and only the champion job ever touches the alias
+    assert "mlops champion --undo" not in yaml.safe_dump(jobs)
     for name, job in jobs.items():
-        if name not in ("champion", "undo"):
+        if name != "champion":
             assert "mlops champion" not in runs(job) and "mlops rollback" not in runs(job), name
+    fix = next(s for s in deploy["steps"] if s.get("if") == "${{ failure() }}")
+    assert "nothing was undone" in fix["run"] and "GITHUB_STEP_SUMMARY" in fix["run"]
+
+
+def test_staging_pushes_to_main_only_with_a_minted_app_token():
+    """GITHUB_TOKEN cannot push past main's branch rules, and a stored App token expires in an hour."""
+    deploy = workflow("promote.yml")["jobs"]["deploy"]
+    assert deploy["permissions"] == {"contents": "read", "pull-requests": "write"}
+    app = next(s for s in deploy["steps"] if "create-github-app-token" in s.get("uses", ""))
+    sha = "1b10c78c7865c340bc4f6099eb2f838309f1e8c3"  # v3.1.1, checked against the upstream tag
+    assert app["uses"] == f"actions/create-github-app-token@{sha}"
+    assert app["if"] == "${{ vars.DEPLOY_APP_ID != '' }}"
+    assert app["with"]["private-key"] == "${{ secrets.DEPLOY_APP_PRIVATE_KEY }}"
+    stage = next(s for s in deploy["steps"] if "mlops deploy stage" in s.get("run", ""))
+    assert stage["env"]["APP_TOKEN"] == "${{ steps.app.outputs.token }}"
+    script = stage["run"]
+    # no App: a PR from deploy/staging (before any push); with one: push, and rebase on a moved main
+    assert script.index("mlops deploy propose --overlay staging") < script.index("git push origin HEAD:main")
+    assert "git rebase origin/main" in script
+    assert "DEPLOY_TOKEN" not in yaml.safe_dump(deploy)
 
 
 def test_promote_releases_only_from_main():
@@ -127,11 +146,14 @@ def test_images_are_tagged_immutably_and_deployed_by_digest():
 
 def test_oidc_is_pinned_and_uses_a_role_from_a_variable():
     sha = "e6de054238d6b7531b4efff3b6587d9aade6a06c"  # v6.2.3, checked against the upstream tag
-    for name in ("pr.yml", "promote.yml"):
+    for name in ("pr.yml", "promote.yml", "drift.yml"):
         text = (WORKFLOWS / name).read_text()
         assert f"aws-actions/configure-aws-credentials@{sha}  # v6.2.3" in text, name
-    promote = workflow("promote.yml")["jobs"]
-    for job in ("release", "champion", "undo"):
-        assert promote[job]["permissions"]["id-token"] == "write"
-        step = next(s for s in promote[job]["steps"] if "configure-aws-credentials" in s.get("uses", ""))
-        assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+    roles = [("promote.yml", "release", "AWS_ROLE_ARN"), ("promote.yml", "champion", "AWS_ROLE_ARN")]
+    roles += [("drift.yml", "detect", "AWS_READ_ROLE_ARN"), ("drift.yml", "retrain-pr", "AWS_ROLE_ARN")]
+    for name, job, role in roles:
+        spec = workflow(name)["jobs"][job]
+        assert spec["permissions"]["id-token"] == "write", (name, job)
+        step = next(s for s in spec["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+        assert step["with"]["role-to-assume"] == f"${{{{ vars.{role} }}}}", (name, job)
+        assert step["if"] == f"${{{{ vars.{role} != '' }}}}", (name, job)

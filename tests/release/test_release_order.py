@@ -1,6 +1,8 @@
 """The alias moves last: `promote --candidate` registers and gates, the image is built from the candidate,
 and only `mlops champion` moves the alias. A failure in between leaves the champion where it was.
-Promotion refuses any ref but main inside GitHub Actions. Real sqlite registry."""
+Once the alias moved with its pushed image, the release stands: a failed deploy job moves nothing back,
+and re-running the champion job for it is a no-op. Promotion refuses any ref but main inside GitHub
+Actions. Real sqlite registry."""
 
 from __future__ import annotations
 
@@ -47,6 +49,18 @@ def test_candidate_is_gated_and_archived_but_champion_stays_until_the_image_is_p
     assert champion(project) == "2"
     record = release(project)
     assert record["event"] == "promote" and record["previous"] == "1" and record["image"] == image
+
+
+def test_after_a_failed_deploy_the_release_stands_and_a_rerun_moves_nothing(project, capsys):
+    """promote.yml's deploy job failed after the alias move: champion and its image stay; "Re-run all
+    jobs" runs the champion job again with the same --expect, which must succeed without a move."""
+    candidate_two(project)
+    image = "ghcr.io/acme/model@sha256:" + "b" * 64
+    assert main(["champion", "--version", "2", "--expect", "1", "--image", image]) == 0
+    capsys.readouterr()
+    assert main(["champion", "--version", "2", "--expect", "1", "--image", image]) == 0
+    assert "version 2 is already champion" in capsys.readouterr().out
+    assert champion(project) == "2" and release(project)["image"] == image
 
 
 def test_champion_refuses_when_the_alias_moved_since_the_gates(project):
