@@ -7,7 +7,8 @@ PR jobs read the remote but cannot write it (docs/security.md): what they could 
   as `.dvc/cache` is, go into the workflow artifact `dvc-outputs`. A PR author restores it with
   `gh run download RUN --name dvc-outputs --dir .dvc/cache` and `dvc repro --pull` (no retraining).
 - `fetch` (trusted job on main): finds that artifact for the merged commit through the GitHub REST API
-  (commit -> its PR -> the PR head's successful pr.yml run -> artifact) and unpacks it into a quarantine;
+  (commit -> its PR -> the PR head's completed pr.yml runs, any conclusion -> the newest artifact) and
+  unpacks it into a quarantine;
   `receive` does so for main's recent commits until nothing dvc.lock names is missing.
 - `admit` (trusted job): copies into `.dvc/cache` only the objects that the MERGED dvc.lock names and whose
   bytes hash to their names (a `.dir` list checked against its own hash first). Nothing else is taken:
@@ -224,20 +225,25 @@ def fetch(dest: Path, sha: str | None = None) -> str | None:
         print(f"outputs: commit {sha[:7]} belongs to no pull request; nothing to fetch")
         return None
     head = pulls[0]["head"]["sha"]
-    query = urllib.parse.urlencode({"head_sha": head, "event": "pull_request", "status": "success"})
+    # Any completed run, whatever its conclusion: the train job uploads the artifact before the checks that
+    # may fail after it, and a failure of another job (the non-required PR comment) must not lose it.
+    # What is taken is decided object by object against the merged dvc.lock (`admit`), not by the run.
+    query = urllib.parse.urlencode({"head_sha": head, "event": "pull_request", "status": "completed"})
     runs = [
         run
         for run in _api(f"{api}/repos/{repo}/actions/runs?{query}", token).get("workflow_runs", [])
         if run.get("path", PR_WORKFLOW).split("@")[0] == PR_WORKFLOW and run.get("head_sha") == head
     ]
     if not runs:
-        print(f"outputs: no successful pr.yml run for the PR head {head[:7]}; nothing to fetch")
+        print(f"outputs: no completed pr.yml run for the PR head {head[:7]}; nothing to fetch")
         return None
-    run = max(runs, key=lambda r: (r.get("run_attempt", 1), r["id"]))
-    found = _api(f"{api}/repos/{repo}/actions/runs/{run['id']}/artifacts?name={ARTIFACT}", token)
-    artifacts = [a for a in found.get("artifacts", []) if a["name"] == ARTIFACT and not a.get("expired")]
-    if not artifacts:
-        print(f"outputs: run {run['id']} has no {ARTIFACT} artifact (expired?); nothing to fetch")
+    for run in sorted(runs, key=lambda r: (r["id"], r.get("run_attempt", 1)), reverse=True):  # newest first
+        found = _api(f"{api}/repos/{repo}/actions/runs/{run['id']}/artifacts?name={ARTIFACT}", token)
+        artifacts = [a for a in found.get("artifacts", []) if a["name"] == ARTIFACT and not a.get("expired")]
+        if artifacts:
+            break
+    else:
+        print(f"outputs: no pr.yml run of {head[:7]} has a {ARTIFACT} artifact (expired?); nothing to fetch")
         return None
     data = _api(artifacts[0]["archive_download_url"], token, raw=True)
     _unzip(data, dest)

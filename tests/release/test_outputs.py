@@ -140,12 +140,35 @@ def test_fetch_finds_the_pr_run_of_the_merged_commit_and_unpacks_its_artifact(tm
         return original(req)
 
     api.handle = pulls_of_merge_commit
-    assert outputs.fetch(dest, sha=merged) == run["html_url"]
+    assert outputs.fetch(dest, sha=merged) == run["html_url"]  # the newest run with the artifact
     assert sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file()) == sorted(
         p.relative_to(quarantine) for p in quarantine.rglob("*") if p.is_file()
     )
     blob = [r for r in api.state.requests if r.path.startswith("/blobs/")]
     assert blob and "Authorization" not in blob[0].headers  # the token never follows the redirect
+
+
+def test_fetch_takes_the_artifact_of_a_run_that_failed_after_training(tmp_path, api, capsys):
+    """The train job uploaded dvc-outputs, then the non-required comment job failed: the run's conclusion
+    is failure, and the artifact is still what was trained (admit checks it against the merged lock)."""
+    quarantine, _ = synthetic(tmp_path)
+    head = "e" * 40
+    api.add_pull("acme/model", "feature", head_sha=head)
+    failed = api.add_run("acme/model", head, {"dvc-outputs": zipped(quarantine)}, conclusion="failure")
+    api.add_run("acme/model", head, {"model-report": b""})  # a later re-run without the artifact
+    original = api.handle
+
+    def pulls_of_commit(req):
+        if req.path == f"/repos/acme/model/commits/{head}/pulls":
+            return 200, api.state.pulls
+        return original(req)
+
+    api.handle = pulls_of_commit
+    dest = tmp_path / "fetched"
+    assert outputs.fetch(dest, sha=head) == failed["html_url"]
+    assert any(p.is_file() for p in dest.rglob("*"))
+    query = next(r.query for r in api.state.requests if r.path == "/repos/acme/model/actions/runs")
+    assert query.get("status") == "completed"  # not "success": the conclusion is not the check
 
 
 def test_fetch_without_a_pr_fetches_nothing(tmp_path, api, capsys):
