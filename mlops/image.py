@@ -4,6 +4,9 @@ A tag names one build of one model version at one commit. A `serve/**` change re
 version at a new commit, so it gets a new tag instead of overwriting `model-v<N>`. Before pushing, the
 release job asks the registry (OCI distribution API, the Docker token flow ghcr.io uses) whether the tag
 exists, and refuses if it does: a re-run of the same commit must not replace what was deployed.
+A package that does not exist yet (a fork's very first push) is absent, whether the registry says so with
+a 404 or, as ghcr.io may, with another status and the error code NAME_UNKNOWN; every other denial is an
+error, never "absent" (a wrong token must not look like a free tag).
 """
 
 from __future__ import annotations
@@ -53,6 +56,27 @@ def _bearer(challenge: str, user: str, secret: str) -> str | None:
     return body.get("token") or body.get("access_token")
 
 
+ABSENT_CODES = {"NAME_UNKNOWN", "MANIFEST_UNKNOWN"}  # OCI distribution spec error codes
+
+
+def _error_codes(body: bytes) -> set[str]:
+    """The `errors[].code` of an OCI distribution error body (empty when it is not one)."""
+    try:
+        errors = json.loads(body or b"{}").get("errors") or []
+    except (ValueError, AttributeError):
+        return set()
+    return {str(e.get("code", "")).upper() for e in errors if isinstance(e, dict)}
+
+
+def _says_absent(url: str, headers: dict[str, str]) -> bool:
+    """HEAD answers carry no body: GET the same URL to read the error code of a non-404 answer."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30):
+            return False
+    except urllib.error.HTTPError as err:
+        return bool(_error_codes(err.read()) & ABSENT_CODES)
+
+
 def exists(repository: str, image_tag: str, user: str = "", secret: str = "", scheme: str = "https") -> bool:
     """Whether `repository:image_tag` is in its registry (HEAD of the manifest; 404 = no)."""
     host, name = _split(repository)
@@ -79,6 +103,8 @@ def exists(repository: str, image_tag: str, user: str = "", secret: str = "", sc
                 try:
                     token = _bearer(challenge, user, secret)
                 except urllib.error.HTTPError as refused:
+                    if _error_codes(refused.read()) & ABSENT_CODES:
+                        return False  # no such package yet: nothing can be overwritten
                     raise UserError(
                         f"the registry refused the credentials for {repository} (HTTP {refused.code}): "
                         "check REGISTRY_USER / REGISTRY_TOKEN"
@@ -86,6 +112,8 @@ def exists(repository: str, image_tag: str, user: str = "", secret: str = "", sc
                 if token:
                     headers["Authorization"] = f"Bearer {token}"
                     continue
+            if _says_absent(url, headers):
+                return False
             raise UserError(f"cannot tell whether {repository}:{image_tag} exists: HTTP {err.code}") from None
     raise UserError(f"cannot tell whether {repository}:{image_tag} exists: authentication refused")
 

@@ -1,7 +1,9 @@
 """Immutable image tags: `model-v<N>-<sha7>`, and a push refused when the registry has the tag.
 
 The registry side is a loopback OCI distribution endpoint that answers like ghcr.io: 401 with a Bearer
-challenge, a token endpoint that wants the basic credentials, then 200 or 404 on HEAD of the manifest."""
+challenge, a token endpoint that wants the basic credentials, then 200 or 404 on HEAD of the manifest;
+a package that does not exist yet answers 403 and, to a GET, the error code NAME_UNKNOWN (a fork's first
+push to ghcr.io), a private one 403 DENIED."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from mlops.cli import main
 from mlops.errors import UserError
 
 TAGS = {"acme/model": {"model-v1-0123456"}}
+CODES = {"acme/fresh": "NAME_UNKNOWN", "acme/private": "DENIED"}  # answered 403 with this error code
 
 
 @pytest.fixture
@@ -33,8 +36,12 @@ def registry():
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def do_GET(self):  # the token endpoint
+        def do_GET(self):  # the token endpoint, and a manifest's error body
             seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+            if self.path.startswith("/v2/"):
+                repo = self.path.split("/v2/", 1)[1].rsplit("/manifests/", 1)[0]
+                error = {"errors": [{"code": CODES.get(repo, "DENIED"), "message": "from the stub"}]}
+                return self._answer(403, json.dumps(error).encode(), Content_Type="application/json")
             expected = "Basic " + base64.b64encode(b"bot:secret").decode()
             if self.headers.get("Authorization") != expected:
                 return self._answer(401)
@@ -47,6 +54,8 @@ def registry():
                 challenge = f'Bearer realm="{realm}",service="test",scope="repository:x:pull"'
                 return self._answer(401, WWW_Authenticate=challenge)
             repo = self.path.split("/v2/", 1)[1].rsplit("/manifests/", 1)
+            if repo[0] in CODES:
+                return self._answer(403)
             return self._answer(200 if repo[1] in TAGS.get(repo[0], set()) else 404)
 
         def log_message(self, *args):
@@ -100,3 +109,14 @@ def test_wrong_credentials_fail_clearly(registry, monkeypatch):
     host, _ = registry
     with pytest.raises(UserError, match=r"refused the credentials .* \(HTTP 401\)"):
         image.exists(f"{host}/acme/model", "model-v1-0123456", "bot", "wrong", scheme="http")
+
+
+def test_a_package_that_does_not_exist_yet_is_absent_and_other_denials_are_errors(registry):
+    """A fork's first push: ghcr.io may answer NAME_UNKNOWN instead of 404; DENIED must stay an error."""
+    host, seen = registry
+    assert image.exists(f"{host}/acme/fresh", "model-v1-0123456", "bot", "secret", scheme="http") is False
+    assert ("GET", "/v2/acme/fresh/manifests/model-v1-0123456", "Bearer registry-token") in seen
+    with pytest.raises(
+        UserError, match=r"cannot tell whether .*acme/private:model-v1-0123456 exists: HTTP 403"
+    ):
+        image.exists(f"{host}/acme/private", "model-v1-0123456", "bot", "secret", scheme="http")
