@@ -102,7 +102,7 @@ def test_promote_registers_first_and_moves_the_alias_last():
 def test_staging_pushes_to_main_only_with_a_minted_app_token():
     """GITHUB_TOKEN cannot push past main's branch rules, and a stored App token expires in an hour."""
     deploy = workflow("promote.yml")["jobs"]["deploy"]
-    assert deploy["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert deploy["permissions"] == {"contents": "write", "pull-requests": "write"}  # the API branches
     app = next(s for s in deploy["steps"] if "create-github-app-token" in s.get("uses", ""))
     sha = "1b10c78c7865c340bc4f6099eb2f838309f1e8c3"  # v3.1.1, checked against the upstream tag
     assert app["uses"] == f"actions/create-github-app-token@{sha}"
