@@ -43,14 +43,6 @@ ARTIFACT = "dvc-outputs"
 PR_WORKFLOW = ".github/workflows/pr.yml"
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _object(root: Path, digest: str) -> Path:
     return root / OBJECTS / digest[:2] / digest[2:]
 
