@@ -229,6 +229,13 @@ def rollback(root: Path, env: str, apply: bool) -> list[list[str]]:
     return commands
 
 
+def _release_table(image: Image, version: str, overlay: str, current: Release) -> str:
+    """The head of both PR bodies: what is proposed and what the overlay runs now."""
+    now = f"`{current.image}` (version {current.version})" if current.image else "nothing yet"
+    rows = [("image", f"`{image}`"), ("model version", version), (f"{overlay} now", now)]
+    return "| | |\n| --- | --- |\n" + "\n".join(f"| {key} | {value} |" for key, value in rows)
+
+
 # -- the production PR ----------------------------------------------------------------------------------
 def pr_body(image: Image, version: str, current: Release, staging: Release, percent: int, base: str) -> str:
     if staging.image == image:
@@ -237,15 +244,10 @@ def pr_body(image: Image, version: str, current: Release, staging: Release, perc
         staged = "⚠️ has never been deployed: this PR skips staging"
     else:
         staged = f"⚠️ runs another image, `{staging.image}` (version {staging.version}): not this one"
-    now = f"`{current.image}` (version {current.version})" if current.image else "nothing yet"
     return f"""{MARKER}
 ## Deploy model version {version} to production
 
-| | |
-| --- | --- |
-| image | `{image}` |
-| model version | {version} |
-| production now | {now} |
+{_release_table(image, version, "production", current)}
 | staging | {staged} |
 | canary | {percent} % of traffic to the new revision once synced (KServe); the plain Deployment rolls all |
 
@@ -263,15 +265,10 @@ This PR is opened and updated by `mlops deploy propose`: the next promotion repl
 
 
 def staging_body(image: Image, version: str, current: Release, base: str) -> str:
-    now = f"`{current.image}` (version {current.version})" if current.image else "nothing yet"
     return f"""{MARKER}
 ## Deploy model version {version} to staging
 
-| | |
-| --- | --- |
-| image | `{image}` |
-| model version | {version} |
-| staging now | {now} |
+{_release_table(image, version, "staging", current)}
 
 Merging this PR deploys it: Argo CD syncs `deploy/overlays/staging` (or `plain-staging`) from `{base}`.
 The release workflow opens it instead of pushing to `{base}` because no GitHub App may bypass `{base}`'s
