@@ -172,14 +172,18 @@ class FakeGitHub:
         path: str = ".github/workflows/pr.yml",
         conclusion: str = "success",
         event: str = "pull_request",
+        run_id: int | None = None,
+        head_branch: str | None = None,
     ) -> dict:
-        """A finished workflow run with its artifacts (name -> zip bytes), as the Actions API lists it."""
+        """A finished workflow run with its artifacts (name -> zip bytes), as the Actions API lists it.
+        `run_id`: the id of a run under act (act numbers every run 1), so that a printed fix names it."""
         with self.lock:
-            run_id = next(self.state.ids)
+            run_id = next(self.state.ids) if run_id is None else run_id
             run = {
                 "repo": repo,
                 "id": run_id,
                 "head_sha": head_sha,
+                "head_branch": head_branch,
                 "path": path,
                 "event": event,
                 "status": "completed",
@@ -453,6 +457,12 @@ class FakeGitHub:
                     and q.get("status", run["conclusion"]) in (run["conclusion"], run["status"])
                 ]
                 return 200, {"total_count": len(runs), "workflow_runs": runs}
+            if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)", p):  # "Get a workflow run"
+                found = [r for r in s.runs if r["repo"] == m[1] and r["id"] == int(m[2])]
+                if not found:
+                    return 404, {"message": "Not Found"}
+                run = {k: v for k, v in found[0].items() if k not in ("artifacts", "artifact_ids", "repo")}
+                return 200, {**run, "repository": {"full_name": m[1]}}
             if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)/artifacts", p):
                 found = [r for r in s.runs if r["repo"] == m[1] and r["id"] == int(m[2])]
                 if not found:

@@ -7,11 +7,16 @@ image push, deploy) lives in a job bound to a GitHub environment whose deploymen
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.repo import sh
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -21,6 +26,10 @@ REPOSITORY_SECRETS = {"GITHUB_TOKEN", "MLOPS_ALERT_URLS"} | {
     f"DVC_READONLY_{name}"
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_CONNECTION_STRING")
 }
+# The lock bot's App key: a repository secret, since PR branches must reach it. Whoever can push a branch
+# here can read it from their copy of pr.yml, and already holds what the App may do (contents: write, no
+# ruleset bypass). It may appear only in pr.yml's lock-bot job, in the step that mints the token.
+LOCK_BOT_SECRET = "LOCK_BOT_APP_PRIVATE_KEY"
 WRITE = (
     "MLFLOW_",
     "AWS_ACCESS_KEY_ID",
@@ -47,7 +56,7 @@ def test_no_pr_job_can_read_a_registry_or_write_credential():
     pr = workflow("pr.yml")
     assert "pull_request_target" not in pr[True]  # yaml reads `on:` as True
     for name, job in pr["jobs"].items():
-        found = secrets_of(job, pr)
+        found = secrets_of(job, pr) - ({LOCK_BOT_SECRET} if name == "lock-bot" else set())
         assert found <= REPOSITORY_SECRETS, f"pr.yml job {name} reads {sorted(found - REPOSITORY_SECRETS)}"
         assert not any(s.startswith(WRITE) for s in found), (name, found)
         assert "environment" not in job, name
@@ -61,13 +70,20 @@ def test_the_train_job_hands_its_outputs_over_as_an_artifact():
     uploads = [s["with"]["name"] for s in train["steps"] if "upload-artifact" in s.get("uses", "")]
     assert "dvc-outputs" in uploads
     assert train["permissions"] == {"contents": "read", "id-token": "write"}
+    pack = next(s for s in train["steps"] if "mlops outputs pack" in s.get("run", ""))
+    assert pack["run"].strip() == 'mlops outputs pack --dir "$RUNNER_TEMP/dvc-outputs"'
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
 def test_write_credentials_live_only_in_environment_jobs(name):
     flow = workflow(name)
     for job_name, job in flow["jobs"].items():
-        writes = {s for s in secrets_of(job, flow) if s not in REPOSITORY_SECRETS and s != "RETRAIN_PR_TOKEN"}
+        allowed = (
+            REPOSITORY_SECRETS
+            | {"RETRAIN_PR_TOKEN"}
+            | ({LOCK_BOT_SECRET} if job_name == "lock-bot" else set())
+        )
+        writes = {s for s in secrets_of(job, flow) if s not in allowed}
         if writes:
             assert job.get("environment") in ("registry", "production"), (name, job_name, writes)
         if "dvc push" in runs(job):
@@ -157,3 +173,189 @@ def test_oidc_is_pinned_and_uses_a_role_from_a_variable():
         step = next(s for s in spec["steps"] if "configure-aws-credentials" in s.get("uses", ""))
         assert step["with"]["role-to-assume"] == f"${{{{ vars.{role} }}}}", (name, job)
         assert step["if"] == f"${{{{ vars.{role} != '' }}}}", (name, job)
+
+
+# --- pr.yml: the comment first, one check, the lock bot ------------------------------------------------
+
+
+def test_lint_test_and_train_run_side_by_side_and_the_comment_needs_training_only():
+    jobs = workflow("pr.yml")["jobs"]
+    for name in ("lint", "test", "train"):
+        assert not needs(jobs[name]), f"{name} waits for {needs(jobs[name])}"
+    assert needs(jobs["comment"]) == {"train"}
+    assert needs(jobs["lock-bot"]) == {"train"}
+    assert 'python -m pytest -m "not slow and not template"' in runs(jobs["test"])
+    assert jobs["test"]["steps"][-1]["env"] == {"PYTEST_ADDOPTS": "${{ vars.PYTEST_ADDOPTS }}"}
+
+
+def test_the_check_job_is_green_only_when_lint_test_and_train_succeeded(tmp_path):
+    """The one status for main's branch rule: it runs even when a job it needs failed, and then fails."""
+    check = workflow("pr.yml")["jobs"]["check"]
+    assert needs(check) == {"lint", "test", "train"}
+    assert check["if"] == "${{ always() }}" and check["permissions"] == {}
+    [step] = check["steps"]
+    assert step["env"] == {n.upper(): f"${{{{ needs.{n}.result }}}}" for n in ("lint", "test", "train")}
+
+    def verdict(**results: str) -> int:
+        env = {"LINT": "success", "TEST": "success", "TRAIN": "success", **results}
+        return subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True).returncode
+
+    assert verdict() == 0
+    for job in ("LINT", "TEST", "TRAIN"):
+        for result in ("failure", "cancelled", "skipped"):
+            assert verdict(**{job: result}) != 0, (job, result)
+
+
+def test_the_train_job_reproduces_against_the_base_and_exposes_the_lock_verdict():
+    train = workflow("pr.yml")["jobs"]["train"]
+    script = runs(train)
+    assert "dvc repro" not in script.replace("dvc repro --pull", "")  # mlops repro decides what runs
+    assert 'mlops repro --base "origin/${BASE_REF}" --pull' in script
+    assert 'mlops repro --base "origin/${BASE_REF}"' in script
+    lock = next(s for s in train["steps"] if s.get("id") == "lock")
+    assert 'mlops lock-check --base "origin/${BASE_REF}"' in lock["run"]
+    assert train["outputs"]["lock"] == "${{ steps.lock.outputs.lock }}"
+    checkout = train["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_every_pr_job_keeps_credentials_out_of_git_and_untrusted_values_out_of_scripts():
+    text = (WORKFLOWS / "pr.yml").read_text()
+    flow = yaml.safe_load(text)
+    assert flow["permissions"] == {"contents": "read"}
+    assert flow["concurrency"] == {
+        "group": "pr-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": True,
+    }
+    for name, job in flow["jobs"].items():
+        for step in job.get("steps", []):
+            if "actions/checkout" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False, name
+            assert "${{" not in step.get("run", ""), f"{name}: a value reaches a script other than by env"
+    pins = re.findall(r"uses: ([\w.-]+/[\w./-]+)@(\S+)(.*)", text)
+    assert pins
+    for action, ref, rest in pins:
+        assert re.fullmatch(r"[0-9a-f]{40}", ref) and re.search(r"# v\d+\.\d+\.\d+", rest), action
+
+
+def test_the_lock_bot_runs_no_pr_code_and_pushes_only_with_the_minted_app_token():
+    bot = workflow("pr.yml")["jobs"]["lock-bot"]
+    condition = " ".join(bot["if"].split())
+    assert "needs.train.outputs.lock == 'stale'" in condition
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert "vars.LOCK_BOT_APP_ID != ''" in condition
+    assert bot["permissions"] == {"contents": "read"}
+    steps = bot["steps"]
+    app = steps[0]
+    sha = "1b10c78c7865c340bc4f6099eb2f838309f1e8c3"  # v3.1.1, as promote.yml's deploy job
+    assert app["uses"] == f"actions/create-github-app-token@{sha}"
+    assert app["with"] == {
+        "app-id": "${{ vars.LOCK_BOT_APP_ID }}",
+        "private-key": f"${{{{ secrets.{LOCK_BOT_SECRET} }}}}",
+        "permission-contents": "write",
+    }
+    for step in steps[1:]:  # the key stays in the step that mints the token
+        assert LOCK_BOT_SECRET not in yaml.safe_dump(step)
+        assert not step.get("uses", "").startswith("./"), "a local action is the PR's code"
+    script = runs(bot)
+    for pr_code in ("mlops", "make", "pip", "python", "dvc ", "./", "npm", "bash "):
+        assert pr_code not in script, f"the lock bot runs {pr_code!r}, i.e. code of the PR"
+    commit = steps[-1]
+    assert commit["env"]["APP_TOKEN"] == "${{ steps.app.outputs.token }}"
+    assert commit["env"]["HEAD_REF"] == "${{ github.head_ref }}"
+    assert 'git push origin "HEAD:refs/heads/$HEAD_REF"' in commit["run"]
+    assert 'x-access-token:%s\' "$APP_TOKEN"' in commit["run"]
+    assert "GITHUB_TOKEN" not in yaml.safe_dump(bot) and "github.token" not in yaml.safe_dump(bot)
+
+
+def run_lock_bot(tmp_path: Path, branch_files: dict[str, str], link: str | None = None):
+    """pr.yml's lock-bot commit step, run by bash as the runner runs it, on a checkout of a PR branch
+    whose origin is a local bare repository; `branch_files` is the artifact's branch/ folder."""
+    origin, work, src = tmp_path / "origin.git", tmp_path / "work", tmp_path / "dvc-outputs" / "branch"
+    seed = tmp_path / "seed"
+    for rel in ("dvc.lock", ".gitignore", "reports/.gitignore", "artifacts/.gitignore", "eval/metrics.json"):
+        (seed / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, seed / rel)
+    sh(["git", "init", "-q", "-b", "feature"], seed)
+    sh(["git", "add", "-A"], seed)
+    sh(["git", "commit", "-q", "-m", "change train.lr"], seed)
+    sh(["git", "clone", "-q", "--bare", str(seed), str(origin)], tmp_path)
+    sh(["git", "clone", "-q", str(origin), str(work)], tmp_path)
+    sh(["git", "checkout", "-q", "--detach", "HEAD"], work)  # actions/checkout of the head sha
+    for rel, text in branch_files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    if link:
+        (src / link).parent.mkdir(parents=True, exist_ok=True)
+        (src / link).symlink_to("/etc/passwd")
+    step = workflow("pr.yml")["jobs"]["lock-bot"]["steps"][-1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+        "APP_TOKEN": "app-token",
+        "SERVER": "https://github.example",
+        "HEAD_REF": "feature",
+        "RUN_ID": "42",
+        "SRC": str(src),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=work,
+        env=env,
+        text=True,
+        capture_output=True,
+    )
+    log = sh(["git", "log", "--format=%s", "feature"], origin).stdout.splitlines()
+    return proc, log, origin, work
+
+
+def test_the_lock_bot_commits_dvc_lock_and_the_git_tracked_outputs_to_the_pr_branch(tmp_path):
+    lock = (ROOT / "dvc.lock").read_text() + "# trained by run 42\n"
+    proc, log, origin, work = run_lock_bot(
+        tmp_path, {"dvc.lock": lock, "eval/metrics.json": "{}\n", "eval/plots/roc.csv": "fpr,tpr\n"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert log == ["dvc.lock and metrics of run 42", "change train.lr"]
+    changed = sh(["git", "show", "--name-only", "--format=", "feature"], origin).stdout.split()
+    assert sorted(changed) == ["dvc.lock", "eval/metrics.json", "eval/plots/roc.csv"]
+    assert sh(["git", "show", "feature:dvc.lock"], origin).stdout == lock
+    header = sh(["git", "config", "http.https://github.example/.extraheader"], work).stdout
+    assert header.startswith("AUTHORIZATION: basic ")  # the App token, as promote.yml's deploy job
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {".github/workflows/pr.yml": "on: push\n"},  # CI files
+        {"model/train.py": "import os\n"},  # a dependency of the lock, i.e. code: not an output
+        {"artifacts/model/model.pt": "weights"},  # a DVC-cached output (git-ignored)
+        {"eval/../model/train.py": "x"},
+    ],
+    ids=["workflow", "code", "cached-output", "dotdot"],
+)
+def test_the_lock_bot_refuses_anything_but_the_lock_and_its_git_tracked_outputs(tmp_path, extra):
+    lock = (ROOT / "dvc.lock").read_text()
+    proc, log, _, _ = run_lock_bot(tmp_path, {"dvc.lock": lock + "#\n", **extra})
+    assert proc.returncode != 0 and "refused" in proc.stdout, proc.stdout + proc.stderr
+    assert log == ["change train.lr"]  # nothing pushed
+
+
+def test_the_lock_bot_refuses_links_and_its_own_stale_commit(tmp_path):
+    lock = (ROOT / "dvc.lock").read_text()
+    proc, log, _, _ = run_lock_bot(tmp_path, {"dvc.lock": lock + "#\n"}, link="eval/metrics.json")
+    assert proc.returncode != 0 and "link" in proc.stdout and log == ["change train.lr"]
+
+    again = tmp_path / "again"
+    proc, log, origin, work = run_lock_bot(again, {"dvc.lock": lock + "# run 42\n"})
+    assert proc.returncode == 0, proc.stderr
+    sh(["git", "fetch", "-q", "origin"], work)
+    sh(["git", "checkout", "-q", "--detach", "origin/feature"], work)  # the next run, on the bot's commit
+    step = workflow("pr.yml")["jobs"]["lock-bot"]["steps"][-1]
+    env = {**os.environ, "SRC": str(again / "dvc-outputs" / "branch"), "RUN_ID": "43", "HEAD_REF": "feature"}
+    env = {k: v for k, v in env.items() if not k.startswith("GIT_")}
+    (again / "dvc-outputs" / "branch" / "dvc.lock").write_text(lock + "# run 43, trained differently\n")
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=work, env=env, text=True, capture_output=True
+    )
+    assert proc.returncode != 0 and "lock bot's own commit" in proc.stdout, proc.stdout + proc.stderr
+    assert sh(["git", "log", "--format=%s", "feature"], origin).stdout.splitlines()[0].endswith("run 42")
