@@ -3,7 +3,9 @@
 Every marketplace action a workflow uses (`uses: owner/name@ref`) is mapped with `--local-repository` to
 the stand-in at tests/github/actions/<owner>/<name>/, whatever the ref: adding a stand-in directory is
 all a new workflow needs. `actions/checkout` of the same repository is handled by act itself (it copies
-the working tree, .git included). See README.md in this folder for the API.
+the working tree, .git included). Every job runs with the PATH of GitHub's runner (runner.py): a tool
+this machine has and the runner lacks is missing there too, unless the job installs it. See README.md in
+this folder for the API.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.github.cml import real_cml
+from tests.github.runner import make_runner_path
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "actions"
@@ -146,7 +149,8 @@ class Act:
             [sys.executable, "-m", "pip", "cache", "dir"], text=True, capture_output=True
         ).stdout.strip() or str(work / "pip-cache")
 
-    def env(self, home: Path, extra: dict[str, str]) -> dict[str, str]:
+    def env(self, home: Path, extra: dict[str, str], path: Path | None = None) -> dict[str, str]:
+        """act's environment, which every step inherits: PATH is `path`, the runner's tools only."""
         bundle = str(self.github.ca_bundle)
         keep = {
             k: v
@@ -154,8 +158,10 @@ class Act:
             if not k.startswith(("GIT_", "DVC_", "MLFLOW_", "GITHUB_", "RUNNER_", "ACT", "PYTEST_"))
         }
         keep.pop("VIRTUAL_ENV", None)
+        keep.pop("MLOPS_REQUIRE_TOOLS", None)  # a workflow sets it after installing its tools, or not
         return {
             **keep,
+            **({"PATH": str(path)} if path else {}),
             "HOME": str(home),
             "XDG_CONFIG_HOME": str(home / ".config"),
             "XDG_CACHE_HOME": str(home / ".cache"),
@@ -196,6 +202,8 @@ class Act:
         run_dir = self.work / f"act-run-{len(runs) + 1}"
         home = run_dir / "home"
         home.mkdir(parents=True)
+        # GitHub's runner: its tools only, plus what a job installs (runner.py); act is run by its path
+        lacking = make_runner_path(run_dir / "path")
         event_file = run_dir / "event.json"
         event_file.write_text(json.dumps(event))
         secrets = {"GITHUB_TOKEN": "test-token", **(secrets or {})}
@@ -228,7 +236,7 @@ class Act:
         with subprocess.Popen(
             cmd,
             cwd=repo,
-            env=self.env(home, env or {}),
+            env=self.env(home, env or {}, run_dir / "path"),
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -241,7 +249,8 @@ class Act:
                     stamps.setdefault(m[1], [time.monotonic()] * 2)[1] = time.monotonic()
             timer.cancel()
         output = "".join(lines)
-        (run_dir / "act.log").write_text(f"$ {shlex.join(cmd)}\n{output}")
+        lacks = f"# PATH {run_dir / 'path'}; runner tools this host lacks: {' '.join(lacking)}"
+        (run_dir / "act.log").write_text(f"$ {shlex.join(cmd)}\n{lacks}\n{output}")
         spans = {job: end - start for job, (start, end) in stamps.items()}
         return ActResult(proc.returncode, output, self.state / "artifacts", spans)
 
