@@ -215,8 +215,9 @@ def test_the_train_job_reproduces_against_the_base_and_exposes_the_lock_verdict(
     lock = next(s for s in train["steps"] if s.get("id") == "lock")
     assert 'mlops lock-check --base "origin/${BASE_REF}"' in lock["run"]
     assert train["outputs"]["lock"] == "${{ steps.lock.outputs.lock }}"
-    checkout = train["steps"][0]
-    assert checkout["with"]["ref"] == "${{ github.event.pull_request.head.sha }}"
+    head = train["steps"][1]  # right after the checkout: what is trained is the commit the lock goes back to
+    assert head["run"] == 'git checkout -q --detach "$HEAD_SHA"'
+    assert head["env"] == {"HEAD_SHA": "${{ github.event.pull_request.head.sha }}"}
 
 
 def test_every_pr_job_keeps_credentials_out_of_git_and_untrusted_values_out_of_scripts():
@@ -268,9 +269,31 @@ def test_the_lock_bot_runs_no_pr_code_and_pushes_only_with_the_minted_app_token(
     assert "GITHUB_TOKEN" not in yaml.safe_dump(bot) and "github.token" not in yaml.safe_dump(bot)
 
 
+def bot_step(work: Path, src: Path, head_sha: str, run_id: str, tmp: Path) -> subprocess.CompletedProcess:
+    """pr.yml's lock-bot commit step, run by bash as the runner runs it (`bash -eo pipefail`)."""
+    step = workflow("pr.yml")["jobs"]["lock-bot"]["steps"][-1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env |= {
+        "APP_TOKEN": "app-token",
+        "SERVER": "https://github.example",
+        "HEAD_REF": "feature",
+        "HEAD_SHA": head_sha,
+        "RUN_ID": run_id,
+        "SRC": str(src),
+        "GITHUB_STEP_SUMMARY": str(tmp / "summary.md"),
+    }
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=work,
+        env=env,
+        text=True,
+        capture_output=True,
+    )
+
+
 def run_lock_bot(tmp_path: Path, branch_files: dict[str, str], link: str | None = None):
-    """pr.yml's lock-bot commit step, run by bash as the runner runs it, on a checkout of a PR branch
-    whose origin is a local bare repository; `branch_files` is the artifact's branch/ folder."""
+    """The lock-bot step on a checkout of a PR branch whose origin is a local bare repository;
+    `branch_files` is the artifact's branch/ folder. Returns (process, origin's log of the branch, ...)."""
     origin, work, src = tmp_path / "origin.git", tmp_path / "work", tmp_path / "dvc-outputs" / "branch"
     seed = tmp_path / "seed"
     for rel in ("dvc.lock", ".gitignore", "reports/.gitignore", "artifacts/.gitignore", "eval/metrics.json"):
@@ -281,30 +304,14 @@ def run_lock_bot(tmp_path: Path, branch_files: dict[str, str], link: str | None 
     sh(["git", "commit", "-q", "-m", "change train.lr"], seed)
     sh(["git", "clone", "-q", "--bare", str(seed), str(origin)], tmp_path)
     sh(["git", "clone", "-q", str(origin), str(work)], tmp_path)
-    sh(["git", "checkout", "-q", "--detach", "HEAD"], work)  # actions/checkout of the head sha
     for rel, text in branch_files.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(text)
     if link:
         (src / link).parent.mkdir(parents=True, exist_ok=True)
         (src / link).symlink_to("/etc/passwd")
-    step = workflow("pr.yml")["jobs"]["lock-bot"]["steps"][-1]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-        "APP_TOKEN": "app-token",
-        "SERVER": "https://github.example",
-        "HEAD_REF": "feature",
-        "RUN_ID": "42",
-        "SRC": str(src),
-        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-    }
-    proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-        cwd=work,
-        env=env,
-        text=True,
-        capture_output=True,
-    )
+    head = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    proc = bot_step(work, src, head, "42", tmp_path)
     log = sh(["git", "log", "--format=%s", "feature"], origin).stdout.splitlines()
     return proc, log, origin, work
 
@@ -314,7 +321,7 @@ def test_the_lock_bot_commits_dvc_lock_and_the_git_tracked_outputs_to_the_pr_bra
     proc, log, origin, work = run_lock_bot(
         tmp_path, {"dvc.lock": lock, "eval/metrics.json": "{}\n", "eval/plots/roc.csv": "fpr,tpr\n"}
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert log == ["dvc.lock and metrics of run 42", "change train.lr"]
     changed = sh(["git", "show", "--name-only", "--format=", "feature"], origin).stdout.split()
     assert sorted(changed) == ["dvc.lock", "eval/metrics.json", "eval/plots/roc.csv"]
@@ -340,22 +347,31 @@ def test_the_lock_bot_refuses_anything_but_the_lock_and_its_git_tracked_outputs(
     assert log == ["change train.lr"]  # nothing pushed
 
 
-def test_the_lock_bot_refuses_links_and_its_own_stale_commit(tmp_path):
+def test_the_lock_bot_refuses_links(tmp_path):
     lock = (ROOT / "dvc.lock").read_text()
     proc, log, _, _ = run_lock_bot(tmp_path, {"dvc.lock": lock + "#\n"}, link="eval/metrics.json")
     assert proc.returncode != 0 and "link" in proc.stdout and log == ["change train.lr"]
 
-    again = tmp_path / "again"
-    proc, log, origin, work = run_lock_bot(again, {"dvc.lock": lock + "# run 42\n"})
-    assert proc.returncode == 0, proc.stderr
-    sh(["git", "fetch", "-q", "origin"], work)
-    sh(["git", "checkout", "-q", "--detach", "origin/feature"], work)  # the next run, on the bot's commit
-    step = workflow("pr.yml")["jobs"]["lock-bot"]["steps"][-1]
-    env = {**os.environ, "SRC": str(again / "dvc-outputs" / "branch"), "RUN_ID": "43", "HEAD_REF": "feature"}
-    env = {k: v for k, v in env.items() if not k.startswith("GIT_")}
-    (again / "dvc-outputs" / "branch" / "dvc.lock").write_text(lock + "# run 43, trained differently\n")
-    proc = subprocess.run(
-        ["bash", "-e", "-c", step["run"]], cwd=work, env=env, text=True, capture_output=True
-    )
+
+def test_the_lock_bot_does_not_commit_twice_when_its_own_commit_is_stale(tmp_path):
+    """The run on the bot's commit trained differently again: no loop of bot commits, the comment's fix."""
+    lock = (ROOT / "dvc.lock").read_text()
+    proc, _, origin, work = run_lock_bot(tmp_path, {"dvc.lock": lock + "# run 42\n"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bot_commit = sh(["git", "rev-parse", "feature"], origin).stdout.strip()  # the next run's head
+    src = tmp_path / "dvc-outputs" / "branch"
+    (src / "dvc.lock").write_text(lock + "# run 43, trained differently\n")
+    proc = bot_step(work, src, bot_commit, "43", tmp_path)
     assert proc.returncode != 0 and "lock bot's own commit" in proc.stdout, proc.stdout + proc.stderr
-    assert sh(["git", "log", "--format=%s", "feature"], origin).stdout.splitlines()[0].endswith("run 42")
+    assert sh(["git", "rev-parse", "feature"], origin).stdout.strip() == bot_commit
+
+
+def test_the_lock_bot_leaves_a_branch_that_moved_since_the_run(tmp_path):
+    """The author pushed again while the run trained: that push's own run checks the lock."""
+    lock = (ROOT / "dvc.lock").read_text()
+    proc, log, origin, work = run_lock_bot(tmp_path, {"dvc.lock": lock + "# run 42\n"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trained = sh(["git", "rev-parse", "feature~1"], origin).stdout.strip()  # an older run trained this one
+    proc = bot_step(work, tmp_path / "dvc-outputs" / "branch", trained, "41", tmp_path)
+    assert proc.returncode == 0 and "moved since this run started" in proc.stdout, proc.stdout + proc.stderr
+    assert sh(["git", "log", "--format=%s", "feature"], origin).stdout.splitlines() == log
