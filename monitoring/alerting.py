@@ -1,10 +1,11 @@
 """Alerts to a person: Apprise, configured by URL (Slack, Teams, mailto, a JSON webhook, ...).
 
 A PR and a job summary reach nobody at 05:23 on a Sunday, and a monitor that went blind produces no PR
-at all. So every decision other than `no_drift`, and every blindness error, is sent to the URLs in the
-secret MLOPS_ALERT_URLS (space- or comma-separated Apprise URLs, e.g. `slack://T/B/C`,
-`msteams://...`, `mailtos://user:pass@host?to=a@b`, `json://host/path`). Without it the job says so once
-and goes on: alerts are opt-in, the decision is never hidden behind them.
+at all. So every decision other than `no_drift` (and `never_served`, a new repository's notice), and
+every blindness error, is sent to the URLs in the secret MLOPS_ALERT_URLS (space- or comma-separated
+Apprise URLs, e.g. `slack://T/B/C`, `msteams://...`, `mailtos://user:pass@host?to=a@b`,
+`json://host/path`). Without it the job says so once and goes on: alerts are opt-in, the decision is
+never hidden behind them.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def notify(title: str, body: str, level: str = "warning") -> bool:
 
 
 def decision_alert(summary: dict, report_hint: str = "") -> bool:
-    """The alert for a drift-check decision (the caller skips no_drift)."""
-    from monitoring.drift import drifted_columns
+    """The alert for a drift-check decision (the caller skips no_drift). None for never_served: a new
+    repository's expected state, told by a notice in the job, not by a daily page."""
+    from monitoring.drift import NEVER_SERVED, drifted_columns
 
     decision = summary["decision"]
+    if decision == NEVER_SERVED:
+        print("alert: none sent (nothing served yet: a notice, not an alert)")
+        return False
     lines = [f"Decision: {decision}", *[f"- {r}" for r in summary["reasons"]]]
     drifted = drifted_columns(summary)
     if drifted:

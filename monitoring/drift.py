@@ -7,12 +7,15 @@ workflow branches on data rather than on parsing logs. What counts is the policy
 A monitor that cannot see is worse than none, because its silence reads as "all is well". A missing log
 location, no readable log file, or a log whose newest record is older than `monitoring.staleness` is a
 `BlindError` (exit 3), never a decision; and the previous summary.json is deleted before anything else,
-so no later step can act on an old verdict.
+so no later step can act on an old verdict. The one exception is a production that has never served
+(monitoring.serving: no release recorded, no log file ever): a missing or empty log is then expected,
+and the decision is `never_served`, a notice, so a new repository's scheduled job does not fail daily.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,12 +25,13 @@ import pandas as pd
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params
-from monitoring import performance
+from monitoring import performance, serving
 from monitoring.actions import set_outputs, step_summary
 from monitoring.inference_log import ReadStats, read_jsonl
 from monitoring.policy import LOG_ENV, Policy
 
 DRIFT, PERFORMANCE, NO_DRIFT, NOT_ENOUGH = "drift", "performance", "no_drift", "not_enough_data"
+NEVER_SERVED = "never_served"  # no release and no log file yet: nothing to watch, a notice
 RETRAIN = (DRIFT, PERFORMANCE)  # the decisions that propose a retraining PR
 SUMMARY, REPORT, TARGET_REPORT = "summary.json", "report.html", "target.html"
 PROBA_REPORT = "probabilities.html"
@@ -244,31 +248,12 @@ def check(
     log.rows, log.outside_window = len(current), log.outside_window + len(previous)
     print(f"drift: {_log_line(log)}")
     if problem := blindness(policy, log, now):
-        raise BlindError(problem)
-    summary: dict = {
-        "decision": NOT_ENOUGH,
-        "retrain": False,
-        "reasons": [],
-        "window": window,
-        "log": log.as_dict(),
-        "rows": {"reference": len(reference), "current": len(current), "analysed": 0},
-        "policy": {
-            "drift_share": policy.drift_share,
-            "critical": list(policy.critical),
-            "weights": policy.weights,
-            "min_rows": policy.min_rows,
-            "max_rows": policy.max_rows,
-            "stattest": policy.stattest,
-            "threshold": policy.threshold,
-            "retrain_on": list(policy.retrain_on),
-            "staleness": str(policy.staleness) if policy.staleness else None,
-        },
-        "features": None,
-        "prediction": None,
-        "target": None,
-        "performance": _performance(params, policy, classes, current, out),
-        "report": None,
-    }
+        evidence = serving.evidence(log)
+        if evidence.served:
+            raise BlindError(problem + serving.served_note(evidence))
+        return _never_served(_summary(policy, window, log, len(reference), 0), log, evidence, out)
+    summary = _summary(policy, window, log, len(reference), len(current))
+    summary["performance"] = _performance(params, policy, classes, current, out)
     drifted = {"performance": summary["performance"]["regressed"]}
     if len(current) < policy.min_rows:
         summary["reasons"].append(
@@ -299,6 +284,52 @@ def check(
 
 
 CHECK_ORDER = ("performance", "features", "prediction", "target")
+
+
+def _summary(policy: Policy, window: dict, log: ReadStats, reference_rows: int, current_rows: int) -> dict:
+    return {
+        "decision": NOT_ENOUGH,
+        "retrain": False,
+        "reasons": [],
+        "window": window,
+        "log": log.as_dict(),
+        "rows": {"reference": reference_rows, "current": current_rows, "analysed": 0},
+        "policy": {
+            "drift_share": policy.drift_share,
+            "critical": list(policy.critical),
+            "weights": policy.weights,
+            "min_rows": policy.min_rows,
+            "max_rows": policy.max_rows,
+            "stattest": policy.stattest,
+            "threshold": policy.threshold,
+            "retrain_on": list(policy.retrain_on),
+            "staleness": str(policy.staleness) if policy.staleness else None,
+        },
+        "features": None,
+        "prediction": None,
+        "target": None,
+        "performance": {
+            "checked": False,
+            "regressed": False,
+            "rows": 0,
+            "metrics": None,
+            "regressions": [],
+            "over_time": [],
+            "report": None,
+            "note": "no production rows",
+        },
+        "report": None,
+    }
+
+
+def _never_served(summary: dict, log: ReadStats, evidence: serving.Evidence, out: Path) -> dict:
+    """A notice, not an error: exit 0, no alert, no PR; the job summary says why and what comes next."""
+    note = serving.never_served_note(log, evidence)
+    summary |= {"decision": NEVER_SERVED, "reasons": [note]}
+    summary["performance"]["note"] = "nothing served yet"
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    print(f"::notice title=Nothing served yet::{note}" if github else f"drift: notice: {note}")
+    return _finish(summary, out)
 
 
 def _performance(params: Params, policy: Policy, classes: tuple, current: pd.DataFrame, out: Path) -> dict:
@@ -509,9 +540,12 @@ def markdown(summary: dict, report_link: str | None = None, top: int = 10) -> st
         PERFORMANCE: "**Performance regressed**",
         NO_DRIFT: "No drift",
         NOT_ENOUGH: "Not enough data",
+        NEVER_SERVED: "Nothing served yet (a notice, not a failure)",
     }[summary["decision"]]
     lines = [f"### Drift check: {verdict}", ""]
     lines += [f"- {reason}" for reason in summary["reasons"]]
+    if summary["decision"] == NEVER_SERVED:  # no checks ran: the note is the whole story
+        return "\n".join(lines)
     since = window["since"] or "the start of the log"
     lines += [
         f"- Window: last {window['length']} ({since} to {window['until']})",

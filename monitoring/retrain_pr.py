@@ -2,7 +2,9 @@
 
 The PR changes only `data.dvc`: the new snapshot (training table + labelled production records) is
 pushed to the DVC remote, the commit goes to the ONE branch `retrain/<base>`, and pr.yml then retrains
-and reports on it like any other PR.
+and reports on it like any other PR. Inside GitHub Actions with no remote that outlives the runner
+(monitoring.remote), nothing is pushed: the snapshot is kept for the workflow's artifact and the run fails
+saying how to set DVC_REMOTE_URL, so data is never silently lost.
 
 Exactly one PR, even for two runs racing from two clones: creating the branch is the lock. The push
 that creates `retrain/<base>` is create-only (`--force-with-lease=<ref>:` with an empty expected value),
@@ -24,6 +26,7 @@ from pathlib import Path
 from mlops.errors import UserError
 from mlops.params import Params
 from model.dataset import bootstrap, dvc
+from monitoring import remote
 from monitoring.actions import set_outputs, step_summary
 from monitoring.drift import PERFORMANCE, RETRAIN, SUMMARY, markdown
 from monitoring.github import GitHub
@@ -78,17 +81,43 @@ def _auth(url: str, token: str | None) -> list[str]:
 
 
 def base_commit(base: str, push: bool, token: str | None) -> str:
-    """The commit the snapshot goes on: the base branch as origin has it now, whatever is checked out
-    (a run dispatched from another branch still proposes against the base). Its data.dvc must be the
-    checkout's: the snapshot extends the data the checkout holds."""
+    """The commit the snapshot goes on: the base branch as origin has it now, freshly fetched, whatever
+    is checked out (a run dispatched from another branch, or the demo re-run on a feature branch, still
+    proposes against the base). With --no-push and origin unreachable: the last fetched origin/<base>,
+    said so. With no origin at all: the local <base> branch. Its data.dvc must be the checkout's: the
+    snapshot extends the data the checkout holds."""
     origin = git("remote", "get-url", "origin", check=False)
-    if not (push and origin):
-        return git("rev-parse", "HEAD")
-    git(*_auth(origin, token), "fetch", "-q", "origin", f"+refs/heads/{base}:refs/remotes/origin/{base}")
-    parent = git("rev-parse", f"refs/remotes/origin/{base}")
+    if origin:
+        fetched = subprocess.run(
+            [
+                "git",
+                *_auth(origin, token),
+                "fetch",
+                "-q",
+                "origin",
+                f"+refs/heads/{base}:refs/remotes/origin/{base}",
+            ],
+            text=True,
+            capture_output=True,
+        )
+        parent = git("rev-parse", "--verify", "-q", f"refs/remotes/origin/{base}", check=False)
+        if fetched.returncode != 0:
+            if push or not parent:
+                raise UserError(f"git fetch origin {base} failed: {fetched.stderr.strip()}")
+            print(
+                f"retrain-pr: could not fetch origin/{base} ({fetched.stderr.strip()}): building on the"
+                f" last fetched origin/{base}"
+            )
+        where = f"origin/{base}"
+    else:
+        parent = git("rev-parse", "--verify", "-q", f"refs/heads/{base}", check=False)
+        where = base
+        if not parent:
+            print(f"retrain-pr: no origin and no local branch {base}: building on HEAD")
+            return git("rev-parse", "HEAD")
     if git("rev-parse", f"{parent}:{DATA_DVC}") != git("rev-parse", f"HEAD:{DATA_DVC}"):
         raise UserError(
-            f"the checked-out {DATA_DVC} differs from origin/{base}'s: run retrain-pr on {base}"
+            f"the checked-out {DATA_DVC} differs from {where}'s: run retrain-pr on {base}"
             f" (`git switch {base} && git pull`) so the snapshot extends the base's data"
         )
     return parent
@@ -201,6 +230,7 @@ def run(
         raise UserError(f"{branch} is checked out; run retrain-pr from {policy.base}")
     github = GitHub.from_env() if push else None
     parent = base_commit(policy.base, push, github.token if github else None)
+    throwaway = remote.throwaway_remote() if push else None
 
     bootstrap(pull=True, push=False)  # the data data.dvc names, from the remote (or the bundled copy)
     snap = build(params.data, policy.feedback)
@@ -211,7 +241,7 @@ def run(
         )
     try:
         dvc("commit", "--force", DATA_DVC)
-        if push:
+        if push and not throwaway:
             pushed = dvc("push", DATA_DVC, check=False)
             if pushed.returncode != 0:
                 raise UserError(f"dvc push failed, nothing proposed:\n{pushed.stderr.strip()}")
@@ -229,6 +259,8 @@ def run(
         f"retrain-pr: {snap.path} +{snap.new_rows} rows ({snap.rows} total), validated; commit {commit[:10]}"
         f" on branch {branch}"
     )
+    if throwaway:
+        _keep(throwaway, commit, snap, policy, branch)
     origin = git("remote", "get-url", "origin", check=False)
     if not push or not origin:
         why = "--no-push" if not push else "no git remote 'origin'"
@@ -256,6 +288,28 @@ def run(
     set_outputs(pr_number=str(pull.number), pr_url=url, action=action)
     step_summary(f"**Retraining PR:** {action} #{pull.number} {url} (branch `{branch}`)")
     return 0
+
+
+def _keep(reason: str, commit: str, snap: Snapshot, policy: Policy, branch: str) -> None:
+    """No remote outlives this runner: keep the snapshot for the workflow's artifact, push nothing, fail."""
+    folder = Path(policy.report_dir) / remote.KEPT
+    text = remote.instructions(reason, snap.new_rows, policy.base, branch)
+    objects = remote.keep(git("show", f"{commit}:{DATA_DVC}"), folder, text + "\n")
+    set_outputs(kept=str(folder))
+    step_summary(text)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(
+            f"::error title=No persistent DVC remote::{reason}: set {remote.REMOTE_ENV} (see the job summary)"
+        )
+    raise UserError(
+        f"{reason}: refusing to push the new data snapshot where it would not outlive this runner (the PR"
+        f" would name data that exists nowhere). No branch pushed, no PR. Set the repository variable"
+        f" {remote.REMOTE_ENV} to a remote that outlives the runner (s3://, gs://, azure://, ssh://...:"
+        f" `gh variable set {remote.REMOTE_ENV} --body s3://bucket/dvc`, write credentials in the `registry`"
+        f" environment, docs/monitoring.md) and re-run the drift workflow. The snapshot"
+        f" (+{snap.new_rows} rows: data.dvc and {objects} DVC object(s)) is kept in {folder}/ (the"
+        f" workflow's artifact `{remote.KEPT}`; its README.md says how to propose it by hand)."
+    )
 
 
 def _nothing(note: str) -> int:

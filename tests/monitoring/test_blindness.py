@@ -1,5 +1,7 @@
-"""No silent blindness: a missing, unreadable or stale log is an error with exit 3 and an alert, and the
-old summary is gone before anything else; rotated and gzipped logs are read and counted."""
+"""No silent blindness: once production serves (a release is recorded, or log files exist), a missing,
+unreadable or stale log is an error with exit 3 and an alert, and the old summary is gone before anything
+else; before the first release serves, the same check is a notice (exit 0, no alert). Rotated and gzipped
+logs are read and counted."""
 
 from __future__ import annotations
 
@@ -13,9 +15,24 @@ import pandas as pd
 
 from mlops import paths
 from monitoring.drift import BLIND_EXIT
+from monitoring.serving import RELEASE_RECORD
 from tests.monitoring.logs import records, write_jsonl
+from tests.repo import ROOT
 
 LOG_DIR = Path("logs/inference")
+
+
+def release_record(version: str | None = "3") -> None:
+    """The production release file in the workspace: as the deploy flow leaves it after releasing
+    `version`, or (None) the template's placeholder, nothing released."""
+    from serve.delivery import Image, rewrite
+
+    text = (ROOT / RELEASE_RECORD).read_text()
+    if version is not None:
+        image = Image.parse("ghcr.io/acme/model@sha256:" + "1" * 64)
+        text = rewrite(text, str(RELEASE_RECORD), image=image, version=version)
+    RELEASE_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    RELEASE_RECORD.write_text(text)
 
 
 def held_out() -> pd.DataFrame:
@@ -39,9 +56,11 @@ def assert_blind(code: int, summary, out: str, webhook, message: str) -> None:
 
 
 def test_missing_log_location_is_an_error_with_an_alert(workspace, drift, webhook):
+    release_record("3")  # production was released: it serves, so it must be logging
     stale = old_drift_summary()
     code, summary, out = drift("--log", "nowhere")
     assert_blind(code, summary, out, webhook, "the inference log location nowhere does not exist")
+    assert "says production runs model version 3" in out
     assert not stale.exists()  # removed first: nothing left to act on
 
 
@@ -55,12 +74,14 @@ def test_no_readable_file_is_an_error(workspace, drift, webhook):
 
 
 def test_empty_log_dir_is_an_error(workspace, drift, webhook):
+    release_record("3")
     LOG_DIR.mkdir(parents=True)
     code, summary, out = drift()
     assert_blind(code, summary, out, webhook, "no *.jsonl, *.jsonl.N or *.jsonl[.N].gz file in it")
 
 
 def test_stale_log_is_an_error_not_not_enough_data(workspace, drift, webhook):
+    release_record(None)  # no release recorded: the old log file alone shows production served
     write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out(), age=timedelta(days=3)))
     code, summary, out = drift()  # staleness 2d in params.yaml; the 7d window holds 228 rows
     assert_blind(code, summary, out, webhook, "the inference log is stale: its newest record is from")
@@ -70,10 +91,53 @@ def test_stale_log_is_an_error_not_not_enough_data(workspace, drift, webhook):
 def test_retrain_pr_does_not_act_on_a_stale_summary(workspace, drift, webhook, capsys):
     from mlops.cli import main
 
+    release_record("3")
     old_drift_summary()
     assert drift("--log", "nowhere")[0] == BLIND_EXIT
     assert main(["retrain-pr"]) == 1
     assert "no drift summary; run `mlops drift` first" in capsys.readouterr().err
+
+
+def github_files(tmp: Path, monkeypatch) -> tuple[Path, Path]:
+    """GitHub Actions' step output and job summary files, as the runner sets them."""
+    outputs, page = tmp / "github-output", tmp / "step-summary"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(page))
+    return outputs, page
+
+
+def test_never_served_is_a_notice_not_a_failure(workspace, drift, webhook, monkeypatch, tmp_path_factory):
+    """A new repository: the template's placeholder release, no log location yet."""
+    release_record(None)
+    outputs, page = github_files(tmp_path_factory.mktemp("runner"), monkeypatch)
+    old_drift_summary()
+    code, summary, out = drift()
+    assert code == 0 and summary["decision"] == "never_served" and summary["retrain"] is False
+    assert "::notice title=Nothing served yet::nothing to monitor yet:" in out
+    assert f"{RELEASE_RECORD} records no production release (model version 0)" in out
+    assert "gh workflow disable drift.yml" in out and "monitoring is blind" not in out
+    assert webhook.received == []  # expected state: nobody is paged
+    assert "decision=never_served" in outputs.read_text() and "retrain=false" in outputs.read_text()
+    assert "### Drift check: Nothing served yet (a notice, not a failure)" in page.read_text()
+    assert "decision: never_served" in out
+
+
+def test_never_served_without_a_release_file_counts_the_log_files(workspace, drift, webhook):
+    """A repository that deploys another way (no release file): an empty log location is a notice..."""
+    LOG_DIR.mkdir(parents=True)
+    code, summary, out = drift()
+    assert (code, summary["decision"]) == (0, "never_served") and webhook.received == []
+    assert (
+        f"there is no release record ({RELEASE_RECORD})" in out and "holds no inference log file yet" in out
+    )
+
+
+def test_was_serving_and_went_blind_keeps_exit_3(workspace, drift, webhook):
+    """... but one log file, however old, shows it served: a window with nothing in it is blindness."""
+    write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out(), age=timedelta(days=40)))
+    code, summary, out = drift()
+    assert_blind(code, summary, out, webhook, "the inference log is stale")
 
 
 def test_rotated_and_gzipped_logs_are_read_and_counted(workspace, drift, webhook):

@@ -21,7 +21,11 @@ def github(github_server):
 
 
 def api_env(github) -> dict[str, str]:
+    """The API server; outside GitHub Actions even when the suite runs in it (a local remote is fine)."""
     return {
+        "GITHUB_ACTIONS": "",
+        "GITHUB_OUTPUT": "",
+        "GITHUB_STEP_SUMMARY": "",
         "GITHUB_REPOSITORY": "acme/model",
         "GH_TOKEN": "t0ken",
         "GITHUB_API_URL": github.api_url,
@@ -235,3 +239,107 @@ def test_a_run_from_another_branch_proposes_against_the_base(tmp_path, github, m
     sh("git switch -q -c other-data && echo '# edited' >> data.dvc && git commit -q -am data", repo)
     failed = sh(["mlops", "retrain-pr"], repo, check=False, **api_env(github))
     assert failed.returncode == 1 and "differs from origin/main's: run retrain-pr on main" in failed.stderr
+
+
+@pytest.mark.slow
+def test_no_push_on_a_feature_branch_builds_on_a_freshly_fetched_origin_base(tmp_path, monkeypatch):
+    """The demo's `--no-push` on a feature branch, while origin/main moved on since the last fetch."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, bare, remote = project(tmp_path)
+    production(repo, 150, seed=1, sd=1.0)
+    sh(["mlops", "drift"], repo)
+    sh(["git", "symbolic-ref", "HEAD", "refs/heads/main"], bare)  # clones check out main
+    other = clone(bare, tmp_path / "colleague", remote)  # origin's main gains a commit this clone never saw
+    sh("echo docs > DOCS.md && git add DOCS.md && git commit -q -m docs", other)
+    sh(["git", "push", "-q", "origin", "main"], other)
+    fresh = sh(["git", "rev-parse", "main"], bare).stdout.strip()
+    sh("git switch -q -c feature && echo note > NOTE.md && git add NOTE.md && git commit -q -m note", repo)
+    feature = sh(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    stale = sh(["git", "rev-parse", "origin/main"], repo).stdout.strip()
+    assert len({fresh, feature, stale}) == 3
+
+    out = sh(["mlops", "retrain-pr", "--no-push"], repo).stdout
+    assert "branch retrain/main is local only" in out
+    assert sh(["git", "rev-parse", "retrain/main^"], repo).stdout.strip() == fresh
+    assert sh(["git", "diff", "--name-only", fresh, "retrain/main"], repo).stdout.split() == ["data.dvc"]
+    assert sh(["git", "rev-parse", "HEAD"], repo).stdout.strip() == feature  # checkout untouched
+    assert sh(["git", "branch", "--list", "retrain/*"], bare).stdout == ""  # nothing pushed
+
+
+@pytest.mark.slow
+def test_in_github_actions_a_local_remote_is_refused_and_the_snapshot_kept(tmp_path, github, monkeypatch):
+    """A fork without DVC_REMOTE_URL: the default remote is a folder on the runner. Nothing is pushed
+    there, no branch, no PR, a non-zero exit naming DVC_REMOTE_URL; the snapshot is kept, and the
+    README's commands bring it back in another clone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    repo, bare, remote = project(tmp_path)
+    production(repo, 150, seed=1, sd=1.0)
+    sh(["mlops", "drift"], repo)
+    page, outputs = tmp_path / "step-summary.md", tmp_path / "github-output"
+    runner = {
+        **api_env(github),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_STEP_SUMMARY": str(page),
+        "GITHUB_OUTPUT": str(outputs),
+    }
+    before = sorted(p.relative_to(remote) for p in remote.rglob("*"))
+    failed = sh(["mlops", "retrain-pr"], repo, check=False, **runner)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert (
+        f"the DVC remote 'local' is a local directory ({remote}) and DVC_REMOTE_URL is not set"
+        in failed.stderr
+    )
+    assert "gh variable set DVC_REMOTE_URL --body s3://bucket/dvc" in failed.stderr
+    assert "::error title=No persistent DVC remote::" in failed.stdout
+    assert sorted(p.relative_to(remote) for p in remote.rglob("*")) == before  # nothing pushed there
+    assert github.state.pulls == [] and sh(["git", "branch", "--list", "retrain/*"], bare).stdout == ""
+    summary = page.read_text()
+    assert "kept as the artifact `retrain-snapshot`" in summary and "gh run download 4242" in summary
+    kept = repo / "reports/drift/retrain-snapshot"
+    assert f"kept={Path('reports/drift/retrain-snapshot')}" in outputs.read_text()
+    snapshot = (kept / "data.dvc").read_text()
+    md5 = data_md5(snapshot)
+    assert (
+        md5 != data_md5((repo / "data.dvc").read_text()) and (kept / "files/md5" / md5[:2] / md5[2:]).exists()
+    )
+    assert (kept / "README.md").read_text().strip() == summary.strip()
+
+    # the README's commands (all but the download), in a fresh clone whose persistent remote is `store`
+    store = tmp_path / "store"
+    sh(["git", "symbolic-ref", "HEAD", "refs/heads/main"], bare)  # clones check out main
+    work = clone(bare, tmp_path / "maintainer", store)
+    shutil.copytree(kept, work / "retrain-snapshot")
+    readme = (kept / "README.md").read_text()
+    commands = readme.split("```bash\n")[1].split("```")[0].splitlines()
+    assert commands[0] == "gh run download 4242 -n retrain-snapshot -D retrain-snapshot"
+    for command in commands[1:]:
+        sh(command, work)
+    assert in_remote(store, md5)
+    assert sum(len(p.read_text().splitlines()) - 1 for p in (work / "data").glob("*.csv")) == 569 + 150
+    assert data_md5(sh(["git", "show", "retrain/main:data.dvc"], bare).stdout) == md5
+
+
+def test_which_remotes_would_lose_the_snapshot(tmp_path, monkeypatch):
+    """Inside GitHub Actions a local folder (or no remote) is refused unless DVC_REMOTE_URL chose it."""
+    from monitoring.remote import throwaway_remote
+
+    monkeypatch.chdir(tmp_path)
+    sh("git init -q && dvc init -q", tmp_path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("DVC_REMOTE_URL", raising=False)
+    assert throwaway_remote() == "no DVC remote is configured and DVC_REMOTE_URL is not set"
+    sh("dvc remote add -q -d local ../../dvc-storage", tmp_path)  # the template's default
+    assert "the DVC remote 'local' is a local directory (" in throwaway_remote()
+    sh("dvc remote add -q -f -d local file:///srv/dvc", tmp_path)
+    assert "is a local directory (file:///srv/dvc)" in throwaway_remote()
+    monkeypatch.setenv("DVC_REMOTE_URL", "/mnt/persistent/dvc")  # chosen: a self-hosted runner's mount
+    assert throwaway_remote() is None
+    monkeypatch.delenv("DVC_REMOTE_URL")
+    sh("dvc remote add -q -f -d local s3://bucket/dvc", tmp_path)
+    assert throwaway_remote() is None
+    sh("dvc remote add -q -f -d local ../../dvc-storage", tmp_path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "false")  # a laptop: its folders persist
+    assert throwaway_remote() is None
