@@ -103,5 +103,17 @@ image: archive ## the serving image: docker build of the Dockerfile with the arc
 	  --build-arg GIT_SHA=$$(git rev-parse HEAD) --build-arg MAX_REQUEST_SIZE=$$(python -m serve.settings max-request-size) \
 	  -t $$model:$$(mlops image-tag --version $$version --sha $$(git rev-parse HEAD)) .
 
-bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests
+# wrk (the load generator): installed with apt-get when we are root on Debian/Ubuntu (as .ci/run does),
+# else the one command to install it is printed and the target stops
+bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests (installs wrk)
+	@command -v wrk >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "bench-serve: installing wrk: apt-get install wrk"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	  else \
+	    if command -v apt-get >/dev/null; then how="sudo apt-get install -y wrk"; \
+	    elif command -v brew >/dev/null; then how="brew install wrk"; \
+	    else how="your package manager's wrk package (https://github.com/wg/wrk)"; fi; \
+	    echo "bench-serve needs wrk, the HTTP load generator; install it with: $$how" >&2; exit 1; \
+	  fi; }
 	python benchmarks/serve.py
