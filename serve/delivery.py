@@ -13,13 +13,25 @@ that keep the rest of the file (comments, order) as it was, so a diff is the dep
   staging from `deploy/staging`: the workflow's way to stage when no App may push to main.
 - `canary`: production's traffic share for the newest revision (promote 100, abort 0).
 - `rollback`: the revert of the last commit that changed an environment's image.
+
+Deployments only move forward. `stage` and `propose` refuse a model version older than the one the
+environment holds (on the base branch, and in its open deploy PR), and all three refuse an image that is
+not the current `champion`'s (the registry's alias and the image recorded on it, else the local
+`model_store/release.json`): a re-run of an old release run must not put its older digest back. Lowering
+the canary share is always allowed (it is the abort). `force` with a reason overrides, and the reason is
+written into the commit and the PR.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,28 +159,177 @@ def check_percent(percent: int) -> int:
     return percent
 
 
+# -- only forward: the overlay's version and the champion -----------------------------------------------
+CHAMPION = "champion"
+RELEASE_RECORD = "model_store/release.json"  # model/registry.py writes it after every alias move
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What the registry's `champion` is: version None when the registry has none."""
+
+    version: str | None
+    image: Image | None  # None when no image was recorded on it (a local `mlops promote`)
+    source: str
+
+
+def _registered_model(root: Path) -> str:
+    """The registered model's name as the registry code derives it from params.yaml."""
+    if not (root / "params.yaml").is_file():
+        return "model"
+    from mlops.params import load_params
+
+    return str(load_params(root / "params.yaml").mlflow.get("registered_model", "model"))
+
+
+def _image_or_none(ref: str | None) -> Image | None:
+    m = IMAGE_RE.fullmatch((ref or "").strip())
+    return Image(m["repository"], m["digest"]) if m else None
+
+
+def _rest_champion(uri: str, name: str) -> Champion:
+    """The alias through MLflow's REST API (no mlflow package needed: the deploy job installs none)."""
+    query = urllib.parse.urlencode({"name": name, "alias": CHAMPION})
+    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias?{query}")
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
+        request.add_header("Authorization", f"Basic {base64.b64encode(user.encode()).decode()}")
+    source = f"the registry's `{CHAMPION}` of {name}"
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            found = json.loads(response.read()).get("model_version") or {}
+    except urllib.error.HTTPError as err:
+        body = err.read().decode(errors="replace")
+        if err.code == 404 or (err.code == 400 and "not found" in body):  # no model / no such alias
+            return Champion(None, None, source)
+        raise UserError(f"cannot read {source} from the MLflow registry: HTTP {err.code}") from None
+    except OSError as err:
+        raise UserError(f"cannot read {source} from the MLflow registry: {err}") from None
+    tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
+    return Champion(str(found.get("version")), _image_or_none(tags.get("image")), source)
+
+
+def _client_champion(uri: str, name: str) -> Champion:
+    """The alias through the MLflow client (a sqlite or file store: no server to ask)."""
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise UserError(f"MLFLOW_TRACKING_URI={uri} needs the mlflow package (the train extra)") from None
+    source = f"the registry's `{CHAMPION}` of {name}"
+    try:
+        found = MlflowClient(tracking_uri=uri).get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return Champion(None, None, source)
+    return Champion(str(found.version), _image_or_none((found.tags or {}).get("image")), source)
+
+
+def champion(root: Path) -> Champion | None:
+    """The current champion: the registry when MLFLOW_TRACKING_URI names one, else the local release
+    record (the embedded registry's mirror); None when neither is there (unknown: not checked)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        name = _registered_model(root)
+        return (
+            _rest_champion(uri, name)
+            if uri.startswith(("http://", "https://"))
+            else _client_champion(uri, name)
+        )
+    record = root / RELEASE_RECORD
+    if record.is_file():
+        data = json.loads(record.read_text())
+        if data.get("champion") is True and data.get("version"):
+            return Champion(str(data["version"]), _image_or_none(data.get("image")), RELEASE_RECORD)
+    return None
+
+
+def backwards(
+    image: Image, version: str, held: list[tuple[str, Release]], best: Champion | None
+) -> list[str]:
+    """Why writing `image` (model `version`) would move a deployment backwards: an older version than
+    one `held` (where, release), or not the champion's image. Empty: it moves forward (or stays)."""
+    reasons = []
+    for where, current in held:
+        if current.image is not None and current.version.isdigit() and int(version) < int(current.version):
+            reasons.append(
+                f"{where} holds model version {current.version} ({current.image}); version {version} is older"
+            )
+    if best is not None:
+        if best.version is None:
+            reasons.append(f"{best.source}: there is none, so nothing was released to deploy")
+        elif best.version != version:
+            reasons.append(f"{best.source} is version {best.version}, not {version}")
+        elif best.image is not None and best.image != image:
+            reasons.append(f"{best.source} (version {best.version}) is the image {best.image}, not {image}")
+    return reasons
+
+
+def check_forward(what: str, reasons: list[str], force: bool, reason: str | None) -> str | None:
+    """Refuse a backwards move unless forced with a reason; returns the reason to record (or None)."""
+    reason = (reason or "").strip()
+    if force and not reason:
+        raise UserError('--force needs --reason "...": a forced deployment is recorded with why it was done')
+    if reasons and not force:
+        raise UserError(
+            f"refused: {what} would move backwards:\n  - "
+            + "\n  - ".join(reasons)
+            + "\nA re-run of an older release run? The newer release is already deployed; nothing to do. "
+            'To deploy this image anyway: the same command with --force --reason "why"'
+        )
+    return reason or None
+
+
+def forced_note(reason: str | None) -> str:
+    """The commit message trailer of a forced deployment ("" when not forced)."""
+    return f"\n\nForced: {reason}" if reason else ""
+
+
+def _commit_forced(root: Path, path: str, subject: str, reason: str) -> str:
+    """A forced local edit is committed at once, so its reason cannot be lost; returns the commit."""
+    _git(root, "commit", "-q", "-m", subject + forced_note(reason), "--", path)
+    return _git(root, "rev-parse", "HEAD")
+
+
 # -- local edits ---------------------------------------------------------------------------------------
-def stage(root: Path, image: str, version: str) -> list[str]:
-    """Point staging at `image`; returns the changed paths (empty: staging already runs it)."""
+def stage(root: Path, image: str, version: str, force: bool = False, reason: str | None = None) -> list[str]:
+    """Point staging at `image`; returns the changed paths (empty: staging already runs it). Forced,
+    the change is committed with the reason (the commit is the record)."""
     path = release_file("staging")
     file = root / path
+    target, version = Image.parse(image), check_version(version)
     text = file.read_text()
-    new = rewrite(text, path, image=Image.parse(image), version=check_version(version))
+    new = rewrite(text, path, image=target, version=version)
     if new == text:
         return []
+    why = backwards(target, version, [(path, read(text))], champion(root))
+    recorded = check_forward("staging", why, force, reason)
+    if recorded and not why:
+        recorded = None  # nothing was overridden: an ordinary deployment
     file.write_text(new)
+    if recorded:
+        _commit_forced(root, path, f"deploy: staging -> model v{version} ({target})", recorded)
     return [path]
 
 
-def canary(root: Path, percent: int) -> list[str]:
-    """Set production's canary share; returns the changed paths."""
+def canary(root: Path, percent: int, force: bool = False, reason: str | None = None) -> list[str]:
+    """Set production's canary share; returns the changed paths. Raising the share of an image that is
+    not the champion's is refused unless forced (then committed with the reason); lowering never is."""
     path = release_file("production")
     file = root / path
     text = file.read_text()
     new = rewrite(text, path, canary=check_percent(percent))
     if new == text:
         return []
+    current = read(text)
+    why: list[str] = []
+    if current.image is not None and percent > (current.canary or 0):
+        why = backwards(current.image, current.version, [], champion(root))
+    recorded = check_forward(f"more traffic to production's {current.image}", why, force, reason)
     file.write_text(new)
+    if recorded and why:
+        _commit_forced(root, path, f"deploy: production canary -> {percent} %", recorded)
     return [path]
 
 
@@ -284,17 +445,24 @@ def propose(
     base: str = "main",
     percent: int = DEFAULT_CANARY,
     env: str = "production",
+    force: bool = False,
+    reason: str | None = None,
+    root: Path | None = None,
 ) -> tuple[str, int | None, str]:
     """(action, PR number, url): open or update the one PR moving `env` (production) to `image`.
 
     The branch is reset to `base` and gets one commit changing only the production release file, so the
     PR shows exactly the deployment whatever happened before. Nothing to change (the environment already
-    runs the image) opens nothing. Staging has no canary share: `percent` is production's only."""
+    runs the image) opens nothing. Staging has no canary share: `percent` is production's only. An older
+    version than `base`'s or the open PR's, or an image that is not the champion's, is refused unless
+    `force`d with a `reason`, which the commit and the PR then carry."""
     from github import GithubException
 
     from monitoring.github import GitHub
 
     target, version, percent = Image.parse(image), check_version(version), check_percent(percent)
+    check_forward(env, [], force, reason)  # --force without a reason fails before any request
+    best = champion(root or Path.cwd())
     branch = branch_for(env)
     gh = GitHub.from_env()
     if repo:
@@ -304,7 +472,9 @@ def propose(
     repository = gh.client().get_repo(gh.repo, lazy=True)
     for attempt in range(3):  # a concurrent run moved the branch between our read and our write
         try:
-            before, staging = _commit(gh, repository, base, target, version, percent, env)
+            before, staging, forced = _commit(
+                gh, repository, base, target, version, percent, env, best, force, reason
+            )
             break
         except GithubException as err:
             if attempt == 2:
@@ -315,14 +485,36 @@ def propose(
         body = pr_body(target, version, before, staging, percent, base)
     else:
         body = staging_body(target, version, before, base)
+    if forced:
+        body += f"\n**Forced** (`--force`): {forced}\n"
     title = f"Deploy model version {version} to {env}"
     action, pull = gh.open_or_update(branch, base, title, body, opened_by_us=True, wait=0)
     return action, pull.number, pull.html_url
 
 
-def _commit(gh, repository, base: str, image: Image, version: str, percent: int, env: str = "production"):
-    """(`env` before, staging) on `base`; the branch reset to `base` plus one commit of the release
-    file. (None, staging) when `env` already runs `image`. 409/422 from the write propagate."""
+def _open_proposal(gh, repository, branch: str, base: str, path: str) -> Release | None:
+    """What the open deploy PR of `branch` proposes (None: no open PR)."""
+    if gh.pull_for(branch, base) is None:
+        return None
+    proposed = gh._call(lambda: repository.get_contents(path, ref=branch))
+    return read(proposed.decoded_content.decode())
+
+
+def _commit(
+    gh,
+    repository,
+    base: str,
+    image: Image,
+    version: str,
+    percent: int,
+    env: str = "production",
+    best: Champion | None = None,
+    force: bool = False,
+    reason: str | None = None,
+):
+    """(`env` before, staging, forced reason) on `base`; the branch reset to `base` plus one commit of the
+    release file. (None, staging, None) when `env` already runs `image`. 409/422 from the write
+    propagate; a backwards move not forced raises before anything is written."""
     path, branch = release_file(env), branch_for(env)
     base_sha = gh._call(lambda: repository.get_git_ref(f"heads/{base}").object.sha)
     current = gh._call(lambda: repository.get_contents(path, ref=base_sha))
@@ -330,13 +522,19 @@ def _commit(gh, repository, base: str, image: Image, version: str, percent: int,
     staged = gh._call(lambda: repository.get_contents(release_file("staging"), ref=base_sha))
     staging = read(staged.decoded_content.decode())
     if read(text).image == image:
-        return None, staging
+        return None, staging, None
+    held = [(f"{path} on {base}", read(text))]
+    proposal = _open_proposal(gh, repository, branch, base, path)
+    if proposal is not None:
+        held.append((f"the open PR from {branch}", proposal))
+    why = backwards(image, version, held, best)
+    forced = check_forward(env, why, force, reason) if why else None
     canary = percent if env == "production" else None
     new = rewrite(text, path, image=image, version=version, canary=canary)
     _reset_branch(gh, repository, base_sha, branch)
-    message = f"deploy: {env} to model version {version} ({image.digest[:19]})"
+    message = f"deploy: {env} to model version {version} ({image.digest[:19]})" + forced_note(forced)
     gh._call(lambda: repository.update_file(path, message, new, current.sha, branch=branch), keep=(409, 422))
-    return read(text), staging
+    return read(text), staging, forced
 
 
 def _github_for(repo: str):

@@ -1,6 +1,8 @@
 """`mlops deploy`: GitOps delivery. The release files under deploy/release/ say what runs; these commands
 change them (stage, canary), open the production PR (propose) or revert a deployment (rollback).
-stage and canary print only the changed paths on stdout (for `git add`), their notes on stderr."""
+stage and canary print only the changed paths on stdout (for `git add`), their notes on stderr.
+stage, propose and canary never move a deployment backwards (an older model version, an image that is
+not the champion's) unless given --force --reason, which goes into the commit and the PR."""
 
 from __future__ import annotations
 
@@ -11,31 +13,53 @@ from pathlib import Path
 def _stage(args) -> int:
     from serve import delivery
 
-    changed = delivery.stage(Path.cwd(), args.image, args.version)
+    changed = delivery.stage(Path.cwd(), args.image, args.version, force=args.force, reason=args.reason)
     for path in changed:
         print(path)
     if not changed:
         print(f"deploy stage: staging already runs {args.image}; nothing changed", file=sys.stderr)
+    _unchecked(Path.cwd())
     return 0
+
+
+def _unchecked(root: Path) -> None:
+    """Say so when no champion could be compared (no registry configured, no local release record)."""
+    from serve import delivery
+
+    if delivery.champion(root) is None:
+        print(
+            "deploy: no champion to compare with (MLFLOW_TRACKING_URI unset, no "
+            f"{delivery.RELEASE_RECORD}): only the model versions were checked",
+            file=sys.stderr,
+        )
 
 
 def _propose(args) -> int:
     from serve import delivery
 
     action, number, url = delivery.propose(
-        args.image, args.version, repo=args.repo, base=args.base, percent=args.canary, env=args.overlay
+        args.image,
+        args.version,
+        repo=args.repo,
+        base=args.base,
+        percent=args.canary,
+        env=args.overlay,
+        force=args.force,
+        reason=args.reason,
+        root=Path.cwd(),
     )
     if action == "unchanged":
         print(f"deploy propose: {args.overlay} on {args.base} already runs {args.image}; no PR")
     else:
         print(f"deploy propose: {action} PR #{number} from {delivery.branch_for(args.overlay)}: {url}")
+    _unchecked(Path.cwd())
     return 0
 
 
 def _canary(args) -> int:
     from serve import delivery
 
-    changed = delivery.canary(Path.cwd(), args.percent)
+    changed = delivery.canary(Path.cwd(), args.percent, force=args.force, reason=args.reason)
     for path in changed:
         print(path)
     if changed:
@@ -63,6 +87,15 @@ def _rollback(args) -> int:
     return 0
 
 
+def _forward_options(p) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="allow a backwards move (an older model version, not the champion's image); needs --reason",
+    )
+    p.add_argument("--reason", help="why it is forced: written into the commit and the PR")
+
+
 def register(sub) -> None:
     deploy = sub.add_parser(
         "deploy", help="GitOps delivery: stage, propose, canary, rollback (docs/deploy.md)"
@@ -73,6 +106,7 @@ def register(sub) -> None:
     p = actions.add_parser("stage", help="point deploy/release/staging at an image; prints the changed paths")
     p.add_argument("--image", required=True, help=image_help)
     p.add_argument("--version", required=True, help="the registry model version in that image")
+    _forward_options(p)
     p.set_defaults(handler=_stage)
 
     p = actions.add_parser(
@@ -95,10 +129,12 @@ def register(sub) -> None:
         metavar="PERCENT",
         help="production's traffic share of the new revision (10)",
     )
+    _forward_options(p)
     p.set_defaults(handler=_propose)
 
     p = actions.add_parser("canary", help="set production's KServe canary share: 100 promotes, 0 holds back")
     p.add_argument("--percent", type=int, required=True, help="0 to 100")
+    _forward_options(p)
     p.set_defaults(handler=_canary)
 
     p = actions.add_parser(
