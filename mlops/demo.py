@@ -16,13 +16,18 @@ from pathlib import Path
 
 from mlops import paths
 from mlops.errors import UserError
+from model.tracking import tracking_uri, train_run
 
 PIPELINE = [
     ("Get the data (DVC remote, else the deterministic bootstrap)", "mlops data"),
     ("Run the pipeline: validate -> prepare -> train -> evaluate", "dvc repro"),
     ("Share outputs and run-cache with the DVC remote", "dvc push --run-cache"),
     ("Write the PR report against main (what CML posts on a pull request)", "mlops report --base main"),
-    ("Promote: md5 vs dvc.lock, register in MLflow, gates, champion alias", "mlops promote"),
+    (
+        "Promote: md5 vs dvc.lock, register in MLflow, gates, champion alias (a local demo may have "
+        "uncommitted changes: they are recorded on the version as git_dirty=true)",
+        "mlops promote --allow-dirty",
+    ),
     ("Archive the champion for TorchServe", "mlops archive"),
     ("Start TorchServe on 127.0.0.1 (token auth on)", "mlops serve start"),
     ("A few real predictions on held-out rows", "mlops serve predict"),
@@ -62,7 +67,8 @@ def retrain_branch() -> str | None:
 
 def summary() -> str:
     metrics = json.loads(paths.METRICS.read_text())
-    run = json.loads(paths.MODEL_META.read_text())["mlflow"]
+    run = train_run(paths.MODEL_FILE) or {"run_id": "unknown (the model came from the DVC cache)"}
+    run.setdefault("tracking_uri", tracking_uri())
     drift = Path("reports/drift/summary.json")
     decision = json.loads(drift.read_text()).get("decision", "?") if drift.exists() else "not run"
     branch = retrain_branch()

@@ -132,7 +132,34 @@ def git(*args: str) -> str | None:
 
 
 def git_sha() -> str:
-    return os.environ.get("GITHUB_SHA") or git("rev-parse", "HEAD") or "unknown"
+    """The commit checked out here. GITHUB_SHA only without git: a variable left in a shell (or an
+    Actions run's, in `act`) must not name a commit that is not the one whose files are promoted."""
+    return git("rev-parse", "HEAD") or os.environ.get("GITHUB_SHA") or "unknown"
+
+
+def uncommitted() -> list[str]:
+    """Tracked files that differ from HEAD (staged or not). Untracked files are no commit's content.
+
+    A promotion records `git_sha`, the commit the model and metrics belong to. With uncommitted changes
+    (a branch whose retrained dvc.lock is not committed yet) no commit holds what is promoted, and the
+    sha would name the commit the branch started from, main's."""
+    out = git("status", "--porcelain=v1", "--untracked-files=no")
+    return sorted(line[3:].strip() for line in (out or "").splitlines() if line.strip())
+
+
+def require_clean(allow_dirty: bool) -> bool:
+    """Refuse a dirty tree unless `allow_dirty`; returns whether it is dirty (recorded as git_dirty)."""
+    changed = uncommitted()
+    if changed and not allow_dirty:
+        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+        raise UserError(
+            f"uncommitted changes ({shown}): no commit holds what would be promoted, so its git sha would "
+            "be wrong. Commit them first, or pass --allow-dirty to promote anyway with git_dirty=true "
+            "recorded on the version"
+        )
+    if changed:
+        print(f"promote: uncommitted changes in {len(changed)} file(s): recording git_dirty=true")
+    return bool(changed)
 
 
 def data_md5() -> str:
@@ -200,7 +227,7 @@ def _metrics_of(version) -> dict:
     return {k[len("metric.") :]: float(v) for k, v in (version.tags or {}).items() if k.startswith("metric.")}
 
 
-def _register(client, params: Params, metrics: dict, files: dict[str, str], sha: str):
+def _register(client, params: Params, metrics: dict, files: dict[str, str], sha: str, dirty: bool = False):
     """A new model version holding the reviewed files; reused if these exact bytes were registered."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -216,13 +243,13 @@ def _register(client, params: Params, metrics: dict, files: dict[str, str], sha:
     for existing in client.search_model_versions(f"name='{name}'"):
         if (existing.tags or {}).get("model_md5") == model_md5:
             return existing, False
-    meta = json.loads(paths.MODEL_META.read_text())
     experiment = tracking.experiment_id(str(params.mlflow.get("experiment", "default")))
     tags = {
         "git_sha": sha,
+        "git_dirty": "true" if dirty else "false",
         "data_md5": data_md5(),
         "model_md5": model_md5,
-        "training_run_id": str(meta.get("mlflow", {}).get("run_id", "")),
+        "training_run_id": str(tracking.train_run(paths.MODEL_FILE).get("run_id", "")),
         "params": json.dumps(
             {"seed": params.seed, "split": params.split, "train": params.train}, sort_keys=True
         ),
@@ -248,6 +275,7 @@ def write_release(name: str, version, event: str, champion: bool = True, **detai
         "registered_model": name,
         "version": _version(version),
         "git_sha": tags.get("git_sha", "unknown"),
+        **({"git_dirty": True} if tags.get("git_dirty") == "true" else {}),
         "model_md5": tags.get("model_md5", "unknown"),
         "champion": champion,
         "event": event,
@@ -285,24 +313,28 @@ def require_release_ref() -> None:
         )
 
 
-def promote(summary: str | None = None, candidate: bool = False) -> int:
-    """Register and gate the reviewed model; move `champion` too unless `candidate` (CI: the image first)."""
+def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bool = False) -> int:
+    """Register and gate the reviewed model; move `champion` too unless `candidate` (CI: the image first).
+
+    A tree with uncommitted changes is refused unless `allow_dirty`, which records git_dirty=true."""
     require_release_ref()
     params = load_params()
     files = verify_reviewed_artifacts()
+    dirty = require_clean(allow_dirty)
     # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
     metrics = {k: v for k, v in json.loads(paths.METRICS.read_text()).items() if isinstance(v, (int, float))}
     sha = git_sha()
     client = _client(params)
     name = _model_name(params)
-    version, created = _register(client, params, metrics, files, sha)
+    version, created = _register(client, params, metrics, files, sha, dirty)
     champion = _alias(client, name, CHAMPION)
 
     number = _version(version)
     lines = [
         f"## Promotion: `{name}` version {number}",
         "",
-        f"- git sha: `{sha}`; model md5 `{files[paths.MODEL_FILE.as_posix()]}` matches dvc.lock",
+        f"- git sha: `{sha}`{' plus uncommitted changes (git_dirty=true)' if dirty else ''}; "
+        f"model md5 `{files[paths.MODEL_FILE.as_posix()]}` matches dvc.lock",
         f"- registry: `{_safe_uri()}` ({'new version' if created else 'already registered'})",
     ]
     current = _version(champion) if champion is not None else None

@@ -6,6 +6,10 @@ Where it trains is configuration: `train.accelerator`, `train.devices`, `train.s
 start them); each loads only its block of rows, and only global rank 0 touches MLflow and writes the
 model, because every side effect here happens after `fit`, behind `trainer.is_global_zero`.
 See docs/distributed-training.md.
+
+artifacts/model holds nothing that differs between two runs of the same code, params and data on
+one machine (no run id, timestamp or absolute path), so retraining gives the same dvc.lock; the MLflow
+run id goes to the git-ignored artifacts/train_run.json instead (model/tracking.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -31,6 +38,20 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format caution, every run
+
+
+def fixed_hash_seed() -> None:
+    """Run `mlops train` again, in place of this process, with PYTHONHASHSEED=0 unless it has that already.
+
+    TorchScript writes a module's constants (`in_features`, `p`, ...) in the order of a Python set of
+    their names, and a set of strings is ordered by the per-process hash seed: with a random seed the
+    same weights give other model.pt bytes on every run. DDP workers inherit the variable."""
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the same command line (console script or -m), so the same code is imported
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
 def trainer_placement(cfg: dict) -> dict:
@@ -109,6 +130,35 @@ def export(module, path) -> None:
     """TorchScript of the plain network: serving needs torch only, not Lightning or this package."""
     net = module.net.cpu().eval()  # trained on any accelerator, served on CPU
     torch.jit.script(net).save(str(path))
+    drop_debug_records(Path(path))
+
+
+# Written by torch's archive writer itself, from what was copied (content-derived, not random).
+_WRITER_RECORDS = {"version", ".data/version", "byteorder", ".data/serialization_id"}
+
+
+def drop_debug_records(path: Path) -> None:
+    """Rewrite a TorchScript archive without its `*.debug_pkl` records.
+
+    Those records map the compiled code back to the Python sources by ABSOLUTE path (this checkout's
+    model/net.py, the venv's torch/nn/*.py), so the same weights would give other bytes, and another
+    dvc.lock, in every checkout and on every runner. Loading and running need none of them; only
+    TorchScript's own error messages lose their source lines. torch's writer is used (not zipfile) so
+    the tensor records keep the alignment torch expects."""
+    reader = torch._C.PyTorchFileReader(str(path))
+    version = int(reader.get_record("version").decode().strip())
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        target = Path(tmp) / path.name  # the archive's top folder is named after the file
+        writer = torch._C.PyTorchFileWriter(str(target))
+        writer.set_min_version(version)
+        for name in reader.get_all_records():
+            if name.endswith(".debug_pkl") or name in _WRITER_RECORDS:
+                continue
+            data = reader.get_record(name)
+            writer.write_record(name, data, len(data))
+        writer.write_end_of_file()
+        del writer, reader
+        os.replace(target, path)
 
 
 def run() -> None:
@@ -158,13 +208,10 @@ def run() -> None:
         "classes": [str(c) for c in params.data.classes],
         "schema": model_schema(scaler, params),
         "seed": params.seed,
-        "mlflow": {
-            "tracking_uri": tracking.tracking_uri(),
-            "experiment": experiment,
-            "run_id": logger.run_id,
-        },
     }
     paths.MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
+    # the run id changes on every retrain: outside the DVC-tracked folder (model/tracking.py says why)
+    tracking.write_run(logger.run_id, experiment, paths.MODEL_FILE)
 
     with mlflow.start_run(run_id=logger.run_id):
         mlflow.log_artifact(str(paths.MODEL_FILE), artifact_path="torchscript")

@@ -26,8 +26,9 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from model.train import run
+    from model.train import fixed_hash_seed, run
 
+    fixed_hash_seed()  # may re-run this command: the same model bytes from the same inputs
     run()
     return 0
 
@@ -42,7 +43,13 @@ def _evaluate(args) -> int:
 def _lock_check(args) -> int:
     from model.lock_check import check
 
-    return check(report=args.report, summary=args.summary, pushed=args.pushed == "true")
+    return check(report=args.report, summary=args.summary, pushed=args.pushed == "true", base=args.base)
+
+
+def _repro(args) -> int:
+    from model.lock_check import repro
+
+    return repro(args.base, pull=args.pull)
 
 
 def _demo(args) -> int:
@@ -73,6 +80,13 @@ def register(sub) -> None:
         handler=_evaluate
     )
     p = sub.add_parser(
+        "repro",
+        help="CI: dvc repro of the stages a PR changed against --base; stages as on base are not reproduced",
+    )
+    p.add_argument("--base", required=True, metavar="REF", help="the base branch, e.g. origin/main")
+    p.add_argument("--pull", action="store_true", help="dvc repro --pull (a DVC remote is reachable)")
+    p.set_defaults(handler=_repro)
+    p = sub.add_parser(
         "lock-check",
         help="after dvc repro: fail, with the fix, when the branch does not hold what was trained",
     )
@@ -82,8 +96,9 @@ def register(sub) -> None:
         "--pushed",
         choices=["true", "false"],
         default="false",
-        help="whether this run pushed its outputs and run-cache to the DVC remote (changes the fix)",
+        help="whether this run uploaded its dvc-outputs artifact (else there is nothing to adopt yet)",
     )
+    p.add_argument("--base", metavar="REF", help="the base branch (e.g. origin/main): named in the message")
     p.set_defaults(handler=_lock_check)
     sub.add_parser("demo", help="the main job: run the whole loop locally, end to end").set_defaults(
         handler=_demo

@@ -9,7 +9,7 @@ from pathlib import Path
 def _promote(args) -> int:
     from model.registry import promote
 
-    return promote(summary=args.summary, candidate=args.candidate)
+    return promote(summary=args.summary, candidate=args.candidate, allow_dirty=args.allow_dirty)
 
 
 def _champion(args) -> int:
@@ -37,6 +37,12 @@ def _outputs(args) -> int:
     else:
         print(f"outputs: run-cache entries written for {outputs.seal()} stage(s)")
     return 0
+
+
+def _adopt(args) -> int:
+    from mlops.outputs import adopt
+
+    return adopt(args.run_id, repo=args.repo, push=not args.no_push)
 
 
 def _image_tag(args) -> int:
@@ -90,6 +96,11 @@ def register(sub) -> None:
         action="store_true",
         help="register and gate only: record the version as the candidate, leave champion (CI: image first)",
     )
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="promote despite uncommitted changes, recorded as git_dirty=true (else refused)",
+    )
     p.set_defaults(handler=_promote)
 
     p = sub.add_parser(
@@ -118,6 +129,15 @@ def register(sub) -> None:
         "--dir", type=Path, default=Path("dvc-outputs"), help="the artifact's folder (pack, fetch, admit)"
     )
     p.set_defaults(handler=_outputs)
+
+    p = sub.add_parser(
+        "adopt",
+        help="commit what a PR's CI run trained (its dvc-outputs artifact): dvc.lock, eval/, the model",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the Actions run id the lock check printed")
+    p.add_argument("--repo", metavar="OWNER/NAME", help="default: the `origin` remote's repository")
+    p.add_argument("--no-push", action="store_true", help="commit only; do not git push")
+    p.set_defaults(handler=_adopt)
 
     p = sub.add_parser(
         "image-tag", help="the immutable image tag model-v<N>-<sha7>; --refuse-existing checks the registry"

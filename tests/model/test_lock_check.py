@@ -61,11 +61,37 @@ def test_stale_lock_fails_with_the_fix_on_top_of_the_report(branch, tmp_path, ca
     assert check(report=report, summary=summary, pushed=True) == 1
     text = report.read_text()
     assert text.startswith(f"## {TITLE}\n") and text.endswith("## Model report: ✅ all gates passed\n")
-    assert "does not match the params, code and data of this PR" in text
+    assert "is not what the params, code and data of this PR produce" in text
     assert "`dvc.lock`, `eval/metrics.json` (stages: `train`)" in text
-    assert "--name dvc-outputs --dir .dvc/cache" in text and "git add dvc.lock eval\n" in text  # restore
+    assert "```bash\nmlops adopt <run id>\n```" in text  # one command: no gh, no dvc, no git add
+    assert "nothing to adopt" not in text
     assert summary.read_text() == text.split("## Model report")[0]
     assert "::error title=dvc.lock::" in capsys.readouterr().out
+
+
+def test_the_fix_names_the_run_and_the_repository_and_a_fork_gets_the_maintainer_line(
+    branch, tmp_path, monkeypatch
+):
+    event = tmp_path / "event.json"
+    event.write_text('{"pull_request": {"number": 7, "head": {"repo": {"full_name": "someone/model"}}}}')
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    monkeypatch.setenv("GITHUB_RUN_ID", "99")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/model")
+    (branch / "eval/metrics.json").write_text('{"accuracy": 0.93}\n')
+    summary = tmp_path / "summary.md"
+    assert check(summary=summary, pushed=True) == 1
+    text = summary.read_text()
+    assert "```bash\nmlops adopt 99 --repo octo/model\n```" in text
+    assert (
+        "This is a fork PR: a maintainer can run `gh pr checkout 7 && mlops adopt 99 --repo octo/model`"
+        in text
+    )
+
+
+def test_only_a_rewritten_but_equal_lock_passes(branch):
+    """DVC may write the same entries again in another layout: nothing to commit, so no failure."""
+    (branch / "dvc.lock").write_text(yaml.safe_dump(LOCK, default_flow_style=True))
+    assert check() == 0
 
 
 def test_missing_lock_and_new_outputs_fail_and_say_so(branch, tmp_path):
@@ -79,4 +105,4 @@ def test_missing_lock_and_new_outputs_fail_and_say_so(branch, tmp_path):
     text = report.read_text()
     assert "the branch has no `dvc.lock`" in text
     assert "`dvc.lock`, `eval/plots/roc.csv`" in text
-    assert "dvc repro  " in text and "dvc-outputs" not in text  # nothing was uploaded: train
+    assert "uploaded no `dvc-outputs` artifact, so there is nothing to adopt yet" in text
