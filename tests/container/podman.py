@@ -1,7 +1,8 @@
 """Podman for the container tests: the build script's storage, base image and build arguments.
 
 The apt packages (podman buildah runc debootstrap uidmap fuse-overlayfs) and /opt/wheels come from the
-CI setup; without podman these tests fail in CI and are skipped elsewhere, with the reason.
+CI setup; without podman or debootstrap these tests skip, naming the tool, or fail with
+MLOPS_REQUIRE_TOOLS=1.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import missing_tool
 from tests.repo import ROOT, sh
 
 SCRIPT = ROOT / "tests/container/build_image.sh"
@@ -23,10 +23,9 @@ def work_dir() -> Path:
 
 
 def podman_env() -> dict[str, str]:
-    if not shutil.which("podman") or not shutil.which("debootstrap"):
-        if os.environ.get("CI"):
-            pytest.fail("podman/debootstrap missing: .ci/run must install podman buildah runc debootstrap")
-        pytest.skip("podman and debootstrap are not installed")
+    for tool in ("podman", "debootstrap"):
+        if not shutil.which(tool):
+            missing_tool(tool, "apt-get install podman buildah runc debootstrap uidmap fuse-overlayfs")
     wd = work_dir()
     sh([str(SCRIPT), "base"], ROOT, WORK_DIR=str(wd))
     return {

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.conftest import missing_tool
 from tests.scale import servers
 
 
@@ -21,9 +22,7 @@ def launched():
 @pytest.fixture
 def postgres_available():
     if servers.postgres_bin() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is missing under /usr/lib/postgresql/*/bin: apt-get install postgresql")
-        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+        missing_tool("PostgreSQL (initdb under /usr/lib/postgresql/*/bin)", "apt-get install postgresql")
 
 
 @pytest.fixture
