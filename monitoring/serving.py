@@ -39,7 +39,7 @@ def released(path: Path = RELEASE_RECORD) -> str | None:
     release = read(path.read_text())
     if release.image is None and release.version in ("", "0"):
         return None
-    return f"model version {release.version or '?'}" + (f" ({release.image})" if release.image else "")
+    return f"model version {release.version or '?'}"
 
 
 def evidence(stats: ReadStats, record: Path = RELEASE_RECORD) -> Evidence:
