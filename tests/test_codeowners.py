@@ -324,7 +324,7 @@ def script_files(script: str, root: Path, found: Found, why: str, depth: int = 0
     for words in _segments(script):
         head, args = words[0], words[1:]
         cmd = head.rsplit("/", 1)[-1]
-        entry = "mlops.cli"
+        entry, interpreted = "mlops.cli", False
         if cmd in ("python", "python3") and len(args) >= 2 and args[0] == "-m":
             module, args = args[1], args[2:]
             if module in ("mlops", "mlops.cli", "mlops.__main__"):
@@ -335,9 +335,9 @@ def script_files(script: str, root: Path, found: Found, why: str, depth: int = 0
                 found.add(closure({module_file(module, root)}, root=root), f"{why}: python -m {module}")
                 continue
         elif cmd in ("python", "python3", "bash", "sh", "source", ".") and args:
-            head = args[0]
+            head, interpreted = args[0], True
         path = head.removeprefix("./")
-        if path in files and (head is not words[0] or executable(path, root)):  # a script run by path
+        if path in files and (interpreted or executable(path, root)):  # a script run by path
             found.add({path}, f"{why}: runs {path}")
             if path.endswith(".py"):
                 found.add(closure({path}, root=root), f"{why}: python {path}")
