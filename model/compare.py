@@ -2,8 +2,9 @@
 
 Both sides' per-row test predictions come from eval/predictions.csv (the baseline's read from git).
 When the two files hold the same rows (same data, split and seed: most PRs) the comparison is paired;
-when the rows differ (another split seed, new data) both sides are resampled independently; when the
-baseline has no predictions file (it predates them) there is no interval and the report says so.
+when the rows differ (another split seed, new data) the overall intervals are unpaired and slices are
+compared on the rows both hold, binned as the baseline binned them; when the baseline has no
+predictions file (it predates them) there is no interval and the report says so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import pandas as pd
 
 from model import uncertainty
 from model.slices import PREFIX
-from model.uncertainty import Interval
+from model.uncertainty import LOWER_IS_BETTER, Interval, point_metrics
+
+CLASS_METRICS = frozenset({"precision", "recall", "f1", "roc_auc"})  # rest on the rarer class's rows
 
 
 @dataclass
@@ -75,13 +78,47 @@ def align(pr: Predictions, base: Predictions) -> Predictions | None:
     return aligned if np.array_equal(aligned.y, pr.y) else None
 
 
+def shared_rows(pr: Predictions, base: Predictions) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in the PR, in the baseline) of the rows both test splits hold: same key (a hash of the
+    feature values and the label), so both models are judged on identical rows, neither trained on them."""
+    _, pr_index, base_index = np.intersect1d(
+        pr.keys, base.keys, assume_unique=False, return_indices=True
+    )
+    same = pr.y[pr_index] == base.y[base_index]
+    return pr_index[same], base_index[same]
+
+
+def support(metric: str, y: np.ndarray, n_classes: int) -> tuple[int, str]:
+    """What a metric's verdict rests on: rows, or for class metrics the rarest class (positives)."""
+    if metric in CLASS_METRICS and n_classes >= 2:
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+        if metric in ("recall", "precision", "f1") and n_classes == 2:
+            return int(counts[1]), "positives"
+        return int(counts.min()), "positives" if n_classes == 2 else "rows of the rarest class"
+    return len(y), "rows"
+
+
+def too_few(metric: str, y: np.ndarray, n_classes: int, settings: dict) -> str | None:
+    """'too few to judge (3 positives)' when a metric rests on fewer than report.min_rows rows or
+    report.min_positives positives, else None."""
+    count, what = support(metric, y, n_classes)
+    least = int(settings.get("min_positives", 5) if what != "rows" else settings.get("min_rows", 20))
+    return f"{count} {what}" if count < least else None
+
+
 @dataclass
 class SliceChange:
+    """One slice and metric against the baseline. `verdict`: worse, better, within noise, too few to
+    judge, or not compared (`reason` says why)."""
+
     slice: str
     bin: str
     metric: str
-    delta: Interval | None
+    change: float | None
+    p_worse: float | None  # one-sided p-value that the PR is worse (exact or permutation)
     verdict: str
+    reason: str = ""
+    rows: int = 0  # rows compared (shared with the baseline)
 
 
 @dataclass
@@ -89,11 +126,133 @@ class Comparison:
     kind: str | None  # "paired", "unpaired", or None (no baseline predictions)
     deltas: dict[str, Interval | None] = field(default_factory=dict)
     slices: list[SliceChange] = field(default_factory=list)
-    slice_confidence: float | None = None
+    slice_level: float | None = None  # family-wise chance of any slice flagged worse by chance
+    too_few: dict[str, str] = field(default_factory=dict)  # metric -> what it rests on, when too little
 
     @property
     def regressed_slices(self) -> list[SliceChange]:
         return [s for s in self.slices if s.verdict == "worse"]
+
+    def slice_status(self, column: str, label: str) -> list[SliceChange]:
+        return [s for s in self.slices if (s.slice, s.bin) == (column, label)]
+
+
+def _swap_p_worse(
+    y: np.ndarray, p_pr: np.ndarray, p_base: np.ndarray, metric: str, perms: int, seed: int
+) -> tuple[float, float]:
+    """(change, one-sided p-value that the PR is worse) by swapping the two models' predictions on each
+    row at random: exact under "the two models are interchangeable on these rows", for any metric."""
+    observed = point_metrics(y, p_pr, (metric,))[metric] - point_metrics(y, p_base, (metric,))[metric]
+    if not np.isfinite(observed):
+        return observed, 1.0
+    rng = np.random.default_rng(seed)
+    swap = rng.random((perms, len(y))) < 0.5
+    if metric == "roc_auc" and p_pr.shape[1] == 2:
+        a = np.where(swap, p_base[:, 1], p_pr[:, 1])
+        b = np.where(swap, p_pr[:, 1], p_base[:, 1])
+        null = _batch_auc(a, y == 1) - _batch_auc(b, y == 1)
+    else:
+        null = np.empty(perms)
+        for i in range(perms):
+            s = swap[i][:, None]
+            a, b = np.where(s, p_base, p_pr), np.where(s, p_pr, p_base)
+            null[i] = point_metrics(y, a, (metric,))[metric] - point_metrics(y, b, (metric,))[metric]
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # "worse": a fall, or a rise of a loss
+    as_bad = np.sum(sign * null <= sign * observed + 1e-12)
+    return observed, float((1 + as_bad) / (perms + 1))
+
+
+def _batch_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of `scores` (ties count one half), from mid-ranks."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=1)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return (ranks[:, positive].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _exact_p_worse(y: np.ndarray, p_pr: np.ndarray, p_base: np.ndarray, metric: str) -> tuple[float, float]:
+    """Accuracy, or recall over the positives: exact McNemar (one-sided) on the discordant rows."""
+    rows = np.ones(len(y), dtype=bool) if metric == "accuracy" else y == 1
+    right_pr = p_pr[rows].argmax(axis=1) == y[rows]
+    right_base = p_base[rows].argmax(axis=1) == y[rows]
+    gained, lost = int(np.sum(right_pr & ~right_base)), int(np.sum(~right_pr & right_base))
+    change = (gained - lost) / max(int(rows.sum()), 1)
+    return change, uncertainty.binomial_tail(gained, gained + lost)
+
+
+def holm(p_values: list[float], level: float) -> list[bool]:
+    """Holm's step-down: which hypotheses are rejected with family-wise error at most `level`."""
+    order = np.argsort(p_values, kind="stable")
+    rejected = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] > level / (len(p_values) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def slice_changes(
+    pr: Predictions, base: Predictions, metrics: tuple[str, ...], settings: dict
+) -> list[SliceChange]:
+    """Each PR slice against the baseline on the rows both hold, binned as the baseline binned them (so a
+    data PR that moves quantile edges compares the same rows, or says it cannot). Every verdict is an
+    exact test (McNemar for accuracy and binary recall, a swap permutation test otherwise), and "worse"
+    is decided by Holm's procedure over all slices and metrics at `report.slice_error`: the chance that
+    a report flags any slice worse when nothing changed."""
+    pr_at, base_at = shared_rows(pr, base)
+    in_base = np.full(len(pr.keys), -1)
+    in_base[pr_at] = base_at
+    n_classes = pr.proba.shape[1]
+    perms = max(int(settings.get("resamples", 2000)), 1000)
+    seed = int(settings.get("bootstrap_seed", 0))
+    out: list[SliceChange] = []
+    tests: list[tuple[int, float]] = []
+    for column in pr.slices.columns:
+        labels = pr.slices[column].to_numpy()
+        base_labels = base.slices[column].to_numpy() if column in base.slices.columns else None
+        for label in sorted(set(labels)):
+            mine = labels == label
+            shared = mine & (in_base >= 0)
+            reason = ""
+            if base_labels is None:
+                reason = f"{column} is not a slice of the baseline"
+            elif not shared.any():
+                reason = "none of its rows are in the baseline's test split"
+            else:
+                theirs = set(base_labels[in_base[shared]])
+                if len(theirs) > 1:
+                    reason = "the bin edges moved: its rows fall in the baseline's " + ", ".join(
+                        sorted(theirs)
+                    )
+                else:
+                    (their_label,) = theirs
+                    whole = (base_labels[base_at] == their_label) & ~mine[pr_at]
+                    if whole.any():
+                        reason = f"the bin edges moved: the baseline's {their_label} holds other rows too"
+            if reason:
+                out += [SliceChange(column, label, m, None, None, "not compared", reason) for m in metrics]
+                continue
+            rows = np.flatnonzero(shared)
+            y, p_pr, p_base = pr.y[rows], pr.proba[rows], base.proba[in_base[rows]]
+            for metric in metrics:
+                few = too_few(metric, y, n_classes, settings)
+                if few:
+                    out.append(
+                        SliceChange(column, label, metric, None, None, "too few to judge", few, len(rows))
+                    )
+                    continue
+                if metric == "accuracy" or (metric == "recall" and n_classes == 2):
+                    change, p = _exact_p_worse(y, p_pr, p_base, metric)
+                else:
+                    change, p = _swap_p_worse(y, p_pr, p_base, metric, perms, seed)
+                tests.append((len(out), p))
+                out.append(SliceChange(column, label, metric, change, p, "within noise", "", len(rows)))
+    level = float(settings.get("slice_error", 0.025))
+    for (index, _), worse in zip(tests, holm([p for _, p in tests], level), strict=True):
+        if worse:
+            out[index].verdict = "worse"
+    return out
 
 
 def compare(
@@ -103,10 +262,10 @@ def compare(
     slice_metrics: tuple[str, ...],
     centre: dict[str, float] | None = None,
 ) -> Comparison:
-    """Delta intervals overall and per slice. Slice intervals use a Bonferroni-adjusted confidence (one
-    test per slice and metric), so that with six slices and three metrics "a slice regressed" is not a
-    coin flip between two seeds of the same model. `centre`: the changes on all test rows, when the
-    predictions files hold a sample of them (`report.max_rows`): the overall intervals move there."""
+    """Delta intervals overall (model.uncertainty.delta_intervals) and per slice (slice_changes).
+    `centre`: the changes on all test rows, when the predictions files hold a sample of them
+    (`report.max_rows`): the overall intervals move there. A metric resting on fewer rows or positives
+    than `report.min_rows` / `report.min_positives` is "too few to judge", whatever its interval."""
     if pr is None or base is None or pr.task != base.task or pr.proba.shape[1] != base.proba.shape[1]:
         return Comparison(None)  # nothing to pair, or not the same kind of model (a swapped dataset)
     resamples, confidence = int(settings["resamples"]), float(settings["confidence"])
@@ -120,29 +279,14 @@ def compare(
     if centre:
         mine, theirs = (uncertainty.point_metrics(p.y, p.proba, pr.metrics) for p in (pr, other))
         deltas = uncertainty.recentre(deltas, centre, {k: mine[k] - theirs[k] for k in mine})
-    groups = []
-    for column in pr.slices.columns:
-        if column not in other.slices.columns:
-            continue
-        for label in sorted(pr.slices[column].unique()):
-            mine = (pr.slices[column] == label).to_numpy()
-            theirs = (other.slices[column] == label).to_numpy()
-            if mine.sum() >= 2 and theirs.sum() >= 2:
-                groups.append((column, label, mine, theirs))
-    slice_metrics = tuple(m for m in slice_metrics if m in pr.metrics)
-    tests = max(len(groups) * len(slice_metrics), 1)
-    slice_conf = 1 - (1 - confidence) / tests
-    changes = []
-    for column, label, mine, theirs in groups:
-        spans = uncertainty.delta_intervals(
-            (pr.y[mine], pr.proba[mine]),
-            (other.y[theirs], other.proba[theirs]),
-            aligned is not None,
-            resamples,
-            slice_conf,
-            seed,
-            slice_metrics,
-        )
-        for metric, span in spans.items():
-            changes.append(SliceChange(column, label, metric, span, uncertainty.verdict(span, metric)))
-    return Comparison(kind, deltas, changes, slice_conf)
+    few: dict[str, str] = {}
+    if pr.task != "regression":
+        for metric in pr.metrics:
+            why = too_few(metric, pr.y, pr.proba.shape[1], settings) or too_few(
+                metric, other.y, other.proba.shape[1], settings
+            )
+            if why:
+                few[metric] = why
+    metrics = tuple(m for m in slice_metrics if m in pr.metrics)
+    changes = slice_changes(pr, base, metrics, settings) if metrics else []
+    return Comparison(kind, deltas, changes, float(settings.get("slice_error", 0.025)), few)

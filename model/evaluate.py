@@ -263,6 +263,21 @@ def review_extras(
         )
     for name, base_out in fitted.items():
         sections["baseline"][name] = scored(base_out)
+        if name in ("logistic_regression", "linear_regression"):  # the bar the report's warning judges
+            spans = uncertainty.delta_intervals(
+                (y[sample], out[sample]),
+                (y[sample], base_out[sample]),
+                True,
+                int(settings["resamples"]),
+                float(settings["confidence"]),
+                seed,
+                names,
+            )
+            sections["baseline"][name]["delta_interval"] = {
+                k: {"low": round(v.low, 6), "high": round(v.high, 6)}
+                for k, v in spans.items()
+                if v is not None
+            }
 
     slice_columns = {
         (s if isinstance(s, str) else (s or {}).get("column")) for s in settings["slices"] or []

@@ -162,8 +162,11 @@ def check_gates(
         lower = metric in LOWER_IS_BETTER
         drop = (value - base) if lower else (base - value)
         over = drop > allowed + 1e-12
-        word = "rise" if lower else "drop"
-        detail = f"{_fmt(value)} vs {baseline_name} {_fmt(base)}: {word} {drop:+.4f}, allowed {allowed}"
+        if lower:
+            word = "rise" if drop > 0 else "fall"
+        else:
+            word = "drop" if drop > 0 else "gain"
+        detail = f"{_fmt(value)} vs {baseline_name} {_fmt(base)}: {word} {abs(drop):.4f}, allowed {allowed}"
         if over:
             detail += f" (over by {drop - allowed:.4f})"
         ok = not over

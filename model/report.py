@@ -218,6 +218,19 @@ def _with_span(value: float | None, span: tuple[float, float] | None) -> str:
     return f"{value:.4f}<br><sub>{span[0]:.3f}–{span[1]:.3f}</sub>" if span else f"{value:.4f}"
 
 
+def _signed(x: float) -> str:
+    """A change to 3 decimals, more where 3 would hide its sign ("+0.000" beside "within noise"), and
+    exactly 0 unsigned."""
+    if x == 0:
+        return "0"
+    text = f"{x:+.3f}"
+    return f"{x:+.1e}" if float(text) == 0 else text
+
+
+def _span(low: float, high: float) -> str:
+    return f"{_signed(low)}…{_signed(high)}"
+
+
 def _label(text: str) -> str:
     """A slice label from the data, as markdown that survives CML's writer: plain when it is only
     letters, digits and number punctuation (our quantile labels), else a code span (`a_1` stays a_1)."""
@@ -236,6 +249,8 @@ def _param_value(value: str | None) -> str:
 
 def _verdict_cell(word: str, delta: float, metric: str) -> str:
     arrow = "▲" if delta > 0 else "▼"
+    if word.startswith("too few"):
+        return word
     if word == "worse":
         return f"{arrow} **worse**"
     if word == "better":
@@ -259,12 +274,25 @@ def metric_rows(base: Side, pr: Side, comparison: Comparison) -> list[str]:
         delta = value - old
         span = comparison.deltas.get(name)
         word = verdict(span, name)
+        if name in comparison.too_few:
+            word = f"too few to judge <sub>({comparison.too_few[name]})</sub>"
         if abs(delta) < 5e-5 and word in ("no change", "within noise", "no interval"):
             rows.append(f"| {name} | {theirs} | {mine} | 0 | {'=' if word != 'within noise' else word} |")
             continue
-        shown = f"{delta:+.4f}" + (f"<br><sub>{span.low:+.3f}…{span.high:+.3f}</sub>" if span else "")
+        shown = f"{delta:+.4f}" + (f"<br><sub>{_span(span.low, span.high)}</sub>" if span else "")
         rows.append(f"| {name} | {theirs} | {mine} | {shown} | {_verdict_cell(word, delta, name)} |")
     return rows
+
+
+def worse_metrics(base: Side, pr: Side, comparison: Comparison) -> list[str]:
+    """Each metric judged worse beyond noise, with its change: the headline's one line."""
+    old = base.scores
+    worse = []
+    for name, value in pr.scores.items():
+        judged = name in old and name not in comparison.too_few
+        if judged and verdict(comparison.deltas.get(name), name) == "worse":
+            worse.append(f"{name} {value - old[name]:+.4f}")
+    return worse
 
 
 def baseline_rows(base: Side, pr: Side) -> list[str]:
@@ -295,12 +323,23 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
     value = pr.scores.get(metric)
     if linear is None or value is None:
         return None
-    gain = (linear - value) if metric in LOWER_IS_BETTER else (value - linear)
-    if gain > margin:
+    lower = metric in LOWER_IS_BETTER
+    gain = (linear - value) if lower else (value - linear)
+    span = ((pr.metrics or {}).get("baseline", {}).get(key, {}).get("delta_interval") or {}).get(metric)
+    if (
+        span is not None
+    ):  # paired interval of (model - baseline): judged beyond noise, not point against point
+        low, high = (-span["high"], -span["low"]) if lower else (span["low"], span["high"])
+        if high >= margin:
+            return None
+        shown = f"gain {gain:+.4f}, {float(settings.get('confidence', 0.95)):.0%} CI {_span(low, high)}"
+    elif gain > margin:
         return None
+    else:
+        shown = f"gain {gain:+.4f}, no interval"
     return (
         f"*   ⚠️ **Does not beat the {name}**: {metric} {value:.4f} vs {linear:.4f} "
-        f"(gain {gain:+.4f}, margin {margin}; `report.baseline` in params.yaml): a simpler model does as well"
+        f"({shown}, margin {margin}; `report.baseline` in params.yaml): a simpler model does better"
     )
 
 
@@ -336,12 +375,12 @@ def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: lis
         return []
     flagged = len({(c.slice, c.bin) for c in comparison.regressed_slices})
     shown = [m for m in metrics if m in table.columns]
-    conf = f" at {comparison.slice_confidence:.1%} (Bonferroni)" if comparison.slice_confidence else ""
+    positives = "positives" in table.columns
     lines = [
         f"<details><summary>Slices: {len(table)}, {flagged} regressed beyond noise vs {base_name}</summary>",
         "",
-        f"| slice | rows | {' | '.join(shown)} | vs {base_name} |",
-        "| --- | ---: |" + " ---: |" * len(shown) + " --- |",
+        f"| slice | vs {base_name} | rows |{' positives |' if positives else ''} {' | '.join(shown)} |",
+        "| --- | --- | ---: |" + (" ---: |" if positives else "") + " ---: |" * len(shown),
     ]
     for row in table.to_dict("records"):
         cells = []
@@ -349,17 +388,45 @@ def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: lis
             value, low, high = row[m], row.get(f"{m}_low"), row.get(f"{m}_high")
             span = (low, high) if pd.notna(low) and pd.notna(high) else None
             cells.append("—" if pd.isna(value) else _with_span(float(value), span))
-        where = (str(row["slice"]), str(row["bin"]))
-        hit = [c for c in comparison.regressed_slices if (c.slice, c.bin) == where]
-        status = (
-            "; ".join(f"⚠️ {c.metric} **worse** ({c.delta.low:+.3f}…{c.delta.high:+.3f})" for c in hit)
-            if hit
-            else ("within noise" if comparison.kind else "no interval")
-        )
+        status = slice_status(comparison, str(row["slice"]), str(row["bin"]))
         label = f"`{row['slice']}` {_label(str(row['bin']))}"
-        lines.append(f"| {label} | {row['rows']} | {' | '.join(cells)} | {status} |")
-    lines += ["", f"Intervals of the change per slice{conf}, {comparison.kind or 'none'}.", "", "</details>"]
+        count = (
+            f" {int(row['positives'])} |"
+            if positives and pd.notna(row.get("positives"))
+            else (" — |" if positives else "")
+        )
+        lines.append(f"| {label} | {status} | {row['rows']} |{count} {' | '.join(cells)} |")
+    how = (
+        f"Each slice against `{base_name}` on the test rows both hold, binned as `{base_name}` binned them; "
+        'exact tests (McNemar for accuracy and recall, a swap permutation test otherwise), "worse" '
+        f"by Holm's procedure over every slice and metric: at most {comparison.slice_level:.1%} of "
+        "reports flag a slice by chance. Under each value its own interval."
+        if comparison.kind and comparison.slice_level
+        else "No comparison: the baseline has no per-row predictions."
+    )
+    lines += ["", how, "", "</details>"]
     return lines
+
+
+def slice_status(comparison: Comparison, column: str, label: str) -> str:
+    """The slice's verdict against the baseline: the metrics judged worse, else why it is not judged."""
+    if not comparison.kind:
+        return "no interval"
+    found = comparison.slice_status(column, label)
+    hit = [c for c in found if c.verdict == "worse"]
+    if hit:
+        return "; ".join(f"⚠️ {c.metric} **worse** (Δ {_signed(c.change)}, p {c.p_worse:.4f})" for c in hit)
+    skipped = [c for c in found if c.verdict == "not compared"]
+    if skipped:
+        return f"not compared: {skipped[0].reason}"
+    few = [c for c in found if c.verdict == "too few to judge"]
+    judged = [c for c in found if c.verdict == "within noise"]
+    if few and not judged:
+        return f"too few to judge ({few[0].reason})"
+    text = "within noise"
+    if few:
+        text += f"; {', '.join(c.metric for c in few)} too few to judge ({few[0].reason})"
+    return text
 
 
 def balance_text(summary: dict | None) -> tuple[str, str]:
@@ -428,14 +495,16 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     passed = all_passed(results)
     failed = [r for r in results if not r.passed]
     diff = params_diff(base.params, pr.params)
-    deps = changed_deps(base.lock, pr.lock)
+    data_path = str((pr.params.get("data") or {}).get("path") or "data")
+    data_deps = {"data", data_path, data_path.split("/")[0]}
+    deps = [d for d in changed_deps(base.lock, pr.lock) if d not in data_deps and not d.startswith("data/")]
     data_changed = base.data_md5 is not None and base.data_md5 != pr.data_md5
 
     warnings = [w for w in [baseline_warning(pr, settings)] if w]
     by_slice: dict[tuple[str, str], list[str]] = {}
     for change in comparison.regressed_slices:
         by_slice.setdefault((change.slice, change.bin), []).append(
-            f"{change.metric} Δ {change.delta.low:+.3f}…{change.delta.high:+.3f}"
+            f"{change.metric} Δ {_signed(change.change)} (p {change.p_worse:.4f})"
         )
     for (column, label), changes in by_slice.items():
         warnings.append(
@@ -475,6 +544,9 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
             "> ⚠️ **This PR changes the gates themselves** (see the params diff): review them with care."
         )
     lines = [f"## Model report: {head}", ""]
+    worse = worse_metrics(base, pr, comparison) if not swapped else []
+    if worse:
+        lines += [f"**Worse beyond noise:** {', '.join(worse)}.", ""]
     items = [f"*   ❌ **{r.name}**: {r.detail}" for r in failed] + warnings
     lines += [*items, ""] if items else []  # one tight list: a blank line between two lists joins them loose
     for note in notes:  # blockquotes: one each, or markdown runs them together

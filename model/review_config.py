@@ -12,7 +12,7 @@ from mlops.params import Params
 from model.uncertainty import KNOWN, REGRESSION_METRICS
 
 DEFAULTS = {
-    "resamples": 1000,
+    "resamples": 2000,
     "confidence": 0.95,
     "bootstrap_seed": 0,
     "baseline": {"metric": "roc_auc", "margin": 0.0},
@@ -24,6 +24,9 @@ DEFAULTS = {
     "ig_rows": 1000,
     "baseline_rows": 100000,
     "plot_points": 200,
+    "min_rows": 20,
+    "min_positives": 5,
+    "slice_error": 0.025,
 }
 BASELINE_NAMES = {"logistic_regression": "logistic regression", "majority_class": "majority class"}
 REGRESSION_BASELINE_NAMES = {"linear_regression": "linear regression", "mean_predictor": "mean predictor"}
@@ -71,7 +74,12 @@ def report_settings(params: Params) -> dict:
         raise ValueError(f"params.yaml: report.confidence must be in [0.5, 1), got {confidence}")
     if int(settings["resamples"]) < 100:
         raise ValueError(f"params.yaml: report.resamples must be at least 100, got {settings['resamples']}")
-    for key, least in (("max_rows", 100), ("ig_rows", 1), ("baseline_rows", 100), ("plot_points", 10)):
+    level = float(settings["slice_error"])
+    if not 0 < level < 0.5:
+        raise ValueError(f"params.yaml: report.slice_error must be in (0, 0.5), got {level}")
+    checks = (("max_rows", 100), ("ig_rows", 1), ("baseline_rows", 100), ("plot_points", 10))
+    checks += (("min_rows", 1), ("min_positives", 1))
+    for key, least in checks:
         if int(settings[key]) < least:
             raise ValueError(f"params.yaml: report.{key} must be at least {least}, got {settings[key]}")
     return for_task(settings, task_of(params))

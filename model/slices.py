@@ -106,11 +106,13 @@ def slice_table(
     seed: int,
     sample: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Per slice: rows, each metric and its bootstrap interval (NaN where undefined, e.g. one class).
+    """Per slice: rows (and a binary model's positives), each metric and its interval (NaN where
+    undefined, e.g. one class).
 
     `sample`: a boolean mask of the rows the intervals are drawn from (evaluate's bounded sample of a
     large test split); the point values always use every row of the slice."""
     rows = []
+    binary = proba.shape[1] == 2 and not np.issubdtype(np.asarray(y).dtype, np.floating)
     for column in labels.columns:
         for label in sorted(labels[column].unique()):
             mask = (labels[column] == label).to_numpy()
@@ -124,6 +126,8 @@ def slice_table(
             if drawn.sum() and drawn.sum() < mask.sum():  # around the slice's value on all its rows
                 spans = recentre(spans, values, point_metrics(y[drawn], proba[drawn], metrics))
             row = {"slice": column[len(PREFIX) :], "bin": label, "rows": int(mask.sum())}
+            if binary:
+                row["positives"] = int(np.sum(y[mask] == 1))
             for m in metrics:
                 span = spans[m]
                 row[m] = values[m]

@@ -169,8 +169,9 @@ def _tail_quantiles(samples: np.ndarray, lows: float, highs: float) -> Interval 
     end is unbounded and there is no interval (the metric is "too few to judge")."""
     if samples.size == 0:
         return None
-    low = np.quantile(np.where(np.isnan(samples), -np.inf, samples), lows)
-    high = np.quantile(np.where(np.isnan(samples), np.inf, samples), highs)
+    with np.errstate(invalid="ignore"):  # an end among the undefined: inf - inf, no interval
+        low = np.quantile(np.where(np.isnan(samples), -np.inf, samples), lows)
+        high = np.quantile(np.where(np.isnan(samples), np.inf, samples), highs)
     if not (np.isfinite(low) and np.isfinite(high)):
         return None
     return Interval(float(low), float(high))

@@ -56,14 +56,14 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
     write_pr_side(repo, {**METRICS, "accuracy": 0.90, "f1": 0.88})
     assert run() == 1
     text = report(repo)
-    assert text.splitlines()[0] == "## Model report: ❌ 3 of 6 gates failed"
+    assert text.splitlines()[0] == "## Model report: ❌ 3 of 7 gates failed"
     assert "*   ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
     assert (
-        "*   ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop +0.0600, allowed 0.02 "
+        "*   ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop 0.0600, allowed 0.02 "
         "(over by 0.0400); no paired interval: threshold only" in text
     )
     assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** <sub>(no interval)</sub> |" in text
-    assert "<details open><summary>Gates: 3 of 6 passed" in text  # failed gates unfold
+    assert "<details open><summary>Gates: 4 of 7 passed" in text  # failed gates unfold
 
 
 def test_first_pr_has_no_baseline(repo):

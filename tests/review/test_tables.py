@@ -221,7 +221,7 @@ def test_regression_report_gates_a_worse_rmse_in_the_right_direction(project, mo
     assert status == 1
     assert text.startswith("## Model report: ❌ 1 of 4 gates failed")
     assert (
-        "*   ❌ **max regression rmse**: " in text and ": rise +" in text and "(paired): beyond noise" in text
+        "*   ❌ **max regression rmse**: " in text and ": rise " in text and "(paired): beyond noise" in text
     )
     assert "✅ | max rmse | " in text and "✅ | min r2 | " in text and "max regression r2" in text
     assert "min accuracy" not in text

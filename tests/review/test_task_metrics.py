@@ -75,11 +75,11 @@ def test_regression_gates_point_the_right_way():
     assert [r.name for r in worse] == ["min r2", "max rmse", "max regression rmse", "max regression r2"]
     assert gate(worse, "max rmse").passed  # 2.5 <= 3.0
     rise = gate(worse, "max regression rmse")
-    assert not rise.passed and "rise +0.5000, allowed 0.2 (over by 0.3000)" in rise.detail
+    assert not rise.passed and "rise 0.5000, allowed 0.2 (over by 0.3000)" in rise.detail
     assert gate(worse, "max regression r2").passed  # a drop of 0.02, 0.05 allowed
     better = check_gates({"rmse": 1.0, "mae": 0.8, "r2": 0.9}, main, REGRESSION)
     assert all(r.passed for r in better)
-    assert "rise -1.0000" in gate(better, "max regression rmse").detail
+    assert "fall 1.0000" in gate(better, "max regression rmse").detail  # an improvement is not a "drop"
     over = check_gates({"rmse": 3.5, "mae": 2.0, "r2": 0.4}, None, REGRESSION)
     assert "3.5000 <= 3.0 (over by 0.5000)" in gate(over, "max rmse").detail
     assert "0.4000 >= 0.5 (short by 0.1000)" in gate(over, "min r2").detail
