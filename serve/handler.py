@@ -93,6 +93,23 @@ V2_DATATYPES = {
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable"}
 ECHO_CHARS = 60
 FLOAT32_MAX = 3.4028234663852886e38
+FLOAT16_MAX = 65504.0
+NULL = type(None)
+# What each v2 datatype may hold (null passes: the column's missing policy decides). Integer types take
+# integral numbers in their range (3.0 too), FP16 numbers within its finite range, FP32/FP64 numbers
+# (float32's range is checked on the tensor), BOOL true/false, BYTES strings (category features only).
+V2_INT_RANGES = {
+    **{f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+}
+V2_VALUE_TYPES = {"BOOL": {bool, NULL}, "BYTES": {str, NULL}}  # the others: NUMBER_OR_NULL
+V2_FEATURE_KINDS = {"BOOL": "bool", "BYTES": "category"}  # the only feature kind each of these may feed
+V2_SEND = {"category": "its values as BYTES (or integer codes)", "bool": "it as BOOL (or 0/1 as INT8, ...)"}
+# Hard bounds on a body's JSON, checked before and while it is parsed (TabularHandler._load): depth, and
+# values + containers (at least MIN_NODES, else 4 x what max_batch_rows rows of every feature need).
+MAX_DEPTH = 32
+MIN_NODES = 1 << 16
+CONTAINER_TYPES = frozenset(CONTAINERS)
 FLUSH_ENV = "MLOPS_METRICS_FLUSH_SECONDS"
 DEFAULT_LOG = {"rotate_bytes": 64 << 20, "rotate_seconds": 3600.0, "keep_files": 48, "compress": True}
 
@@ -388,7 +405,7 @@ class LogRecords:
             b',"request_id":',
             _dumps_safe(request_id),
             b',"rows":%d,"values":' % n,
-            raw if type(raw) is RawJSON else _dumps_safe(raw),
+            _dumps_safe(raw),
             b',"prediction":',
             _dumps_safe(prediction),
         ]
@@ -398,29 +415,6 @@ class LogRecords:
             parts += [b',"out_of_range":', _dumps_safe({str(k): v for k, v in flags.items()})]
         parts.append(b"}\n")
         return b"".join(parts)
-
-
-class RawJSON(bytes):
-    """JSON text taken verbatim from the request body, which the log writes as it is."""
-
-
-def _data_text(raw, count: int) -> RawJSON | None:
-    """The flat `data` list of a v2 body, as the client's own bytes: the log then copies it instead of
-    serialising 64 x 30 floats again (a fifth of the log's cost). Only when it is unambiguous: a single
-    `"data"` key in the body, a list without strings, brackets, braces or line breaks (numbers only, so
-    valid JSON on one line), and `count` values in it. Anything else: None (the list is serialised)."""
-    raw = _as_bytes(raw)
-    if count < 1 or raw.count(b'"data"') != 1:
-        return None
-    key = raw.index(b'"data"') + 6
-    start = raw.find(b"[", key)
-    stop = raw.find(b"]", start)
-    if start < 0 or stop < 0 or raw[key:start].strip() != b":":
-        return None
-    text = raw[start : stop + 1]
-    if any(c in text for c in (b'"', b"{", b"\n", b"\r")) or text.count(b"[") != 1:
-        return None
-    return RawJSON(text) if text.count(b",") == count - 1 else None
 
 
 def _dumps_safe(obj) -> bytes:
@@ -578,6 +572,7 @@ class TabularHandler:
         self.model_name = str(getattr(context, "model_name", None) or spec.get("model_name", "model"))
         self.records = LogRecords(self.features, None if self.regression else self.classes, self.version)
         self.max_rows = int(spec.get("max_batch_rows", 1024))
+        self.max_nodes = max(MIN_NODES, 4 * self.max_rows * (self.n + 1))
         ranges = spec.get("feature_ranges") or {}
         lo = [_bound(ranges.get(f, [None, None])[0], -math.inf) for f in self.features]
         hi = [_bound(ranges.get(f, [None, None])[1], math.inf) for f in self.features]
@@ -606,7 +601,7 @@ class TabularHandler:
 
     # -- request parsing -------------------------------------------------------------------------
     def _body(self, request, idx: int, context):
-        """(parsed body, raw text whose duplicate-key check is still due, or None)."""
+        """The request's parsed JSON body, or a RequestError."""
         if not isinstance(request, dict):
             raise RequestError(400, "empty request", "empty")
         content_type = (_header(context, idx, "content-type") or "").split(";")[0].strip().lower()
@@ -620,22 +615,42 @@ class TabularHandler:
         if body is None or (isinstance(body, (bytes, bytearray, str)) and not body.strip()):
             raise RequestError(400, 'empty body: send {"instances": [...]} or {"inputs": [...]}', "empty")
         if not isinstance(body, (bytes, bytearray, str)):
-            return body, None  # already decoded by TorchServe (decode_input_request=true)
-        raw = bytes(body) if isinstance(body, bytearray) else body
-        try:
-            parsed = _parse(raw)
-        except ValueError as err:
-            if b"NaN" in _as_bytes(raw) or b"Infinity" in _as_bytes(raw):
-                return self._strict_json(raw), None  # the standard parser reads NaN/Infinity: name the field
-            raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
-        return parsed, raw
+            _members(body, math.inf)  # already decoded by TorchServe (decode_input_request=true): depth only
+            return body
+        return self._load(bytes(body) if isinstance(body, bytearray) else body)
 
-    def _check_duplicates(self, raw, body, bulk, bulk_members: int) -> None:
-        """orjson keeps the last of duplicated keys silently. Each object member had one ':' outside
-        strings in the raw text: if the counts differ (a duplicate, or a ':' inside a string), the
-        standard parser decides. `bulk`, the validated numbers (or rows of numbers), is not walked again."""
-        if _as_bytes(raw).count(b":") != _members(body, id(bulk)) + bulk_members:
-            self._strict_json(raw)
+    def _load(self, raw):
+        """Parse with hard bounds, in time linear in the body and bounded by `max_nodes`.
+
+        One count of '[', '{' and ',' (C speed) bounds the values and containers before anything is
+        built: over `max_nodes` it is a 413. Those inside strings count too, which keeps it one pass: a
+        real request needs about max_batch_rows x (F + 1), and stays under the bound even with a comma
+        or a bracket in every string.
+        orjson then parses (the standard parser where orjson refuses NaN/Infinity, or is absent). One
+        walk of the parsed containers caps the depth at MAX_DEPTH and counts object members: orjson keeps
+        the last of duplicated keys silently, and each member of the text had one ':' outside strings,
+        so equal counts mean no key was dropped. Only a real duplicate re-parses, to name the key."""
+        text = _as_bytes(raw)
+        containers = text.count(b"[") + text.count(b"{")
+        if containers + text.count(b",") > self.max_nodes:
+            raise RequestError(
+                413,
+                f"the body holds more than {self.max_nodes} JSON values, containers and separators"
+                f" (strings included): the limit for {self.max_rows} rows of {self.n} features",
+                "too_many_values",
+            )
+        strict = orjson is None
+        try:
+            doc = self._strict_json(raw) if strict else _parse(raw)
+        except ValueError as err:
+            if b"NaN" not in text and b"Infinity" not in text:
+                raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
+            doc, strict = self._strict_json(raw), True  # the standard parser reads them: name the field
+        members = _members(doc, containers)
+        if not strict and members != text.count(b":") and members != _outside_strings(text).count(b":"):
+            self._strict_json(raw)  # names the duplicated key
+            raise RequestError(400, "duplicated key in a JSON object", "duplicate_key")  # pragma: no cover
+        return doc
 
     def _strict_json(self, raw):
         """The standard parser, refusing duplicated keys (a silently dropped value is a wrong answer)."""
@@ -646,17 +661,16 @@ class TabularHandler:
         except ValueError as err:
             raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
 
-    def _parse_request(self, body) -> tuple[str, array, object, object, int, object]:
-        """(protocol, flat float64 values in model feature order, v2 id, the list of values or rows just
-        validated (not walked again by the duplicate check), the object members inside it, the raw
-        values for the log) or a RequestError."""
+    def _parse_request(self, body) -> tuple[str, array, object, object]:
+        """(protocol, flat float64 values in model feature order, v2 id, the values as parsed: what the
+        log keeps, exactly what was scored) or a RequestError."""
         if not isinstance(body, dict):
             raise RequestError(400, 'body must be a JSON object: {"instances": [...]} or {"inputs": [...]}')
         if "inputs" in body and "instances" in body:
             raise RequestError(400, 'send either "instances" (rows) or "inputs" (Open Inference Protocol)')
         if "inputs" in body:
-            values, bulk, raw = self._v2_values(body)
-            return "v2", values, body.get("id"), bulk, 0, raw
+            values, logged = self._v2_values(body)
+            return "v2", values, body.get("id"), logged
         if "instances" not in body:
             got = ", ".join(echo(k) for k in list(body)[:5]) or "none"
             raise RequestError(400, f'missing key "instances" or "inputs" (got keys: {got})', "missing_key")
@@ -669,10 +683,10 @@ class TabularHandler:
                 f"batch of {len(instances)} rows exceeds the limit of {self.max_rows} rows",
                 "too_many_rows",
             )
-        values, raw = self._row_values(instances)
-        return "rows", values, None, instances, sum(len(r) for r in instances if type(r) is dict), raw
+        values, logged = self._row_values(instances)
+        return "rows", values, None, logged
 
-    def _v2_values(self, body: dict) -> tuple[array, object, object]:
+    def _v2_values(self, body: dict) -> tuple[array, object]:
         """An Open Inference Protocol request straight to a flat array: one [n, F] tensor, or one tensor
         per feature (named by feature; BYTES for category columns)."""
         inputs = body["inputs"]
@@ -696,7 +710,22 @@ class TabularHandler:
             )
         return shape[0]
 
-    def _v2_tensor(self, tensor: dict) -> tuple[array, object, object]:
+    def _v2_feeds(self, where: str, datatype: str, columns: list) -> None:
+        """BOOL feeds bool features only, BYTES category features only (numbers go as FP32, INT64, ...)."""
+        kind = V2_FEATURE_KINDS.get(datatype)
+        if kind is None:
+            return
+        wrong = next((c for c in columns if c.kind != kind), None)
+        if wrong is not None:
+            send = V2_SEND.get(wrong.kind, "its numbers as FP32, INT64, ...")
+            raise RequestError(
+                400,
+                f"{where}: datatype {datatype} is for {kind} features, and {wrong.name} is a {wrong.kind}"
+                f" feature: send {send}",
+                "v2",
+            )
+
+    def _v2_tensor(self, tensor: dict) -> tuple[array, object]:
         shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
         if (
             not isinstance(shape, list)
@@ -708,32 +737,44 @@ class TabularHandler:
             raise RequestError(
                 400, f'input "shape" must be [n, {self.n}] with n >= 1, got {echo(shape)}', "v2"
             )
-        self._v2_rows(shape)
+        rows, n = self._v2_rows(shape), self.n
         numeric = self.schema.numeric
         if datatype not in V2_DATATYPES and (numeric or datatype not in V2_COLUMN_DATATYPES):
             raise RequestError(
                 400, f'input "datatype" must be a numeric type (FP32, ...), got {echo(datatype)}', "v2"
             )
+        self._v2_feeds(f"input {echo(tensor.get('name'))}", datatype, self.schema.columns)
         if not isinstance(data, list):
             raise RequestError(400, 'input "data" must be a list of numbers (row-major)', "v2")
-        bulk = data
-        if data and type(data[0]) is list:  # nested rows are allowed too: flatten one level
-            if not all(type(r) is list for r in data):
+        logged = data
+        if data and type(data[0]) is list:  # nested by row: exactly n rows of F values, nothing ragged
+            if set(map(type, data)) != {list}:
                 raise RequestError(400, 'input "data" mixes rows and numbers', "v2")
+            if len(data) != rows or set(map(len, data)) != {n}:
+                bad = next((i for i, r in enumerate(data) if len(r) != n), None)
+                detail = f"{len(data)} row(s)" if bad is None else f"{len(data[bad])} values in row {bad}"
+                raise RequestError(
+                    400, f'input "data" has {detail}, shape {shape} needs {rows} rows of {n} values', "v2"
+                )
             data = list(chain.from_iterable(data))
-        if len(data) != shape[0] * self.n:
+        if len(data) != rows * n:
             raise RequestError(
-                400, f'input "data" has {len(data)} values, shape {shape} needs {shape[0] * self.n}', "v2"
+                400, f'input "data" has {len(data)} values, shape {shape} needs {rows * n}', "v2"
             )
-        if numeric and set(map(type, data)) <= NUMBER_TYPES:
+        types = set(map(type, data))
+        problem = _datatype_problem(datatype, data, types)
+        if problem is not None:
+            i, wants, reason = problem
+            got = f"got {_kind(data[i])} {echo(data[i])}"
+            raise RequestError(400, f"row {i // n}: {self.features[i % n]} {wants}, {got}", reason)
+        if numeric and types <= NUMBER_TYPES:
             try:
-                return _doubles(data), bulk, bulk
+                return _doubles(data), logged
             except (OverflowError, struct.error):  # an integer beyond float64: named by the slow path
                 pass
-        n = self.n
-        return self.schema.encode_columns([data[j::n] for j in range(n)]), bulk, bulk
+        return self.schema.encode_columns([data[j::n] for j in range(n)]), logged
 
-    def _v2_columns(self, inputs: list) -> tuple[array, object, object]:
+    def _v2_columns(self, inputs: list) -> tuple[array, object]:
         """One input per feature: {"name": <feature>, "shape": [n] or [n, 1], "datatype", "data"}."""
         by_name: dict = {}
         for tensor in inputs:
@@ -747,7 +788,7 @@ class TabularHandler:
             absent = [f for f in self.features if f not in by_name]
             raise RequestError(400, "missing inputs: " + ", ".join(echo(f) for f in absent[:5]), "v2")
         columns, rows = [], None
-        for name in self.features:
+        for name, column in zip(self.features, self.schema.columns, strict=True):
             tensor = by_name[name]
             shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
             if (
@@ -772,18 +813,26 @@ class TabularHandler:
                     f"{echo(datatype)}",
                     "v2",
                 )
+            self._v2_feeds(f"input {echo(name)}", datatype, [column])
             if not isinstance(data, list):
                 raise RequestError(400, f"input {echo(name)}: data must be a list", "v2")
-            if data and type(data[0]) is list:
-                if not all(type(r) is list and len(r) == 1 for r in data):
-                    raise RequestError(400, f"input {echo(name)}: data must be flat or [[x], ...]", "v2")
+            if data and type(data[0]) is list:  # [[x], ...] only for shape [n, 1]
+                if len(shape) != 2 or set(map(type, data)) != {list} or set(map(len, data)) != {1}:
+                    raise RequestError(
+                        400, f"input {echo(name)}: data must be flat, or [[x], ...] for shape [n, 1]", "v2"
+                    )
                 data = [r[0] for r in data]
             if len(data) != rows:
                 raise RequestError(
                     400, f"input {echo(name)}: data has {len(data)} values, shape needs {rows}", "v2"
                 )
+            problem = _datatype_problem(datatype, data, set(map(type, data)))
+            if problem is not None:
+                i, wants, reason = problem
+                got = f"got {_kind(data[i])} {echo(data[i])}"
+                raise RequestError(400, f"input {echo(name)}: row {i}: {name} {wants}, {got}", reason)
             columns.append(data)
-        return self.schema.encode_columns(columns), None, list(zip(*columns, strict=True))
+        return self.schema.encode_columns(columns), list(zip(*columns, strict=True))
 
     def _row_values(self, instances: list) -> tuple[array, list]:
         """The rows' values as one flat float64 array in model feature order, and the rows' raw values
@@ -871,12 +920,8 @@ class TabularHandler:
         batch = Batch()
         for idx, request in enumerate(data):
             try:
-                body, raw = self._body(request, idx, context)
-                protocol, values, v2_id, bulk, bulk_members, logged = self._parse_request(body)
-                if raw is not None:
-                    self._check_duplicates(raw, body, bulk, bulk_members)
-                    if protocol == "v2" and logged is bulk and bulk and type(bulk[0]) is not list:
-                        logged = _data_text(raw, len(bulk)) or logged
+                body = self._body(request, idx, context)
+                protocol, values, v2_id, logged = self._parse_request(body)
                 batch.flat += values
                 batch.items.append((idx, protocol, len(values) // (8 * self.n), v2_id, logged))
             except RequestError as err:
@@ -1120,18 +1165,74 @@ def _no_duplicates(pairs: list) -> dict:
     return dict(pairs)
 
 
-def _members(obj, skip: int) -> int:
-    """Object members in a parsed document, not counting inside the object whose id is `skip`. Lists of
-    numbers are passed over with one C-level type scan."""
-    if type(obj) is dict:
-        values = obj.values()
-        nested = set(map(type, values)) & {dict, list}
-        return len(obj) + (
-            sum(_members(v, skip) for v in values if type(v) in CONTAINERS and id(v) != skip) if nested else 0
-        )
-    if type(obj) is list and set(map(type, obj)) & {dict, list}:
-        return sum(_members(v, skip) for v in obj if type(v) in CONTAINERS and id(v) != skip)
-    return 0
+def _outside_strings(text: bytes) -> bytes:
+    """Valid JSON text without its strings: its '[', '{', ',' and ':' are then exactly the document's
+    structure. Bytes operations only: escaped backslashes go first, then escaped quotes, so the quotes
+    left alternate opening and closing (bytes.replace pairs backslashes from the left, as JSON does)."""
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(text.split(b'"')[::2])
+
+
+def _members(doc, containers: float) -> int:
+    """Object members in a parsed document; a RequestError when containers nest deeper than MAX_DEPTH.
+
+    Python work per container, C work per value: each container's values get one type scan, and none
+    once `containers` (how many the text holds, or more) have been found: the rest hold no containers,
+    so lists of numbers are usually not read at all."""
+    kind = type(doc)
+    if kind is not dict and kind is not list:
+        return 0
+    members = len(doc) if kind is dict else 0
+    stack, found = [(doc, 1)], 1
+    while stack and found < containers:
+        obj, depth = stack.pop()
+        values = obj.values() if type(obj) is dict else obj
+        if CONTAINER_TYPES.isdisjoint(map(type, values)):
+            continue
+        if depth >= MAX_DEPTH:
+            raise RequestError(
+                400, f"malformed JSON: nested too deeply (more than {MAX_DEPTH} levels)", "malformed_json"
+            )
+        for value in values:
+            kind = type(value)
+            if kind is dict:
+                members += len(value)
+            elif kind is not list:
+                continue
+            found += 1
+            stack.append((value, depth + 1))
+    return members
+
+
+def _datatype_problem(datatype: str, values: list, types: set) -> tuple[int, str, str] | None:
+    """(index, what the value must be, reject reason) of the first value a v2 `datatype` cannot hold, or
+    None. `types`: set(map(type, values)). Nulls pass (the column's missing policy decides)."""
+    allowed = V2_VALUE_TYPES.get(datatype, NUMBER_OR_NULL)
+    ints = V2_INT_RANGES.get(datatype)
+    if not types <= allowed:
+        i = next(i for i, v in enumerate(values) if type(v) not in allowed)
+        if datatype == "BOOL":
+            return i, "must be true or false (BOOL)", "v2"
+        if datatype == "BYTES":
+            return i, "must be a string (BYTES)", "v2"
+        return i, f"must be {'an integer' if ints else 'a number'} ({datatype})", "not_a_number"
+    if ints is None and datatype != "FP16":
+        return None
+    numbers = [v for v in values if v is not None] if NULL in types else values
+    if ints is not None:
+        lo, hi = ints
+        if float in types and not all(v.is_integer() for v in numbers if type(v) is float):
+            i = next(i for i, v in enumerate(values) if type(v) is float and not v.is_integer())
+            return i, f"must be an integer ({datatype})", "v2"
+        if numbers and (min(numbers) < lo or max(numbers) > hi):
+            i = next(i for i, v in enumerate(values) if v is not None and not lo <= v <= hi)
+            return i, f"is outside the {datatype} range [{lo}, {hi}]", "v2"
+        return None
+    if any(map(FLOAT16_MAX.__lt__, map(abs, numbers))):
+        i = next(i for i, v in enumerate(values) if v is not None and abs(v) > FLOAT16_MAX)
+        return i, f"is outside the FP16 range [-{FLOAT16_MAX:g}, {FLOAT16_MAX:g}]", "v2"
+    return None
 
 
 def _as_bytes(raw) -> bytes:
