@@ -115,3 +115,49 @@ def test_drift_workflow_opens_then_updates_one_pr_and_the_branch_trains(
         len(pd.read_parquet(work / f"artifacts/prepared/{s}.parquet")) for s in ("train", "val", "test")
     )
     assert prepared == 779 and (work / "eval/metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_without_a_dvc_remote_the_run_refuses_and_keeps_the_snapshot(
+    trained_repo, dvc_remote, tmp_path, act, github_server, monkeypatch
+):
+    """A fork with no DVC_REMOTE_URL: its default remote is a folder on the runner. retrain-pr pushes
+    nothing and fails naming DVC_REMOTE_URL; the snapshot is the artifact, and its README brings it back."""
+    monkeypatch.chdir(trained_repo)
+    repo = pr_checkout(trained_repo, tmp_path / "repo", dvc_remote, branch="ops")
+    (repo / ".dvc" / "config.local").unlink()  # a fork's checkout: only the template's ../../dvc-storage
+    bare = tmp_path / "repo-origin.git"
+    prod = tmp_path / "prod"
+    production(trained_repo, prod, "drifted", 150, seed=1, sd=1.0)
+    where = {"INFERENCE_LOG_URI": str(prod / "drifted/logs"), "FEEDBACK_URI": str(prod / "drifted/feedback")}
+    result = act.run(
+        repo, "workflow_dispatch", {"inputs": {"window": "30d"}}, workflow="drift.yml", variables=where
+    )
+    assert result.returncode != 0, result
+    assert result.jobs() == {"detect": "succeeded", "retrain-pr": "failed"}, result
+    assert "is a local directory" in result.output and "DVC_REMOTE_URL is not set" in result.output
+    assert "refusing to push the new data snapshot" in result.output
+    summary = result.summary("retrain-pr")
+    assert (
+        "kept as the artifact `retrain-snapshot`" in summary and "gh variable set DVC_REMOTE_URL" in summary
+    )
+    assert github_server.state.pulls == [] and sh(["git", "branch", "--list", "retrain/*"], bare).stdout == ""
+
+    kept = result.artifacts / "retrain-snapshot"
+    new_md5 = md5((kept / "data.dvc").read_text())
+    assert (kept / "files/md5" / new_md5[:2] / new_md5[2:]).exists()
+    assert not (dvc_remote / "files/md5" / new_md5[:2] / new_md5[2:]).exists()
+    # nothing lost: the README's commands (after the download) propose it from a maintainer's clone
+    sh(["git", "symbolic-ref", "HEAD", "refs/heads/main"], bare)
+    store = tmp_path / "store"
+    work = clone(bare, tmp_path / "maintainer", store)
+    sh(["cp", "-a", str(kept), str(work / "retrain-snapshot")], tmp_path)
+    commands = (kept / "README.md").read_text().split("```bash\n")[1].split("```")[0].splitlines()
+    assert commands[0].startswith("gh run download ") and commands[0].endswith(
+        " -n retrain-snapshot -D retrain-snapshot"
+    )
+    for command in commands[1:]:
+        sh(command, work)
+    assert (store / "files/md5" / new_md5[:2] / new_md5[2:]).exists()
+    validation = sh(["mlops", "validate"], work).stdout
+    assert "719 rows" in validation, validation
