@@ -413,6 +413,12 @@ def adopt(run_id: str, repo: str | None = None, push: bool = True) -> int:
         raise UserError(
             f"run {run_id}'s {ARTIFACT} artifact has no {BRANCH}/dvc.lock (made by an older pack?)"
         )
+    try:
+        stages = (yaml.safe_load(lock_bytes) or {}).get("stages")
+    except (yaml.YAMLError, AttributeError):
+        stages = None
+    if not isinstance(stages, dict) or not stages:
+        raise UserError(f"run {run_id}'s {BRANCH}/dvc.lock records no stages; refused")
     for name, body in contents.items():
         parts = name.split("/")
         if parts[0] == "files" and hashlib.md5(body).hexdigest() != parts[2] + parts[3].removesuffix(".dir"):

@@ -114,6 +114,8 @@ def classify(base: str) -> Plan:
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
+    if _git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}").returncode:
+        raise UserError(f"{base} is not a commit in this clone: fetch it (actions/checkout: fetch-depth: 0)")
     base_lock, head_lock, work_lock = lock_stages(base), lock_stages("HEAD"), lock_stages(None)
     plan = Plan(base)
     with Repo(".") as repo:

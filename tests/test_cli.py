@@ -16,8 +16,44 @@ HEAVY = ("torch", "pytorch_lightning", "mlflow", "evidently", "dvc", "pandas", "
 
 def test_help_lists_the_pipeline_commands():
     text = build_parser().format_help()
-    for command in ("data", "validate", "prepare", "train", "evaluate", "demo"):
+    for command in (
+        "data",
+        "validate",
+        "prepare",
+        "train",
+        "evaluate",
+        "demo",
+        "repro",
+        "lock-check",
+        "adopt",
+    ):
         assert f"    {command} " in text
+
+
+def test_the_lock_loop_commands_take_what_the_pr_workflow_passes():
+    """The contract with pr.yml (CI calls these exact forms)."""
+    parser = build_parser()
+    args = parser.parse_args(["repro", "--base", "origin/main", "--pull"])
+    assert (args.base, args.pull) == ("origin/main", True)
+    args = parser.parse_args(
+        ["lock-check", "--base", "origin/main", "--report", "r.md", "--summary", "s.md", "--pushed", "true"]
+    )
+    assert (args.base, str(args.report), args.pushed) == ("origin/main", "r.md", "true")
+    assert parser.parse_args(["lock-check"]).base is None  # older callers: no --base
+    args = parser.parse_args(["adopt", "123", "--repo", "octo/model", "--no-push"])
+    assert (args.run_id, args.repo, args.no_push) == ("123", "octo/model", True)
+    assert parser.parse_args(["promote", "--allow-dirty"]).allow_dirty
+
+
+def test_the_training_run_record_is_outside_every_dvc_output_and_git_ignored():
+    """A run id inside a DVC output would change its md5 on every retrain (model/tracking.py)."""
+    from model.tracking import RUN_RECORD
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
+    assert not any(RUN_RECORD.as_posix() == o or RUN_RECORD.as_posix().startswith(f"{o}/") for o in outs)
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(RUN_RECORD)], cwd=ROOT)
+    assert ignored.returncode == 0
 
 
 def test_parser_builds_without_importing_heavy_libraries():

@@ -122,3 +122,10 @@ def test_a_code_change_reproduces_its_stage_and_downstream(project):
     plan = classify("main")
     assert plan.unchanged == ["prepare", "train"]
     assert plan.reproduce == {"evaluate": "evaluate.py is modified"}
+
+
+def test_an_unknown_base_is_an_error_not_a_full_retrain(project):
+    from mlops.errors import UserError
+
+    with pytest.raises(UserError, match="origin/main is not a commit in this clone: fetch it"):
+        classify("origin/main")

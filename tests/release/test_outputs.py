@@ -1,6 +1,6 @@
 """A PR run's outputs reach the trusted DVC remote only through `mlops outputs`: packed by the PR job,
 fetched for the merged commit, admitted object by object against the merged dvc.lock, sealed (run-cache
-written by the trusted job) and pushed. The PR author's fix restores from the same artifact."""
+written by the trusted job) and pushed. The PR author's fix (`mlops adopt`) takes the same artifact."""
 
 from __future__ import annotations
 
@@ -201,12 +201,16 @@ def test_pr_outputs_reach_the_remote_only_through_the_trusted_job(trained_repo, 
     assert "Running stage 'train'" in sh(["dvc", "repro"], pr).stdout
     artifact = tmp_path / "artifact"
     sh(["mlops", "outputs", "pack", "--dir", str(artifact)], pr)
+    assert (artifact / "branch/dvc.lock").read_bytes() == (pr / "dvc.lock").read_bytes()
+    assert (artifact / "branch/eval/metrics.json").read_bytes() == (pr / "eval/metrics.json").read_bytes()
     remote_before = sorted(p.relative_to(dvc_remote) for p in dvc_remote.rglob("*") if p.is_file())
 
-    # the author's fix (mlops lock-check prints it): the artifact into .dvc/cache, then repro restores
+    # the artifact's objects and run-cache in another clone's .dvc/cache (as `mlops adopt` puts them,
+    # tests/release/test_adopt.py): repro restores, no retraining
     author = clone(trained_repo, tmp_path / "author", dvc_remote)
     (author / "params.yaml").write_text(params.read_text())
-    sh(["cp", "-r", f"{artifact}/.", str(author / ".dvc/cache")], author)
+    for part in ("files", "runs"):
+        sh(["cp", "-r", str(artifact / part), str(author / ".dvc/cache")], author)
     out = sh(["dvc", "repro", "--pull"], author).stdout
     assert "Stage 'train' is cached - skipping run" in out and "Running stage 'train'" not in out, out
     assert (author / "dvc.lock").read_text() == (pr / "dvc.lock").read_text()

@@ -97,3 +97,42 @@ def test_promoting_the_same_bytes_again_reuses_the_version(project):
         "name='breast-cancer-classifier'"
     )
     assert len(versions) == 1 and champion(project) == "1"
+
+
+def test_a_dirty_tree_is_refused_and_allow_dirty_records_it(project, monkeypatch):
+    """A branch whose retrained lock is not committed: HEAD is still main's commit, so its sha would be
+    recorded for bytes no commit holds. Refused; --allow-dirty records git_dirty=true and the real HEAD."""
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1 (main)")
+    main_sha = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    sh(["git", "checkout", "-q", "-b", "feature"], project)
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.97})  # retrained, not committed
+    monkeypatch.setenv("GITHUB_SHA", "e" * 40)  # a stale variable must not be what is recorded
+
+    with pytest.raises(UserError, match=r"uncommitted changes \(.*dvc.lock.*\).*--allow-dirty"):
+        registry.promote()
+    assert champion(project) is None
+
+    assert registry.promote(allow_dirty=True) == 0
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    tags = (
+        MlflowClient(tracking_uri=tracking.tracking_uri())
+        .get_model_version("breast-cancer-classifier", "1")
+        .tags
+    )
+    assert tags["git_dirty"] == "true" and tags["git_sha"] == main_sha
+    assert json.loads((project / "model_store/release.json").read_text())["git_dirty"] is True
+
+    commit(project, "model 2 on the branch")
+    write_model(project, b"weights-3", {**GOOD, "accuracy": 0.98})
+    commit(project, "model 3 on the branch")
+    assert registry.promote() == 0
+    head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    latest = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
+        "breast-cancer-classifier", "2"
+    )
+    assert latest.tags["git_sha"] == head != main_sha and latest.tags["git_dirty"] == "false"
+    assert "git_dirty" not in json.loads((project / "model_store/release.json").read_text())
