@@ -1,24 +1,30 @@
-"""How often do the regression gates fail between two PRs that differ only in `seed`? Today's rule vs
-the noise-aware one (gates.require_significant).
+"""Does the PR check pass what it should and fail what it should? Seed-only PRs, a harmful learning rate,
+and a known accuracy drop, judged by the project's own gates and intervals.
 
-Method. K models are trained exactly as the pipeline does (model.prepare split + scaler, model.train.fit,
-the TorchScript export, model.evaluate metrics and per-row predictions), on the bundled data and the
-params.yaml of this checkout, changing only the seed. Every ordered pair (main = model i, PR = model j,
-i != j) is one "PR that changes nothing but the seed"; the right verdict for all of them is "pass". A
-flip is a pair where at least one `max_regression` gate fails. Each pair is judged twice with
-model.gates.check_gates: thresholds alone (require_significant: false, the rule before), and the
-noise-aware rule with the intervals `mlops report` computes (model.compare).
-
-Two scenarios:
-  - split: `seed` changes everything it seeds (split, init, shuffling): the test rows differ, so the
-    intervals are unpaired. This is literally "identical PRs that differ only in seed".
-  - init: the split stays that of the default seed and only training randomness changes: the rows are the
+Method. Models are trained as the pipeline does (model.prepare split + scaler, model.train.fit, the
+TorchScript export, model.evaluate metrics and per-row predictions) on the bundled data and the
+params.yaml of this checkout:
+  - split: K models, seed s changes everything it seeds (split, init, shuffling). Every ordered pair
+    (main = i, PR = j) is a seed-only PR whose test rows differ (unpaired intervals).
+  - init: K models on the split of the first seed, only the training seed changes: the rows are the
     same, intervals are paired. This is what any code or hyperparameter PR looks like to the gates.
-Power check, same run: a model trained on shuffled labels, and an undertrained one (2 epochs), each as
-the PR against every seed model; the share of pairs that fail (should stay high under the new rule).
+  - lr: on each of the K splits, the PR that sets train.lr 0.003 -> 0.0001 against that split's main.
+Each pair is judged with model.compare.compare + model.gates.check_gates on every gate of params.yaml
+(floors and regressions), exactly as `mlops report` does; a seed-only PR should pass, the lr PR fail.
 
-Usage: python benchmarks/gate_flips.py [--seeds 8] [--jobs 1]. Prints a table; about 20 s per model
-on 2 cores.
+K models give K*(K-1) ordered pairs, but those are not independent trials: the rates come with a 95%
+interval from resampling the MODELS (a pair's two models drawn from the resampled set), which is what
+varies from one study to the next. The lr PR's rate has a Clopper-Pearson interval (K independent
+splits).
+
+Known drop, no training: two models on the same n rows, main right with probability 0.965, the PR
+differing on a share of rows. Null: interchangeable (as many rows lost as gained, 2% each way); drop:
+the PR loses 3.5% and gains 1% (true accuracy 2.5 points lower). The share of simulated PRs failing the
+accuracy gates (floor and max_regression with its interval) is the false-alarm rate and the power, at
+n = 114 (the bundled test split) and n = 1000.
+
+Usage: python benchmarks/gate_flips.py [--seeds 10] [--json out.json]. About 3 s per model on 2 idle
+cores; the simulation about 10 s.
 """
 
 from __future__ import annotations
@@ -44,9 +50,10 @@ from model.evaluate import compute_metrics, predict_proba, row_keys
 from model.gates import all_passed, check_gates
 from model.prepare import clean_frame, fit_scaler, split
 from model.review_config import report_settings
+from model.uncertainty import clopper_pearson, delta_intervals, point_metrics, verdict
 
 
-def train_one(params, frame, split_seed: int, train_seed: int, workdir: Path, shuffle=False, epochs=None):
+def train_one(params, frame, split_seed: int, train_seed: int, workdir: Path, lr: float | None = None):
     from model.train import export, fit
 
     train, val, test = split(
@@ -55,14 +62,12 @@ def train_one(params, frame, split_seed: int, train_seed: int, workdir: Path, sh
         float(params.split.get("val_size", 0.2)),
         split_seed,
     )
-    if shuffle:  # a deliberately broken model: labels carry no signal
-        train = train.assign(label=np.random.default_rng(train_seed).permutation(train["label"].to_numpy()))
     features = params.data.feature_names
     scaler = fit_scaler(train, features)
-    cfg = dict(params.train, **({"max_epochs": epochs} if epochs else {}))
+    cfg = dict(params.train, **({"lr": lr} if lr else {}))
     run_params = replace(params, seed=train_seed, train=cfg)
     module, _ = fit(run_params, train.reset_index(drop=True), val.reset_index(drop=True), scaler)
-    path = workdir / f"model-{split_seed}-{train_seed}-{int(shuffle)}-{epochs}.pt"
+    path = workdir / f"model-{split_seed}-{train_seed}-{lr}.pt"
     export(module, path)
     x, y = test[features].to_numpy(), test["label"].to_numpy()
     proba = predict_proba(path, x)
@@ -71,69 +76,109 @@ def train_one(params, frame, split_seed: int, train_seed: int, workdir: Path, sh
     return metrics, Predictions(keys, y, proba, pd.DataFrame(index=range(len(y))))
 
 
-def judge(pr, base, gates, settings) -> tuple[bool, bool, dict, dict]:
-    """(fails today, fails noise-aware, failing gates today, failing gates noise-aware)."""
+def judge(pr, base, gates, settings) -> dict:
+    """The check on one PR: does it fail, which gates, and which metrics the headline calls worse."""
     (m_pr, p_pr), (m_base, p_base) = pr, base
-    regression_only = {"max_regression": gates.get("max_regression") or {}}
-    today = check_gates(m_pr, m_base, {**regression_only, "require_significant": False})
     comparison = compare(p_pr, p_base, settings, ())
-    new = check_gates(
-        m_pr,
-        m_base,
-        {**regression_only, "require_significant": True},
-        deltas=comparison.deltas,
-        delta_kind=comparison.kind or "paired",
+    results = check_gates(
+        m_pr, m_base, gates, deltas=comparison.deltas, delta_kind=comparison.kind or "paired"
     )
-    return (
-        not all_passed(today),
-        not all_passed(new),
-        {r.metric for r in today if not r.passed},
-        {r.metric for r in new if not r.passed},
-    )
-
-
-def rates(models, gates, settings) -> dict:
-    pairs = list(itertools.permutations(range(len(models)), 2))
-    today = new = 0
-    per_gate_today: dict[str, int] = {}
-    per_gate_new: dict[str, int] = {}
-    kinds = set()
-    for i, j in pairs:
-        t, n, gt, gn = judge(models[j], models[i], gates, settings)
-        kinds.add(compare(models[j][1], models[i][1], settings, ()).kind)
-        today += t
-        new += n
-        for g in gt:
-            per_gate_today[g] = per_gate_today.get(g, 0) + 1
-        for g in gn:
-            per_gate_new[g] = per_gate_new.get(g, 0) + 1
+    worse = [
+        k
+        for k in m_pr
+        if k in comparison.deltas
+        and k not in comparison.too_few
+        and verdict(comparison.deltas[k], k) == "worse"
+    ]
     return {
-        "pairs": len(pairs),
-        "today": today,
-        "new": new,
-        "per_gate_today": per_gate_today,
-        "per_gate_new": per_gate_new,
-        "kind": "/".join(sorted(kinds)),
+        "fails": not all_passed(results),
+        "gates": sorted(r.name for r in results if not r.passed),
+        "worse": worse,
+        "kind": comparison.kind,
     }
 
 
-def power(bad, models, gates, settings) -> tuple[int, int, int]:
-    today = new = 0
-    for model in models:
-        t, n, _, _ = judge(bad, model, gates, settings)
-        today += t
-        new += n
-    return len(models), today, new
+def pair_rates(models, gates, settings, resamples: int = 2000, seed: int = 0) -> dict:
+    """Share of ordered pairs that fail / have a "worse" headline, with a 95% interval over resampled
+    models."""
+    k = len(models)
+    fail = np.zeros((k, k), dtype=bool)
+    worse = np.zeros((k, k), dtype=bool)
+    gates_hit: dict[str, int] = {}
+    kinds = set()
+    for i, j in itertools.permutations(range(k), 2):
+        verdict_ = judge(models[j], models[i], gates, settings)
+        fail[i, j], worse[i, j] = verdict_["fails"], bool(verdict_["worse"])
+        kinds.add(verdict_["kind"])
+        for g in verdict_["gates"]:
+            gates_hit[g] = gates_hit.get(g, 0) + 1
+    rng = np.random.default_rng(seed)
+
+    def spread(matrix: np.ndarray) -> list[float]:
+        rates = []
+        for _ in range(resamples):
+            pick = rng.integers(0, k, k)
+            a, b = np.meshgrid(pick, pick, indexing="ij")
+            distinct = a != b
+            if distinct.any():
+                rates.append(matrix[a[distinct], b[distinct]].mean())
+        return [round(float(q), 3) for q in np.quantile(rates, [0.025, 0.975])]
+
+    pairs = k * (k - 1)
+    return {
+        "pairs": pairs,
+        "fail": int(fail.sum()),
+        "fail_ci": spread(fail),
+        "worse_headline": int(worse.sum()),
+        "worse_ci": spread(worse),
+        "gates": gates_hit,
+        "kind": "/".join(sorted(str(x) for x in kinds)),
+    }
+
+
+def known_drop(n: int, lose: float, gain: float, gates: dict, settings: dict, reps: int, seed: int) -> dict:
+    """Share of simulated PRs failing the accuracy gates, and judged "worse", when the PR loses a share
+    `lose` of main's right rows' worth and gains `gain` (paired rows, exact McNemar interval)."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) < round(0.37 * n)).astype(np.int64)
+    accuracy_gates = {
+        "min": {"accuracy": (gates.get("min") or {}).get("accuracy", 0.0)},
+        "max_regression": {"accuracy": (gates.get("max_regression") or {}).get("accuracy", 0.0)},
+        "require_significant": gates.get("require_significant", True),
+    }
+    fails = worse = 0
+    for _ in range(reps):
+        u = rng.random(n)
+        right_main = u < 0.965
+        v = rng.random(n)  # discordance: lost rows among main's right ones, gained among its wrong ones
+        right_pr = np.where(right_main, v >= lose / 0.965, v < gain / 0.035)
+        p_main = np.where(right_main == (y == 1), 0.9, 0.1)
+        p_pr = np.where(right_pr == (y == 1), 0.9, 0.1)
+        main, pr = np.column_stack([1 - p_main, p_main]), np.column_stack([1 - p_pr, p_pr])
+        deltas = delta_intervals(
+            (y, pr), (y, main), True, 100, float(settings["confidence"]), 0, ("accuracy",)
+        )
+        results = check_gates(
+            point_metrics(y, pr, ("accuracy",)),
+            point_metrics(y, main, ("accuracy",)),
+            accuracy_gates,
+            deltas=deltas,
+        )
+        fails += not all_passed(results)
+        worse += verdict(deltas["accuracy"], "accuracy") == "worse"
+    return {"n": n, "reps": reps, "fail": fails / reps, "worse": worse / reps}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="models per scenario (pairs: K*(K-1))")
+    parser.add_argument("--seeds", type=int, default=10, help="models per scenario (pairs: K*(K-1))")
+    parser.add_argument("--reps", type=int, default=2000, help="simulated PRs per known-drop cell")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
 
     params = load_params()
     settings = report_settings(params)
+    gates = params.gates
     frame = clean_frame(read_table(params.data.path), params.data)
     seeds = [params.seed + k for k in range(args.seeds)]
     started = time.perf_counter()
@@ -141,47 +186,63 @@ def main() -> int:
         work = Path(tmp)
         split_models = [train_one(params, frame, s, s, work) for s in seeds]
         init_models = [split_models[0]] + [train_one(params, frame, seeds[0], s, work) for s in seeds[1:]]
-        broken = train_one(params, frame, seeds[0], seeds[0], work, shuffle=True)
-        weak = train_one(params, frame, seeds[0], seeds[0], work, epochs=2)
+        lr_models = [train_one(params, frame, s, s, work, lr=0.0001) for s in seeds]
     took = time.perf_counter() - started
 
+    lr_judged = [judge(lr_models[i], split_models[i], gates, settings) for i in range(len(seeds))]
+    lr_fail = sum(j["fails"] for j in lr_judged)
     results = {
         "seeds": seeds,
-        "resamples": settings["resamples"],
-        "confidence": settings["confidence"],
-        "gates": params.gates.get("max_regression"),
-        "split": rates(split_models, params.gates, settings),
-        "init": rates(init_models, params.gates, settings),
-        "broken": power(broken, init_models, params.gates, settings),
-        "undertrained": power(weak, init_models, params.gates, settings),
+        "gates": {k: gates.get(k) for k in ("min", "max_regression", "require_significant")},
+        "split": pair_rates(split_models, gates, settings),
+        "init": pair_rates(init_models, gates, settings),
+        "lr": {
+            "splits": len(seeds),
+            "fail": lr_fail,
+            "fail_ci": [round(x, 3) for x in clopper_pearson(lr_fail, len(seeds), 0.95)],
+            "gates": [j["gates"] for j in lr_judged],
+            "worse": [j["worse"] for j in lr_judged],
+            "change": {
+                k: round(
+                    float(np.mean([lr_models[i][0][k] - split_models[i][0][k] for i in range(len(seeds))])), 4
+                )
+                for k in ("accuracy", "f1", "roc_auc", "log_loss", "brier", "ece")
+            },
+        },
+        "known_drop": {
+            f"{name} n={n}": known_drop(n, lose, gain, gates, settings, args.reps, seed=n)
+            for n in (114, 1000)
+            for name, lose, gain in (("null", 0.02, 0.02), ("drop 2.5 points", 0.035, 0.01))
+        },
+        "seed_spread": {
+            k: round(float(np.std([m[0][k] for m in init_models], ddof=1)), 4)
+            for k in ("accuracy", "f1", "roc_auc", "log_loss", "brier", "ece")
+        },
         "train_seconds": round(took, 1),
     }
-    print(f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, {2 * len(seeds) + 1} models trained in {took:.0f} s")
-    print(
-        f"max_regression gates: {results['gates']}; intervals {settings['confidence']:.0%}, "
-        f"{settings['resamples']} resamples"
-    )
+    print(f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, {3 * len(seeds) - 1} models trained in {took:.0f} s")
     print()
-    print(
-        "| scenario | pairs | intervals | fail today | fail noise-aware | gates today | gates noise-aware |"
-    )
-    print("| --- | ---: | --- | ---: | ---: | --- | --- |")
-    scenarios = (("split", "`seed` changed (split + init)"), ("init", "init/shuffle seed, same split"))
-    for name, label in scenarios:
+    print("| PR | pairs | intervals | check fails (95% CI over models) | a metric in the headline as worse |")
+    print("| --- | ---: | --- | ---: | ---: |")
+    for name, label in (("split", "seed only, split changes"), ("init", "seed only, same split")):
         r = results[name]
-        pct = lambda n, d=r["pairs"]: f"{n}/{d} ({100 * n / d:.0f}%)"  # noqa: E731
         print(
-            f"| {label} | {r['pairs']} | {r['kind']} | {pct(r['today'])} | {pct(r['new'])} | "
-            f"{r['per_gate_today'] or '-'} | {r['per_gate_new'] or '-'} |"
+            f"| {label} | {r['pairs']} | {r['kind']} | {r['fail']}/{r['pairs']} "
+            f"({r['fail_ci'][0]:.0%}–{r['fail_ci'][1]:.0%}) | {r['worse_headline']}/{r['pairs']} "
+            f"({r['worse_ci'][0]:.0%}–{r['worse_ci'][1]:.0%}) |"
         )
-    for name, label, model in (("broken", "shuffled labels", broken), ("undertrained", "2 epochs", weak)):
-        n, t, new = results[name]
-        scores = ", ".join(f"{k} {model[0][k]:.4f}" for k in ("accuracy", "f1", "roc_auc"))
-        print(f"| PR = {label} ({scores}) vs each | {n} | paired | {t}/{n} | {new}/{n} | | |")
-    metrics = {k: [m[0][k] for m in split_models] for k in ("accuracy", "f1", "roc_auc")}
+    lr = results["lr"]
+    print(
+        f"| train.lr 0.003 → 0.0001 | {lr['splits']} splits | paired | {lr['fail']}/{lr['splits']} "
+        f"({lr['fail_ci'][0]:.0%}–{lr['fail_ci'][1]:.0%}) | mean change {lr['change']} |"
+    )
     print()
-    for k, values in metrics.items():
-        print(f"{k} across seeds (split scenario): min {min(values):.4f} max {max(values):.4f}")
+    print("| accuracy gates, simulated | n | fails the check | judged worse |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, r in results["known_drop"].items():
+        print(f"| {label.split(' n=')[0]} | {r['n']} | {r['fail']:.1%} | {r['worse']:.1%} |")
+    print()
+    print(f"seed-to-seed standard deviation on one split: {results['seed_spread']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0

@@ -48,6 +48,7 @@ PLOT_FILES = {
 BASELINE_COLUMNS = ("accuracy", "f1", "roc_auc", "brier")
 REGRESSION_COLUMNS = ("rmse", "mae", "r2")
 PR = "this PR"
+NEAR_PERFECT_AUC = 0.99  # ROC/PR curves of models at or above this on both sides are folded away
 
 
 def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -594,7 +595,14 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     lines += ["### Plots", "", f"{legend}: `{base.name}`.", ""]
     images = {name: f"![{alt}]({name}.png)" for name, alt in _plots(base, pr, out, settings)}
     curves = " ".join(images.pop(k) for k in ("roc", "pr", "predicted", "residuals") if k in images)
-    lines += [curves, ""]  # side by side
+    auc = [side.scores.get("roc_auc") for side in (pr, base) if side.scores.get("roc_auc") is not None]
+    if curves and auc and min(auc) >= NEAR_PERFECT_AUC:  # both hug the corner: nothing to read there
+        shown = ", ".join(
+            f"{side.name} {_num(side.scores.get('roc_auc'))}" for side in (pr, base) if side.scores
+        )
+        lines += _details(f"ROC and precision-recall curves: near-perfect (ROC AUC {shown})", [curves])
+    elif curves:
+        lines += [curves, ""]  # side by side
     lines += slice_section(pr, comparison, base.name, list(slice_metrics))
     if slice_metrics and pr.plots.get("slices") is not None:
         lines.append("")
