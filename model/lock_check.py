@@ -154,8 +154,9 @@ def classify(base: str) -> Plan:
                         continue
                     upstream = [n for out, n in producer if n != name and _inside(dep.def_path, out)]
                     if upstream:
-                        if any(why(n) for n in upstream):
-                            reason = f"it depends on stage '{upstream[0]}', which is reproduced"
+                        redone = [n for n in upstream if why(n)]
+                        if redone:
+                            reason = f"it depends on stage '{redone[0]}', which is reproduced"
                             break
                         continue
                     status = dep.workspace_status()
@@ -175,9 +176,7 @@ def classify(base: str) -> Plan:
 
 def _dvc(*args: str, quiet: bool = False) -> subprocess.CompletedProcess:
     """This interpreter's DVC: works without an activated venv."""
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], text=True, capture_output=quiet, env={**os.environ}
-    )
+    return subprocess.run([sys.executable, "-m", "dvc", *args], text=True, capture_output=quiet)
 
 
 def repro(base: str, pull: bool = False) -> int:

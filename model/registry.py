@@ -16,7 +16,9 @@ is built from that candidate, smoke-tested and pushed; only then does `mlops cha
 (compare-and-set against the champion the gates compared with). A failure anywhere before that leaves
 the alias where it was. After it nothing moves the alias back: the image is pushed and correct, so a
 failed GitOps step (the deploy job) leaves the release standing; `mlops champion --undo` is for a person.
-Promotion and the alias move refuse to run in GitHub Actions on any ref but main.
+Promotion and the alias move refuse to run in GitHub Actions on any ref but main. Promotion also refuses
+uncommitted changes to tracked files (`--allow-dirty` promotes anyway and records `git_dirty=true`): the
+version is tagged with the checked-out commit, and no commit would hold what was promoted.
 
 The "no worse than champion" baseline is the registry's champion. A fresh registry (CI without a
 tracking server: an empty sqlite file) has none, so the baseline falls back to eval/metrics.json of
