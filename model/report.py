@@ -263,13 +263,15 @@ def _verdict_cell(word: str, delta: float, metric: str) -> str:
 
 
 def metric_rows(base: Side, pr: Side, comparison: Comparison) -> list[str]:
-    rows = ["| metric | main | this PR | Δ | verdict |", "| --- | ---: | ---: | ---: | --- |"]
+    """Verdict first, then the metric's name: on a phone the table scrolls sideways and the first two
+    columns are what shows, so "▼ **worse** | accuracy" is read before any number."""
+    rows = ["| verdict | metric | main | this PR | Δ |", "| --- | --- | ---: | ---: | ---: |"]
     old_scores = base.scores
     for name, value in pr.scores.items():
         mine = _with_span(value, pr.interval(name))
         old = old_scores.get(name)
         if old is None:
-            rows.append(f"| {name} | — | {mine} | | new |")
+            rows.append(f"| new | {name} | — | {mine} | |")
             continue
         theirs = _with_span(old, base.interval(name))
         delta = value - old
@@ -278,10 +280,10 @@ def metric_rows(base: Side, pr: Side, comparison: Comparison) -> list[str]:
         if name in comparison.too_few:
             word = f"too few to judge <sub>({comparison.too_few[name]})</sub>"
         if abs(delta) < 5e-5 and word in ("no change", "within noise", "no interval"):
-            rows.append(f"| {name} | {theirs} | {mine} | 0 | {'=' if word != 'within noise' else word} |")
+            rows.append(f"| {'=' if word != 'within noise' else word} | {name} | {theirs} | {mine} | 0 |")
             continue
         shown = f"{delta:+.4f}" + (f"<br><sub>{_span(span.low, span.high)}</sub>" if span else "")
-        rows.append(f"| {name} | {theirs} | {mine} | {shown} | {_verdict_cell(word, delta, name)} |")
+        rows.append(f"| {_verdict_cell(word, delta, name)} | {name} | {theirs} | {mine} | {shown} |")
     return rows
 
 
@@ -572,12 +574,18 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         "unpaired": "Δ unpaired: the test rows differ",
         None: "no Δ interval",
     }[comparison.kind if base.metrics is not None else None]
+    if comparison.seed_noise:
+        covers = "Δ intervals cover the test rows and a retrain (models of other seeds, `report.seeds`)"
+    elif comparison.kind:
+        covers = "Δ intervals cover the test rows only (no seed models: `report.seeds`)"
+    else:
+        covers = ""
     lines += [
         f"### Metrics (test split{f', {test_rows} rows' if test_rows else ''})",
         "",
-        f"<sub>Under each value its {confidence:.0%} bootstrap interval ({settings['resamples']} resamples; "
-        f"{how}{sample_note}). Verdict: better / worse when the Δ interval excludes 0, else within noise."
-        "</sub>",
+        f"<sub>Under each value its {confidence:.0%} interval (Wilson; ROC AUC: DeLong; others: BCa, "
+        f"{settings['resamples']} resamples; {how}{sample_note}). {covers + '. ' if covers else ''}"
+        "Verdict: better / worse when the Δ interval excludes 0, else within noise.</sub>",
         "",
     ]
     lines += metric_rows(base, pr, comparison)

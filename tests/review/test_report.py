@@ -24,9 +24,9 @@ def test_without_intervals_the_markers_respect_lower_is_better():
             Comparison(None),
         )
     )
-    assert "| accuracy | 0.9000 | 0.8000 | -0.1000 | ▼ **worse** <sub>(no interval)</sub> |" in rows
-    assert "| log_loss | 0.2000 | 0.1000 | -0.1000 | ▼ better <sub>(no interval)</sub> |" in rows
-    assert "| f1 | 0.9000 | 0.9000 | 0 | = |" in rows
+    assert "| ▼ **worse** <sub>(no interval)</sub> | accuracy | 0.9000 | 0.8000 | -0.1000 |" in rows
+    assert "| ▼ better <sub>(no interval)</sub> | log_loss | 0.2000 | 0.1000 | -0.1000 |" in rows
+    assert "| = | f1 | 0.9000 | 0.9000 | 0 |" in rows
 
 
 def test_param_change_report(repo):
@@ -35,8 +35,8 @@ def test_param_change_report(repo):
     assert run() == 0
     text = report(repo)
     assert text.splitlines()[0] == "## Model report: ✅ all gates passed"
-    assert "| accuracy | 0.9600 | 0.9700 | +0.0100 | ▲ better <sub>(no interval)</sub> |" in text
-    assert "| log_loss | 0.1200 | 0.1000 | -0.0200 | ▼ better <sub>(no interval)</sub> |" in text
+    assert "| ▲ better <sub>(no interval)</sub> | accuracy | 0.9600 | 0.9700 | +0.0100 |" in text
+    assert "| ▼ better <sub>(no interval)</sub> | log_loss | 0.1200 | 0.1000 | -0.0200 |" in text
     assert "`main` and this PR have no per-row predictions" in text  # both predate eval/predictions.csv
     assert (
         "<details><summary>Params diff (1 changed)</summary>" in text
@@ -62,7 +62,7 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
         "*   ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop 0.0600, allowed 0.02 "
         "(over by 0.0400); no paired interval: threshold only" in text
     )
-    assert "| accuracy | 0.9600 | 0.9000 | -0.0600 | ▼ **worse** <sub>(no interval)</sub> |" in text
+    assert "| ▼ **worse** <sub>(no interval)</sub> | accuracy | 0.9600 | 0.9000 | -0.0600 |" in text
     assert "<details open><summary>Gates: 4 of 7 passed" in text  # failed gates unfold
 
 
@@ -76,7 +76,7 @@ def test_first_pr_has_no_baseline(repo):
     assert run() == 0
     text = report(repo)
     assert "**First model**" in text and "skipped: no main baseline" in text
-    assert "| accuracy | — | 0.9600 | | new |" in text
+    assert "| new | accuracy | — | 0.9600 | |" in text
 
 
 def test_nothing_changed(repo):

@@ -123,7 +123,7 @@ def test_report_rows_for_baselines_and_a_slice_that_regressed(repo):
     assert text.splitlines()[2].startswith("**Worse beyond noise:** accuracy -0.1200")
     assert text.count("Slice regressed beyond noise") == 1  # one line per slice, its metrics together
     assert "Slices: 2, 1 regressed beyond noise vs main" in text
-    assert "| accuracy | 1.0000 | 0.8800 | -0.1200<br><sub>" in text and "| ▼ **worse** |" in text
+    assert "| ▼ **worse** | accuracy | 1.0000 | 0.8800 | -0.1200<br><sub>" in text
     assert "(paired): beyond noise" in text
     assert "Δ paired on the same rows" in text
 
