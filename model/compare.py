@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import stdtrit
 
 from model import uncertainty
 from model.slices import PREFIX
@@ -29,6 +30,7 @@ class Predictions:
     proba: np.ndarray  # class probabilities; regression: the prediction, shape [n, 1]
     slices: pd.DataFrame  # one column per slice spec (name without prefix), one label per row
     task: str = "classification"
+    seeds: list[np.ndarray] = field(default_factory=list)  # outputs of models trained with other seeds
 
     @classmethod
     def parse(cls, text: str | None) -> Predictions | None:
@@ -43,12 +45,19 @@ class Predictions:
                 (c for c in frame.columns if c.startswith("proba_")), key=lambda c: int(c[6:])
             )
         slice_cols = [c for c in frame.columns if c.startswith(PREFIX)]
+        seeds = []
+        for k in range(1, 1 + len(frame.columns)):
+            columns = [f"seed{k}_{c}" for c in proba_cols]
+            if not set(columns) <= set(frame.columns):
+                break
+            seeds.append(frame[columns].to_numpy(dtype=np.float64))
         return cls(
             keys=frame["row"].to_numpy(),
             y=frame["label"].to_numpy(dtype=np.float64 if regression else np.int64),
             proba=frame[proba_cols].to_numpy(dtype=np.float64),
             slices=frame[slice_cols].rename(columns=lambda c: c[len(PREFIX) :]).astype(str),
             task="regression" if regression else "classification",
+            seeds=seeds,
         )
 
     @property
@@ -62,6 +71,7 @@ class Predictions:
             self.proba[index],
             self.slices.iloc[index].reset_index(drop=True),
             self.task,
+            [s[index] for s in self.seeds],
         )
 
 
@@ -78,12 +88,55 @@ def align(pr: Predictions, base: Predictions) -> Predictions | None:
     return aligned if np.array_equal(aligned.y, pr.y) else None
 
 
+def seed_noise(pr: Predictions, base: Predictions, metrics: tuple[str, ...]) -> dict[str, tuple[float, int]]:
+    """Per metric, the standard deviation a retrain alone gives the change, and its degrees of freedom:
+    each side's metric over its shipped model and its seed models (same rows), variances added; a side
+    without seed models is taken to vary as the other does. Empty when neither side has seed models."""
+    spreads = []
+    for side in (pr, base):
+        if side.seeds:
+            values = [point_metrics(side.y, p, metrics) for p in (side.proba, *side.seeds)]
+            spreads.append(
+                {m: (float(np.nanvar([v[m] for v in values], ddof=1)), len(values) - 1) for m in metrics}
+            )
+    if not spreads:
+        return {}
+    both = spreads if len(spreads) == 2 else spreads * 2
+    return {
+        m: (float(np.sqrt(both[0][m][0] + both[1][m][0])), sum(s[m][1] for s in spreads))
+        for m in metrics
+        if np.isfinite(both[0][m][0]) and np.isfinite(both[1][m][0])
+    }
+
+
+def mine_minus_theirs(pr: Predictions, base: Predictions, metrics: tuple[str, ...]) -> dict[str, float]:
+    mine, theirs = point_metrics(pr.y, pr.proba, metrics), point_metrics(base.y, base.proba, metrics)
+    return {m: mine[m] - theirs[m] for m in metrics}
+
+
+def widen(
+    deltas: dict[str, Interval | None],
+    noise: dict[str, tuple[float, int]],
+    point: dict[str, float],
+    confidence: float,
+) -> dict[str, Interval | None]:
+    """Each interval of the change widened by the seed noise (ends combined in quadrature with a Student t
+    multiple of its standard deviation): it then covers the test rows AND the retrain."""
+    out = dict(deltas)
+    for m, span in deltas.items():
+        if span is None or m not in noise or not np.isfinite(point.get(m, np.nan)):
+            continue
+        sd, df = noise[m]
+        extra = float(stdtrit(max(df, 1), 1 - (1 - confidence) / 2)) * sd
+        d = min(max(point[m], span.low), span.high)
+        out[m] = Interval(d - float(np.hypot(d - span.low, extra)), d + float(np.hypot(span.high - d, extra)))
+    return out
+
+
 def shared_rows(pr: Predictions, base: Predictions) -> tuple[np.ndarray, np.ndarray]:
     """Positions (in the PR, in the baseline) of the rows both test splits hold: same key (a hash of the
     feature values and the label), so both models are judged on identical rows, neither trained on them."""
-    _, pr_index, base_index = np.intersect1d(
-        pr.keys, base.keys, assume_unique=False, return_indices=True
-    )
+    _, pr_index, base_index = np.intersect1d(pr.keys, base.keys, assume_unique=False, return_indices=True)
     same = pr.y[pr_index] == base.y[base_index]
     return pr_index[same], base_index[same]
 
@@ -128,6 +181,7 @@ class Comparison:
     slices: list[SliceChange] = field(default_factory=list)
     slice_level: float | None = None  # family-wise chance of any slice flagged worse by chance
     too_few: dict[str, str] = field(default_factory=dict)  # metric -> what it rests on, when too little
+    seed_noise: dict[str, tuple[float, int]] = field(default_factory=dict)  # metric -> (sd of Δ, df)
 
     @property
     def regressed_slices(self) -> list[SliceChange]:
@@ -279,6 +333,9 @@ def compare(
     if centre:
         mine, theirs = (uncertainty.point_metrics(p.y, p.proba, pr.metrics) for p in (pr, other))
         deltas = uncertainty.recentre(deltas, centre, {k: mine[k] - theirs[k] for k in mine})
+    noise = seed_noise(pr, other, pr.metrics)
+    if noise:
+        deltas = widen(deltas, noise, mine_minus_theirs(pr, other, pr.metrics), confidence)
     few: dict[str, str] = {}
     if pr.task != "regression":
         for metric in pr.metrics:
@@ -289,4 +346,4 @@ def compare(
                 few[metric] = why
     metrics = tuple(m for m in slice_metrics if m in pr.metrics)
     changes = slice_changes(pr, base, metrics, settings) if metrics else []
-    return Comparison(kind, deltas, changes, float(settings.get("slice_error", 0.025)), few)
+    return Comparison(kind, deltas, changes, float(settings.get("slice_error", 0.025)), few, noise)

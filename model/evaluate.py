@@ -36,6 +36,7 @@ from model import uncertainty
 from model.review_config import report_settings, task_of
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
+AUTO_SEED_ROWS = 20000  # report.seeds auto: seed models only up to this many train rows
 
 
 def _forward(model_file, features: np.ndarray) -> torch.Tensor:
@@ -203,6 +204,47 @@ def with_intervals(
     }
 
 
+def seed_count(settings: dict, train_rows: int) -> int:
+    """`report.seeds`: extra models trained with other seeds to measure seed-to-seed noise; `auto`: 2 on
+    tables small enough that a fit takes seconds (the train split up to AUTO_SEED_ROWS rows), else 0."""
+    value = settings.get("seeds", "auto")
+    if value == "auto":
+        return 2 if train_rows <= AUTO_SEED_ROWS else 0
+    return int(value)
+
+
+def seed_outputs(params: Params, x_test: np.ndarray, count: int) -> list[np.ndarray]:
+    """Test outputs of `count` models trained exactly as `train` does on the same split, with seeds
+    seed+1 ... seed+count, in this process on one CPU (never the configured accelerator or strategy:
+    they are a measurement, not a product). The report widens every interval of the change by their
+    spread: the noise a retrain alone brings."""
+    if count <= 0:
+        return []
+    from dataclasses import replace
+
+    from model.train import fit
+
+    preprocessing = paths.PREPROCESSING if paths.PREPROCESSING.exists() else paths.SCALER
+    if not preprocessing.exists():
+        print("evaluate: no seed models (no prepared preprocessing to train them with)")
+        return []
+    scaler = json.loads(preprocessing.read_text())
+    single = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
+    outputs = []
+    for k in range(1, count + 1):
+        run_params = replace(params, seed=params.seed + k, train={**params.train, **single})
+        module, _ = fit(run_params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler)
+        net = module.net.cpu().eval()
+        with torch.no_grad():
+            raw = net(torch.tensor(x_test, dtype=torch.float32)).double()
+        if task_of(params) == "regression":
+            outputs.append(raw.numpy().reshape(-1, 1))
+        else:
+            proba = torch.softmax(raw, dim=1).numpy()
+            outputs.append(proba / proba.sum(axis=1, keepdims=True))
+    return outputs
+
+
 def feature_schema(params: Params) -> list[dict]:
     """The features in order with their type (and a category's vocabulary): meta.json's `schema`, written
     by train, else params.yaml (a model from before typed schemas: every column a number)."""
@@ -336,6 +378,10 @@ def review_extras(
     else:
         for c in range(n_classes):
             predictions[f"proba_{c}"] = out[sample, c]
+    seeds = seed_outputs(params, x_test[sample], seed_count(settings, len(train)))
+    for k, seed_out in enumerate(seeds, start=1):  # same rows, other training seeds: the seed noise
+        for c in range(seed_out.shape[1]):
+            predictions[f"seed{k}_{'prediction' if regression else f'proba_{c}'}"] = seed_out[:, c]
     pd.concat([predictions, labels[sample].reset_index(drop=True)], axis=1).to_csv(
         paths.PREDICTIONS, index=False, float_format="%.9g"
     )

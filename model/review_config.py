@@ -27,6 +27,7 @@ DEFAULTS = {
     "min_rows": 20,
     "min_positives": 5,
     "slice_error": 0.025,
+    "seeds": "auto",
 }
 BASELINE_NAMES = {"logistic_regression": "logistic regression", "majority_class": "majority class"}
 REGRESSION_BASELINE_NAMES = {"linear_regression": "linear regression", "mean_predictor": "mean predictor"}
@@ -74,6 +75,8 @@ def report_settings(params: Params) -> dict:
         raise ValueError(f"params.yaml: report.confidence must be in [0.5, 1), got {confidence}")
     if int(settings["resamples"]) < 100:
         raise ValueError(f"params.yaml: report.resamples must be at least 100, got {settings['resamples']}")
+    if settings["seeds"] != "auto" and (not str(settings["seeds"]).isdigit() or int(settings["seeds"]) > 20):
+        raise ValueError(f"params.yaml: report.seeds must be auto or 0..20, got {settings['seeds']!r}")
     level = float(settings["slice_error"])
     if not 0 < level < 0.5:
         raise ValueError(f"params.yaml: report.slice_error must be in (0, 0.5), got {level}")

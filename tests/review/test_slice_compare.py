@@ -118,3 +118,28 @@ def test_a_slice_where_main_had_no_positive_is_too_few_to_judge():
     assert status[("a", "roc_auc")][0] == "too few to judge"
     assert status[("a", "accuracy")][0] == "within noise"
     assert status[("b", "recall")][0] == "within noise"
+
+
+def test_seed_models_widen_the_interval_of_the_change_and_survive_the_csv():
+    rng = np.random.default_rng(5)
+    y = (np.arange(N) < POSITIVES).astype(np.int64)
+    keys = [f"r{i}" for i in range(N)]
+    labels = pd.DataFrame(index=range(N))
+
+    def model() -> np.ndarray:
+        p1 = 1 / (1 + np.exp(-(3 * y - 1.5 + rng.normal(0, 1, N))))
+        return np.column_stack([1 - p1, p1])
+
+    main, pr = predictions(keys, y, model()[:, 1], labels), predictions(keys, y, model()[:, 1], labels)
+    rows_only = compare(pr, main, SETTINGS, ())
+    main.seeds = [model(), model()]
+    frame = pd.DataFrame({"row": keys, "label": y, "proba_0": main.proba[:, 0], "proba_1": main.proba[:, 1]})
+    for k, p in enumerate(main.seeds, start=1):
+        frame[f"seed{k}_proba_0"], frame[f"seed{k}_proba_1"] = p[:, 0], p[:, 1]
+    parsed = Predictions.parse(frame.to_csv(index=False))
+    assert len(parsed.seeds) == 2 and np.allclose(parsed.seeds[1], main.seeds[1])
+    with_seeds = compare(pr, parsed, SETTINGS, ())
+    assert set(with_seeds.seed_noise) >= {"accuracy", "roc_auc", "log_loss"}
+    for metric in ("accuracy", "roc_auc", "log_loss", "brier"):
+        a, b = rows_only.deltas[metric], with_seeds.deltas[metric]
+        assert b.low <= a.low and b.high >= a.high and (b.high - b.low) > (a.high - a.low), metric
