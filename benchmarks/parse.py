@@ -10,25 +10,35 @@ Method (printed with the results):
 - Hostile bodies: one valid row ({"instances": [{30 features}]}) plus a "junk" member that repeats a
   unit (SHAPES) to 0.5, 1, 2 and 4 MB of body. Each body is sent alone (a TorchServe batch of one) and
   timed with perf_counter around handle(): parsing, bounds, validation and the answer (400/413, or a
-  200 for the row when the junk is accepted). The new code runs --repeats times per cell, the old code
-  --old-repeats times; a shape whose old run took longer than --old-budget seconds skips its larger
-  sizes for the old code (shown as "skip"). Reported per cell: the status, and the worst (slowest) run
-  as ms per MB of body. Per shape and code: the worst ms/MB over the sizes, and the growth = ms/MB at the
-  largest size over ms/MB at the smallest (about 1 or below: linear; well above 1: superlinear).
+  200 for the row when the junk is accepted). Each code runs --repeats times per cell (once when that
+  run took over --slow seconds); a run over --budget seconds skips the shape's larger sizes for that
+  code ("skip"). Reported per cell: ms per MB of body, the median of the runs, and the status. Per
+  shape and code: the worst ms/MB over the sizes, and the growth = ms/MB at the largest size over
+  ms/MB at the smallest (about 1 or below: linear; well above 1: superlinear). Per code: the worst
+  cell, and the slowest single run (garbage collections land on some runs).
+- Good bodies, the parse alone: each code's own parse path as its `_handle` runs it (body -> checked
+  values and the values to log; the previous code's duplicate check and `data` byte search included),
+  then also the log record built from those values; the codes alternate call by call, median over
+  --parse-calls calls after 50 of warm-up, in microseconds.
 - Good bodies: a 64-row Open Inference Protocol request (one FP32 tensor [64, 30], flat) and a 64-row
   request in the row format (named features), held-out-like random values (seeded). handle() on a batch
   of 1 and of 8 such requests, log off and log on (a temp dir), the two codes alternating call by call:
   the median over --good-calls calls after 20 of warm-up, in microseconds per request (parse,
   validation, forward, answer, and the log when on).
+- --gc-freeze: gc.freeze() once the handlers are loaded, as a worker could after loading its model:
+  the garbage collector's full collections then skip the ~170k objects of torch and the model, which
+  otherwise cost ~160 ms each and come every few container-heavy bodies (the worst runs).
 - The machine's load average before and after, since a shared machine inflates every number.
 
-Usage: python benchmarks/parse.py [--sizes 0.5,1,2,4] [--shapes nested-arrays,...] [--repeats 3]
-       [--old REV | --old none] [--old-repeats 1] [--old-budget 15] [--good-calls 300]
+Usage: python benchmarks/parse.py [--sizes 0.5,1,2,4] [--shapes nested-arrays,...] [--repeats 5]
+       [--old REV | --old none] [--slow 2] [--budget 15] [--parse-calls 3000]
+       [--good-calls 300] [--gc-freeze]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -137,31 +147,35 @@ def timed(handler, model_dir, bodies: list[bytes]) -> tuple[float, list[int]]:
 
 
 def hostile_table(codes: dict, shapes: list[str], sizes: list[float], args) -> None:
-    print("\nHostile bodies: worst run, ms per MB of body (status)")
+    print("\nHostile bodies: ms per MB of body, median of the runs (status)")
     header = f"{'shape':20} {'code':4} " + " ".join(f"{s:>13g} MB" for s in sizes)
     print(header + f" {'worst ms/MB':>12} {'growth':>7}")
     worst_all: dict[str, float] = {}
+    slowest: dict[str, float] = {}
     for shape in shapes:
         for code, (handler, model_dir) in codes.items():
-            repeats = args.repeats if code == "new" else args.old_repeats
             cells, per_mb, skipped = [], [], False
             for size in sizes:
                 if skipped:
                     cells.append(f"{'skip':>16}")
                     continue
                 body = hostile(SHAPES[shape], int(size * MB))
-                runs = [timed(handler, model_dir, [body]) for _ in range(repeats)]
-                worst = max(t for t, _ in runs)
-                mb = len(body) / MB
-                per_mb.append(worst * 1e3 / mb)
+                runs = [timed(handler, model_dir, [body])]
+                if runs[0][0] < args.slow:  # a run over --slow seconds is not repeated
+                    runs += [timed(handler, model_dir, [body]) for _ in range(args.repeats - 1)]
+                seconds = [t for t, _ in runs]
+                slowest[code] = max(slowest.get(code, 0.0), max(seconds) * MB / len(body))
+                per_mb.append(statistics.median(seconds) * 1e3 * MB / len(body))
                 cells.append(f"{per_mb[-1]:10.1f} ({runs[0][1][0]})")
-                if code == "old" and worst > args.old_budget:
-                    skipped = True
+                skipped = max(seconds) > args.budget
             growth = per_mb[-1] / per_mb[0] if len(per_mb) > 1 and per_mb[0] > 0 else float("nan")
             worst_all[code] = max(worst_all.get(code, 0.0), max(per_mb))
             print(f"{shape:20} {code:4} " + " ".join(cells) + f" {max(per_mb):12.1f} {growth:7.2f}")
     for code, worst in worst_all.items():
-        print(f"worst over every hostile shape and size, {code} code: {worst:.1f} ms per MB")
+        print(
+            f"worst over every hostile shape and size, {code} code: {worst:.1f} ms per MB"
+            f" (slowest single run: {slowest[code] * 1e3:.1f} ms per MB)"
+        )
 
 
 def good_bodies() -> dict[str, bytes]:
@@ -171,6 +185,40 @@ def good_bodies() -> dict[str, bytes]:
     v2 = {"inputs": [{"name": "input-0", "shape": [64, F], "datatype": "FP32", "data": flat}]}
     named = {"instances": [dict(zip(FEATURES, r, strict=True)) for r in rows]}
     return {"64-row v2": json.dumps(v2).encode(), "64-row rows": json.dumps(named).encode()}
+
+
+def parsed(module, handler, body: bytes):
+    """One request's parse path as that code's `_handle` runs it: the values to log, as logged."""
+    context = Context(Path("."), 1)
+    if hasattr(module, "_data_text"):  # the previous code: parse, validate, duplicate check, byte search
+        doc, raw = handler._body({"body": body}, 0, context)
+        protocol, _, _, bulk, bulk_members, logged = handler._parse_request(doc)
+        handler._check_duplicates(raw, doc, bulk, bulk_members)
+        if protocol == "v2" and logged is bulk and bulk and type(bulk[0]) is not list:
+            logged = module._data_text(raw, len(bulk)) or logged
+        return logged
+    return handler._parse_request(handler._body({"body": body}, 0, context))[3]
+
+
+def parse_table(codes: dict, modules: dict, calls: int) -> None:
+    print("\nGood bodies, the parse alone: median microseconds per request (codes alternate call by call)")
+    print(f"{'body':14} {'what':>20} " + " ".join(f"{c:>9}" for c in codes) + "  new/old")
+    ts = b'"2026-01-01T00:00:00.000Z"'
+    for name, body in good_bodies().items():
+        for what in ("parse + validate", "... + log record"):
+            runs: dict[str, list[float]] = {code: [] for code in codes}
+            for i in range(50 + calls):
+                for code, (handler, _) in codes.items():
+                    started = time.perf_counter()
+                    logged = parsed(modules[code], handler, body)
+                    if what != "parse + validate":
+                        handler.records.record(ts, "req-0", logged, 64, ["no"] * 64, [0.5] * 128, None)
+                    if i >= 50:
+                        runs[code].append(time.perf_counter() - started)
+            medians = {code: statistics.median(r) * 1e6 for code, r in runs.items()}
+            ratio = medians["new"] / medians["old"] if "old" in medians else float("nan")
+            cells = " ".join(f"{medians[c]:9.1f}" for c in codes)
+            print(f"{name:14} {what:>20} {cells}  {ratio:7.2f}")
 
 
 def good_table(modules: dict, work: Path, calls: int) -> None:
@@ -201,11 +249,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="0.5,1,2,4")
     parser.add_argument("--shapes", default=",".join(SHAPES))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--old", default="auto", help="git revision of the previous handler, or none")
-    parser.add_argument("--old-repeats", type=int, default=1)
-    parser.add_argument("--old-budget", type=float, default=15.0)
+    parser.add_argument("--slow", type=float, default=2.0)
+    parser.add_argument("--budget", type=float, default=15.0)
     parser.add_argument("--good-calls", type=int, default=300)
+    parser.add_argument("--parse-calls", type=int, default=3000)
+    parser.add_argument("--gc-freeze", action="store_true")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
     shapes = [s for s in args.shapes.split(",") if s]
@@ -222,7 +272,11 @@ def main() -> None:
             modules["old"] = load_module(work / "handler_old.py", "handler_old")
             print(f"previous code: serve/handler.py at {rev[:12]}")
         codes = {code: make_handler(module, work, None) for code, module in modules.items()}
+        if args.gc_freeze:
+            gc.freeze()
+            print(f"gc.freeze(): {gc.get_freeze_count()} objects frozen")
         hostile_table(codes, shapes, sizes, args)
+        parse_table(codes, modules, args.parse_calls)
         good_table(modules, work, args.good_calls)
     print(f"\nload average after: {os.getloadavg()}")
 

@@ -109,6 +109,9 @@ V2_SEND = {"category": "its values as BYTES (or integer codes)", "bool": "it as 
 # values + containers (at least MIN_NODES, else 4 x what max_batch_rows rows of every feature need).
 MAX_DEPTH = 32
 MIN_NODES = 1 << 16
+WALK_READS = 128  # containers read one by one to count members; beyond, bytes operations count them
+BRACKETS = bytes.maketrans(b"{}", b"[]")
+NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 CONTAINER_TYPES = frozenset(CONTAINERS)
 FLUSH_ENV = "MLOPS_METRICS_FLUSH_SECONDS"
 DEFAULT_LOG = {"rotate_bytes": 64 << 20, "rotate_seconds": 3600.0, "keep_files": 48, "compress": True}
@@ -629,10 +632,12 @@ class TabularHandler:
         orjson then parses (the standard parser where orjson refuses NaN/Infinity, or is absent). One
         walk of the parsed containers caps the depth at MAX_DEPTH and counts object members: orjson keeps
         the last of duplicated keys silently, and each member of the text had one ':' outside strings,
-        so equal counts mean no key was dropped. Only a real duplicate re-parses, to name the key."""
+        so equal counts mean no key was dropped. Only a real duplicate re-parses, to name the key.
+        A body of many containers (over WALK_READS to read) is measured in C instead: the text outside
+        strings gives depth and ':' count, orjson's re-serialised document its members."""
         text = _as_bytes(raw)
         containers = text.count(b"[") + text.count(b"{")
-        if containers + text.count(b",") > self.max_nodes:
+        if len(text) > self.max_nodes and containers + text.count(b",") > self.max_nodes:  # 1+ byte each
             raise RequestError(
                 413,
                 f"the body holds more than {self.max_nodes} JSON values, containers and separators"
@@ -646,8 +651,19 @@ class TabularHandler:
             if b"NaN" not in text and b"Infinity" not in text:
                 raise RequestError(400, f"malformed JSON: {echo(str(err))[1:-1]}", "malformed_json") from None
             doc, strict = self._strict_json(raw), True  # the standard parser reads them: name the field
-        members = _members(doc, containers)
-        if not strict and members != text.count(b":") and members != _outside_strings(text).count(b":"):
+        members = _members(doc, containers, WALK_READS)
+        if members is None:  # many containers: their depth and members counted in C, on text and document
+            skeleton = _outside_strings(text)
+            if _deeper(skeleton, MAX_DEPTH):
+                raise RequestError(
+                    400, f"malformed JSON: nested too deeply (more than {MAX_DEPTH} levels)", "malformed_json"
+                )
+            members, colons = _outside_strings(_dumps(doc)).count(b":"), skeleton.count(b":")
+        else:
+            colons = text.count(b":")
+            if members != colons:  # a ':' in a string, or a key dropped: count outside strings
+                colons = _outside_strings(text).count(b":")
+        if not strict and members != colons:
             self._strict_json(raw)  # names the duplicated key
             raise RequestError(400, "duplicated key in a JSON object", "duplicate_key")  # pragma: no cover
         return doc
@@ -1174,35 +1190,56 @@ def _outside_strings(text: bytes) -> bytes:
     return b"".join(text.split(b'"')[::2])
 
 
-def _members(doc, containers: float) -> int:
-    """Object members in a parsed document; a RequestError when containers nest deeper than MAX_DEPTH.
+def _members(doc, containers: float, reads: float = math.inf) -> int | None:
+    """Object members in a parsed document; a RequestError when containers nest deeper than MAX_DEPTH;
+    None when that needs more than `reads` containers read one by one (the caller counts in C then).
 
-    Python work per container, C work per value: each container's values get one type scan, and none
-    once `containers` (how many the text holds, or more) have been found: the rest hold no containers,
-    so lists of numbers are usually not read at all."""
+    Level by level, Python work per container read and C work per value: each container's values get
+    one type scan, and none once `containers` (how many the text holds, or more) have been found: the
+    rest hold none. A request reads 2 to 5 (its lists of numbers are not read), or 2 + one per feature.
+    Nothing is allocated per container (no tuples), so the walk never sets off the garbage collector."""
     kind = type(doc)
     if kind is not dict and kind is not list:
         return 0
     members = len(doc) if kind is dict else 0
-    stack, found = [(doc, 1)], 1
-    while stack and found < containers:
-        obj, depth = stack.pop()
-        values = obj.values() if type(obj) is dict else obj
-        if CONTAINER_TYPES.isdisjoint(map(type, values)):
-            continue
-        if depth >= MAX_DEPTH:
-            raise RequestError(
-                400, f"malformed JSON: nested too deeply (more than {MAX_DEPTH} levels)", "malformed_json"
-            )
-        for value in values:
-            kind = type(value)
-            if kind is dict:
-                members += len(value)
-            elif kind is not list:
+    level, depth, found = [doc], 1, 1
+    while level and found < containers:
+        below: list = []
+        for obj in level:
+            if found >= containers:
+                break
+            reads -= 1
+            if reads < 0:
+                return None
+            values = obj.values() if type(obj) is dict else obj
+            if CONTAINER_TYPES.isdisjoint(map(type, values)):
                 continue
-            found += 1
-            stack.append((value, depth + 1))
+            if depth >= MAX_DEPTH:
+                raise RequestError(
+                    400, f"malformed JSON: nested too deeply (more than {MAX_DEPTH} levels)", "malformed_json"
+                )
+            for value in values:
+                kind = type(value)
+                if kind is dict:
+                    members += len(value)
+                elif kind is not list:
+                    continue
+                found += 1
+                below.append(value)
+        level, depth = below, depth + 1
     return members
+
+
+def _deeper(skeleton: bytes, limit: int) -> bool:
+    """Whether the containers of JSON text without strings nest deeper than `limit`. Each round deletes
+    the innermost pairs, exactly one level (bytes.replace does not re-scan the pairs it joins): at most
+    `limit` C passes over the brackets."""
+    brackets = skeleton.translate(BRACKETS, NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
 
 
 def _datatype_problem(datatype: str, values: list, types: set) -> tuple[int, str, str] | None:
