@@ -15,8 +15,9 @@ import yaml
 from mlops import paths
 from mlops.errors import UserError
 
-TYPES = ("float", "int", "category", "bool")
+TYPES = ("float", "int", "category", "bool", "date", "datetime")
 MISSING = ("error", "drop_row", "impute")
+LABEL_MISSING = ("drop_row", "error")  # an unlabelled row teaches nothing: dropped (and counted) by default
 IMPUTE = ("median", "most_frequent", "constant")
 TASKS = ("classification", "regression")
 FEATURE_KEYS = {"type", "dtype", "min", "max", "categories", "missing", "impute", "fill_value"}
@@ -29,7 +30,7 @@ class ParamsError(UserError, ValueError):
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
-    type: str = "float"  # float | int | category | bool
+    type: str = "float"  # float | int | category | bool | date | datetime
     min: float | None = None
     max: float | None = None
     categories: tuple | None = None  # category: the declared vocabulary; None = learned from train
@@ -44,7 +45,12 @@ class FeatureSpec:
 
     @property
     def numeric(self) -> bool:
+        """Read as a number (a date is read as text, then parsed: model/values.py)."""
         return self.type in ("float", "int")
+
+    @property
+    def temporal(self) -> bool:
+        return self.type in ("date", "datetime")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class DataSpec:
     classes: list[Any]
     features: list[FeatureSpec]
     task: str = "classification"
+    label_missing: str = "drop_row"  # a row without a label: drop_row (counted) | error
+    sep: str = ","  # CSV field separator
+    encoding: str = "utf8"  # CSV text encoding (any Python codec name: latin-1, cp1252, utf-16, ...)
 
     @property
     def feature_names(self) -> list[str]:
@@ -147,6 +156,15 @@ def _feature(name: str, spec: Any, missing: str, impute: str) -> FeatureSpec:
         raise ParamsError(f"params.yaml: {where}.fill_value must be a number")
     if fill is not None and kind == "bool" and not isinstance(fill, bool):
         raise ParamsError(f"params.yaml: {where}.fill_value must be true or false; got {fill!r}")
+    if fill is not None and kind in ("date", "datetime"):
+        from model import values
+
+        try:
+            values.days(str(fill), kind)
+        except values.Invalid:
+            raise ParamsError(
+                f"params.yaml: {where}.fill_value must be an ISO 8601 {kind}; got {fill!r}"
+            ) from None
     return FeatureSpec(name, kind, bounds["min"], bounds["max"], categories, policy, strategy, fill)
 
 
@@ -173,12 +191,27 @@ def _data(data: Any, task: str) -> DataSpec:
     label = str(data["label"])
     if label in map(str, features):
         raise ParamsError(f"params.yaml: data.label {label!r} is also listed in data.features")
+    sep = data.get("sep", ",")
+    if not isinstance(sep, str) or len(sep) != 1 or sep in '\r\n"':
+        raise ParamsError(
+            f"params.yaml: data.sep must be one character such as ',' ';' or '\\t'; got {sep!r}"
+        )
+    encoding = str(data.get("encoding") or "utf8")
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ParamsError(f"params.yaml: data.encoding {encoding!r} is not a known text encoding") from None
     return DataSpec(
         path=Path(data["path"]),
         label=label,
         classes=classes,
         features=[_feature(str(n), s, missing, impute) for n, s in features.items()],
         task=task,
+        label_missing=_choice("data.label_missing", data.get("label_missing", "drop_row"), LABEL_MISSING),
+        sep=sep,
+        encoding=encoding,
     )
 
 

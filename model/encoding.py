@@ -2,9 +2,11 @@
 
 Encoded raw (the contract between prepare, the exported model and the handler): one float per feature,
 in params order. float/int as is, bool as 0/1, a category as its index in the column's vocabulary and -1
-for a value not in it, NaN for a missing value. Everything learned from data (vocabularies, fill values,
-the standardisation) is fitted here on train only, written to artifacts/prepared/preprocessing.json,
-and baked into the exported TorchScript module by model/net.py, so serving applies exactly it.
+for a value not in it, a date or datetime as days since 1970-01-01 (model/values.py parses the text, in
+training and in the handler alike; the model derives DATE_PARTS from it), NaN for a missing value.
+Everything learned from data (vocabularies, fill values, the standardisation) is fitted here on train
+only, written to artifacts/prepared/preprocessing.json, and baked into the exported TorchScript module
+by model/net.py, so serving applies exactly it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,39 @@ import numpy as np
 import pandas as pd
 
 from mlops.params import FeatureSpec
+from model import values as raw
 from model.table import bool_codes
 
 UNKNOWN = -1.0
+# What the model derives from a date column (model/net.py computes them inside the exported module):
+# days since 1970-01-01 (the trend), year, month 1-12, day of month 1-31, day of week 0-6 (Monday = 0),
+# day of year 1-366; a datetime also hour, the time of day in hours (0 <= hour < 24, fractional).
+DATE_PARTS = ("days", "year", "month", "day", "weekday", "yearday")
+DATETIME_PARTS = (*DATE_PARTS, "hour")
+
+
+def date_parts(days: np.ndarray, kind: str = "date") -> np.ndarray:
+    """[n] days since 1970-01-01 -> [n, len(parts)] float64, the same arithmetic as model/net.py's
+    (Hinnant's civil-from-days on whole days; exact for years 1-9999)."""
+    whole = np.floor(days)
+    z = whole.astype(np.int64) + 719468
+    era = np.floor_divide(z, 146097)
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    before = year - 1  # days from 0000-03-01 to 1 January of `year`, as above with month = 1
+    era1 = np.floor_divide(before, 400)
+    yoe1 = before - era1 * 400
+    jan1 = era1 * 146097 + yoe1 * 365 + yoe1 // 4 - yoe1 // 100 + 306 - 719468
+    weekday = np.mod(z - 719468 + 3, 7)  # 1970-01-01 was a Thursday (3)
+    parts = [whole, year, month, day, weekday, z - 719468 - jan1 + 1]
+    if kind == "datetime":
+        parts.append((days - whole) * 24.0)
+    return np.stack([np.asarray(p, dtype=np.float64) for p in parts], axis=1)
 
 
 def vocabulary(spec: FeatureSpec, train: pd.Series) -> list[str]:
@@ -28,7 +60,7 @@ def vocabulary(spec: FeatureSpec, train: pd.Series) -> list[str]:
 
 def encode_column(spec: FeatureSpec, values: pd.Series, vocab: list[str] | None) -> np.ndarray:
     """One column of the typed table (model.table) in encoded-raw float64."""
-    if spec.numeric:
+    if spec.numeric or spec.temporal:  # a date column was parsed to days by model.table
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     if spec.type == "bool":
         return bool_codes(values)[0]
@@ -44,6 +76,8 @@ def _fill(spec: FeatureSpec, column: np.ndarray, vocab: list[str] | None) -> flo
         value = spec.fill_value
         if spec.type == "category":
             return float(vocab.index(str(value))) if str(value) in (vocab or []) else UNKNOWN
+        if spec.temporal:
+            return raw.days(str(value), spec.type)
         return float(value)
     if present.size == 0:
         return 0.0
@@ -62,6 +96,13 @@ def fit_column(spec: FeatureSpec, column: np.ndarray, vocab: list[str] | None) -
     entry: dict = {"name": spec.name, "type": spec.type, "missing": spec.missing, "fill": fill}
     if spec.type == "category":
         entry["categories"] = list(vocab or [])
+    elif spec.temporal:  # the model standardises each derived part (DATE_PARTS) with these
+        filled = np.where(np.isnan(column), fill, column)
+        parts = date_parts(filled, spec.type) if filled.size else np.zeros((1, len(DATETIME_PARTS)))
+        std = parts.std(axis=0)
+        entry["parts"] = list(DATETIME_PARTS if spec.type == "datetime" else DATE_PARTS)
+        entry["mean"] = [float(m) for m in parts.mean(axis=0)][: len(entry["parts"])]
+        entry["std"] = [float(s) if s > 0 else 1.0 for s in std][: len(entry["parts"])]
     else:
         filled = np.where(np.isnan(column), fill, column)
         std = float(filled.std()) if filled.size else 1.0
@@ -109,6 +150,10 @@ def raw_records(frame: pd.DataFrame, schema: list[dict]) -> list[dict]:
         if col["type"] == "bool":
             flags = values.to_numpy(dtype=np.float64)
             out[col["name"]] = np.where(np.isnan(flags), None, flags == 1.0).astype(object)
+        elif col["type"] in raw.DATE_TYPES:
+            days = values.to_numpy(dtype=np.float64)
+            texts = [None if np.isnan(d) else raw.date_text(float(d), col["type"]) for d in days]
+            out[col["name"]] = pd.Series(texts, index=out.index, dtype=object)
         elif col["type"] != "category":
             out[col["name"]] = values.astype(object).where(values.notna(), None)
     return out.to_dict(orient="records")

@@ -1,8 +1,9 @@
 """A synthetic mixed-type table for the README's "Bring your own data" walk-through and the tests.
 
 Shaped like the usual public penguin table, without a download: a 3-class string label with imbalance,
-numeric measurements with a few missing cells, two categorical columns (one with missing values) and a
-bool. For a regression example, take the body mass as the (numeric) label.
+numeric measurements with a few missing cells, two categorical columns (one with missing values), a
+bool and the observation date (ISO 8601: declare it `type: date`). For a regression example, take the
+body mass as the (numeric) label. `unlabelled` leaves that share of the labels empty, as real tables do.
 
     python -m model.examples data/penguins.csv
 """
@@ -22,7 +23,9 @@ SPECIES = {  # name: (share, bill length, flipper length, body mass, islands)
 }
 
 
-def mixed_table(rows: int = 344, seed: int = 0, missing_share: float = 0.02) -> pd.DataFrame:
+def mixed_table(
+    rows: int = 344, seed: int = 0, missing_share: float = 0.02, unlabelled: float = 0.0
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     names = list(SPECIES)
     shares = np.array([SPECIES[n][0] for n in names])
@@ -44,13 +47,19 @@ def mixed_table(rows: int = 344, seed: int = 0, missing_share: float = 0.02) -> 
     for column in ("bill_length_mm", "flipper_length_mm", "sex"):
         holes = rng.random(rows) < missing_share
         frame.loc[holes, column] = np.nan if column != "sex" else None
+    # Drawn after everything above, so the other columns are the same with or without these.
+    start = pd.to_datetime(frame["year"].astype(int).astype(str) + "-11-01")
+    observed = start + pd.to_timedelta(rng.integers(0, 30, rows), unit="D")
+    frame["observed"] = observed.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    if unlabelled:
+        frame.loc[rng.random(rows) < unlabelled, "species"] = None
     return frame
 
 
-def write(path: Path, rows: int = 344, seed: int = 0) -> Path:
+def write(path: Path, rows: int = 344, seed: int = 0, unlabelled: float = 0.0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = mixed_table(rows, seed)
+    frame = mixed_table(rows, seed, unlabelled=unlabelled)
     frame["flipper_length_mm"] = frame["flipper_length_mm"].astype("Int64")  # "190", not "190.0"
     frame["year"] = frame["year"].astype("Int64")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -65,8 +74,9 @@ def main() -> None:
     parser.add_argument("path", type=Path)
     parser.add_argument("--rows", type=int, default=344)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unlabelled", type=float, default=0.0, help="share of rows with an empty label")
     args = parser.parse_args()
-    print(f"wrote {write(args.path, args.rows, args.seed)} ({args.rows} rows)")
+    print(f"wrote {write(args.path, args.rows, args.seed, args.unlabelled)} ({args.rows} rows)")
 
 
 if __name__ == "__main__":

@@ -23,17 +23,62 @@ def _columns(preprocessing: dict) -> list[dict]:
     ]
 
 
+DATE_TYPES = ("date", "datetime")
+DATE_PARTS = 7  # model/encoding.py's DATETIME_PARTS; a date column keeps the first 6
+
+
+def _floor_div(a: torch.Tensor, b: int) -> torch.Tensor:
+    return torch.div(a, b, rounding_mode="floor")
+
+
+def date_parts(days: torch.Tensor) -> torch.Tensor:
+    """[n, D] days since 1970-01-01 -> [n, D, 7]: days, year, month, day, weekday (Monday 0), day of
+    year, hour. Integer arithmetic on whole days (Hinnant's civil-from-days), so it is exact for years
+    1-9999 and equal to model/encoding.py's `date_parts`; the hour is the fraction of the day."""
+    whole = torch.floor(days)
+    z = whole.long() + 719468
+    era = _floor_div(z, 146097)
+    doe = z - era * 146097
+    yoe = _floor_div(doe - _floor_div(doe, 1460) + _floor_div(doe, 36524) - _floor_div(doe, 146096), 365)
+    doy = doe - (365 * yoe + _floor_div(yoe, 4) - _floor_div(yoe, 100))
+    mp = _floor_div(5 * doy + 2, 153)
+    day = doy - _floor_div(153 * mp + 2, 5) + 1
+    month = torch.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2).long()
+    before = year - 1
+    era1 = _floor_div(before, 400)
+    yoe1 = before - era1 * 400
+    jan1 = era1 * 146097 + yoe1 * 365 + _floor_div(yoe1, 4) - _floor_div(yoe1, 100) + 306 - 719468
+    weekday = torch.remainder(z - 719468 + 3, 7)
+    yearday = z - 719468 - jan1 + 1
+    parts = [year, month, day, weekday, yearday]
+    out = [whole] + [p.to(days.dtype) for p in parts] + [(days - whole) * 24.0]
+    return torch.stack(out, dim=2)
+
+
 class Preprocess(nn.Module):
     """Encoded raw features (model/encoding.py) to the network's input, with what `prepare` fitted on
     the training split stored as buffers, so the exported TorchScript carries it and serving cannot
-    differ: NaN -> the column's fill value; numeric and bool columns standardised; each category code
-    one-hot over its vocabulary plus one "unknown" slot (code -1, or any code outside the vocabulary)."""
+    differ: NaN -> the column's fill value; numeric and bool columns standardised; a date column (days
+    since 1970-01-01) expanded into its derived parts (`date_parts`), each standardised; each category
+    code one-hot over its vocabulary plus one "unknown" slot (code -1, or any code outside it)."""
 
     def __init__(self, preprocessing: dict):
         super().__init__()
         columns = _columns(preprocessing)
-        numeric = [j for j, c in enumerate(columns) if c["type"] != "category"]
+        numeric = [j for j, c in enumerate(columns) if c["type"] not in ("category", *DATE_TYPES)]
         category = [j for j, c in enumerate(columns) if c["type"] == "category"]
+        dates = [j for j, c in enumerate(columns) if c["type"] in DATE_TYPES]
+        keep = [i * DATE_PARTS + p for i, j in enumerate(dates) for p in range(len(columns[j]["mean"]))]
+        self.register_buffer("date_index", torch.tensor(dates, dtype=torch.long))
+        self.register_buffer("date_keep", torch.tensor(keep, dtype=torch.long))
+        self.register_buffer(
+            "date_mean", torch.tensor([m for j in dates for m in columns[j]["mean"]], dtype=torch.float32)
+        )
+        self.register_buffer(
+            "date_std", torch.tensor([s for j in dates for s in columns[j]["std"]], dtype=torch.float32)
+        )
+        self.date_width: int = len(keep)
         sizes = [len(columns[j]["categories"]) for j in category]
         offsets = [sum(s + 1 for s in sizes[:i]) for i in range(len(sizes))]
         self.register_buffer("fill", torch.tensor([float(c["fill"]) for c in columns], dtype=torch.float32))
@@ -44,11 +89,14 @@ class Preprocess(nn.Module):
         self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.float32))
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long))
         self.one_hot_width: int = sum(s + 1 for s in sizes)
-        self.width: int = len(numeric) + self.one_hot_width
+        self.width: int = len(numeric) + self.date_width + self.one_hot_width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(x), self.fill, x)
         parts = [(x.index_select(1, self.numeric_index) - self.mean) / self.std]
+        if self.date_width > 0:
+            derived = date_parts(x.index_select(1, self.date_index)).reshape(x.shape[0], -1)
+            parts.append((derived.index_select(1, self.date_keep) - self.date_mean) / self.date_std)
         if self.one_hot_width > 0:
             codes = x.index_select(1, self.category_index)
             known = (codes >= 0) & (codes < self.sizes) & (codes == torch.floor(codes))

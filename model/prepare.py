@@ -22,6 +22,7 @@ from mlops import paths
 from mlops.errors import UserError
 from mlops.params import DataSpec, load_params
 from model import encoding
+from model import values as raw
 from model.table import read_typed
 
 LABEL = "label"
@@ -31,22 +32,38 @@ ROW_GROUP = 1 << 17  # rows per Parquet row group of a split (DDP ranks read who
 def clean_frame(frame: pd.DataFrame, spec: DataSpec) -> pd.DataFrame:
     """A text table (model.dataset.read_table) as schema columns: numbers as float64, bool as 0/1,
     categories as their (raw) strings, label as its class index (or number). Assumes `validate` passed.
-    The traffic generator and tests use it to get plausible raw request values."""
+    Dates stay as their text. Values are read by model/values.py, as training and the handler read
+    them; rows without a label are left out (data.label_missing: drop_row). The traffic generator and
+    tests use it to get plausible raw request values."""
     out = pd.DataFrame(index=frame.index)
     for feature in spec.features:
         values = frame[feature.name]
         if feature.numeric:
-            out[feature.name] = pd.to_numeric(values).astype("float64")
+            out[feature.name] = _each(values, raw.converter(feature.type))
         elif feature.type == "bool":
-            out[feature.name] = values.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]) * 1.0
+            out[feature.name] = _each(values, raw.converter("bool"))
         else:
             out[feature.name] = values.astype(str).str.strip()
+    label = frame[spec.label]
+    unlabelled = label.map(raw.is_null).to_numpy(dtype=bool)
     if spec.regression:
-        out[LABEL] = pd.to_numeric(frame[spec.label]).astype("float64")
+        out[LABEL] = _each(label, raw.converter("float"))
     else:
         index = {str(c): i for i, c in enumerate(spec.classes)}
-        out[LABEL] = frame[spec.label].astype(str).str.strip().map(index).astype("int64")
+        out[LABEL] = label.astype(str).str.strip().map(index)
+    if unlabelled.any() and spec.label_missing == "drop_row":
+        out = out[~unlabelled]
+    if not spec.regression:
+        out[LABEL] = out[LABEL].astype("int64")
     return out
+
+
+def _each(values: pd.Series, convert) -> pd.Series:
+    """convert (model/values.py) applied once per distinct value; float64."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    lookup = {v: convert(v) for v in pd.unique(values)}
+    return values.map(lookup).astype("float64")
 
 
 def split_indices(labels: np.ndarray | None, n: int, test_size: float, val_size: float, seed: int):
@@ -107,6 +124,9 @@ def run() -> None:
     for feature in spec.features:
         if feature.missing == "drop_row":
             drop |= frame[feature.name].isna().to_numpy()
+    unlabelled = frame[spec.label].isna().to_numpy()
+    if spec.label_missing == "drop_row":
+        drop |= unlabelled
     rows = np.flatnonzero(~drop)
     if spec.regression:
         labels = frame[spec.label].to_numpy(dtype=np.float64)[rows]
@@ -154,6 +174,8 @@ def run() -> None:
                 del arrays
     paths.PREPROCESSING.write_text(json.dumps(preprocessing, indent=2) + "\n")
     dropped = f"; {int(drop.sum())} rows with missing values dropped" if drop.any() else ""
+    if drop.any() and unlabelled.any():
+        dropped += f" ({int(unlabelled.sum())} without a label)"
     print(
         f"prepare: train={len(train)} val={len(val)} test={len(test)} rows{dropped} -> {paths.PREPARED_DIR}/"
     )

@@ -17,10 +17,12 @@ import pandas as pd
 
 from mlops.errors import UserError
 from mlops.params import DataSpec
+from model import values as raw
 
-# Cells that mean "no value" (as before: empty, NaN, NA, null, None, any case).
+# Cells Arrow reads as null on the fast path (exact spellings); any other spelling of raw.NULLS (" NA",
+# "nULL") is found afterwards, per distinct value, so the reader and the handler agree (model/values.py).
 NULLS = ["", "nan", "NaN", "NAN", "na", "NA", "Na", "null", "NULL", "Null", "none", "None", "NONE", "<NA>"]
-TRUE, FALSE = ("true", "1", "1.0", "yes", "t", "y"), ("false", "0", "0.0", "no", "f", "n")
+TRUE, FALSE = tuple(sorted(raw.TRUE)), tuple(sorted(raw.FALSE))
 CSV_SUFFIXES, PARQUET_SUFFIXES = (".csv", ".txt"), (".parquet", ".pq")
 
 
@@ -46,7 +48,24 @@ def text_columns(spec: DataSpec) -> list[str]:
     return [f.name for f in spec.features if not f.numeric] + ([] if spec.regression else [spec.label])
 
 
-def header_of(path: Path) -> list[str]:
+def date_columns(spec: DataSpec) -> list[str]:
+    return [f.name for f in spec.features if f.type in raw.DATE_TYPES]
+
+
+def _csv_options(spec: DataSpec | None, block_size: int, names: list[str] | None = None):
+    """Arrow's read and parse options for data.sep and data.encoding (and header names, if given)."""
+    import pyarrow.csv as pacsv
+
+    sep = getattr(spec, "sep", ",") or ","
+    encoding = getattr(spec, "encoding", "utf8") or "utf8"
+    read = pacsv.ReadOptions(block_size=block_size, encoding=encoding)
+    if names is not None:
+        read = pacsv.ReadOptions(block_size=block_size, encoding=encoding, column_names=names, skip_rows=1)
+    return read, pacsv.ParseOptions(delimiter=sep)
+
+
+def header_of(path: Path, spec: DataSpec | None = None) -> list[str]:
+    """The column names as written (for a CSV: split on data.sep, decoded with data.encoding)."""
     path = Path(path)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
@@ -54,34 +73,51 @@ def header_of(path: Path) -> list[str]:
         return list(pq.ParquetFile(path).schema_arrow.names)
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    read, parse = _csv_options(spec, 1 << 16)
+    reader = pacsv.open_csv(path, read_options=read, parse_options=parse)
     return list(reader.schema.names)
 
 
 def strip_categories(values: pd.Series) -> pd.Series:
-    """Categorical of stripped strings; works on the few distinct values, not on every row."""
+    """Categorical of each value's text as model/values.py reads it (stripped; a spelling of null is
+    missing); works on the few distinct values, not on every row."""
     cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-    names = [str(c).strip() for c in cat.cat.categories]
-    unique = pd.Index(list(dict.fromkeys(names)), dtype=object)
-    lookup = np.append(unique.get_indexer(names), -1).astype(np.int32)
+    names = [None if raw.is_null(c) else raw.category(c) for c in cat.cat.categories]
+    unique = pd.Index([n for n in dict.fromkeys(names) if n is not None], dtype=object)
+    lookup = np.append([unique.get_loc(n) if n is not None else -1 for n in names], -1).astype(np.int32)
     codes = lookup[cat.cat.codes.to_numpy()]
     return pd.Series(
         pd.Categorical.from_codes(codes, categories=unique), index=values.index, name=values.name
     )
 
 
+def _parsed(values: pd.Series, parse) -> tuple[pd.Series, pd.Series | None]:
+    """float64 from text by `parse` (model/values.py), once per distinct value: NaN for a null, and
+    the text of the cells `parse` refuses (or None)."""
+    cat = values.astype("category") if not isinstance(values.dtype, pd.CategoricalDtype) else values
+    lookup = np.full(len(cat.cat.categories) + 1, np.nan)
+    refused = np.zeros(len(cat.cat.categories) + 1, dtype=bool)
+    for i, text in enumerate(cat.cat.categories):
+        try:
+            lookup[i] = parse(text if isinstance(text, str) else str(text))
+        except raw.Invalid:
+            refused[i] = True
+    codes = cat.cat.codes.to_numpy()
+    number = pd.Series(lookup[codes], index=values.index, name=values.name)
+    bad = refused[codes]
+    return number, (values[bad].astype(object) if bad.any() else None)
+
+
 def _numeric(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     """float64 with NaN for missing cells, plus the text of cells that are not numbers (or None)."""
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values.astype("float64", copy=False), None
-    text = values.astype("string").str.strip()
-    blank = text.isna() | text.isin(NULLS)
-    number = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
-    bad = number.isna() & ~blank
-    return number, (values[bad] if bad.any() else None)
+    return _parsed(values, raw.converter("float"))
 
 
-def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool) -> pd.DataFrame:
+def _read_csv(
+    path: Path, spec: DataSpec, columns: list[str], text_numeric: bool, names: list[str] | None = None
+) -> pd.DataFrame:
     """Stream the CSV in blocks: numbers parsed by Arrow to float64, text as dictionary (Categorical)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -96,7 +132,8 @@ def _read_csv(path: Path, spec: DataSpec, columns: list[str], text_numeric: bool
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=options)
+    read, parse = _csv_options(spec, 8 << 20, names)
+    reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=options)
     return _assemble(reader, reader.schema.names, set() if text_numeric else numeric)
 
 
@@ -172,16 +209,19 @@ def read_typed(path: Path, spec: DataSpec) -> TypedTable:
     suffix = path.suffix.lower()
     if suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
         raise UserError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
-    header = header_of(path)
+    header = header_of(path, spec)
+    names = None
+    if suffix not in PARQUET_SUFFIXES and any(n != n.strip() for n in header):
+        names = [n.strip() for n in header]  # a header written with ", ": the names without the blanks
     wanted = [*spec.feature_names, spec.label]
-    columns = [c for c in dict.fromkeys(wanted) if c in header]
+    columns = [c for c in dict.fromkeys(wanted) if c in (names or header)]
     if suffix in PARQUET_SUFFIXES:
         frame = _read_parquet(path, spec, columns)
     else:
         try:
-            frame = _read_csv(path, spec, columns, text_numeric=False)
+            frame = _read_csv(path, spec, columns, text_numeric=False, names=names)
         except pa.ArrowInvalid:  # a numeric column holds text: read those as text to name the cells
-            frame = _read_csv(path, spec, columns, text_numeric=True)
+            frame = _read_csv(path, spec, columns, text_numeric=True, names=names)
     if frame.columns.duplicated().any():  # (a header error validate reports); no copy otherwise
         frame = frame.loc[:, ~frame.columns.duplicated()]
     bad_text = {}
@@ -193,9 +233,15 @@ def read_typed(path: Path, spec: DataSpec) -> TypedTable:
     for name in text_columns(spec):
         if name in frame.columns:
             frame[name] = strip_categories(frame[name])
+    kinds = {f.name: f.type for f in spec.features}
+    for name in date_columns(spec):
+        if name in frame.columns:
+            frame[name], bad = _parsed(frame[name], raw.converter(kinds[name]))
+            if bad is not None:
+                bad_text[name] = bad
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
         frame = frame.reset_index(drop=True)
-    return TypedTable(frame, header, bad_text)
+    return TypedTable(frame, names or header, bad_text)
 
 
 def bool_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -205,12 +251,9 @@ def bool_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     lookup = np.full(len(cat.categories) + 1, np.nan)
     invalid = np.zeros(len(cat.categories) + 1, dtype=bool)
     for i, text in enumerate(cat.categories):
-        low = str(text).strip().lower()
-        if low in TRUE:
-            lookup[i] = 1.0
-        elif low in FALSE:
-            lookup[i] = 0.0
-        else:
+        try:
+            lookup[i] = raw.boolean(str(text))
+        except raw.Invalid:
             invalid[i] = True
     codes = cat.codes.to_numpy()
     return lookup[codes], invalid[codes]

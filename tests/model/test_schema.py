@@ -63,7 +63,10 @@ def check(tmp_path, frame, **changes) -> dict:
     ("feature", "message"),
     [
         ({"dtype": "category"}, None),  # the old key still works, with the new types
-        ({"type": "string"}, "data.features.x.type must be one of float, int, category, bool; got 'string'"),
+        (
+            {"type": "string"},
+            "data.features.x.type must be one of float, int, category, bool, date, datetime; got 'string'",
+        ),
         ({"type": "float", "mising": "impute"}, "data.features.x: unknown key 'mising'"),
         (
             {"type": "float", "missing": "skip"},

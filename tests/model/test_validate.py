@@ -33,11 +33,15 @@ def test_bundled_data_is_valid(tmp_path):
 def test_missing_column(tmp_path, frame):
     report = check(tmp_path, frame.drop(columns="mean_texture"))
     assert not report["ok"]
-    assert report["errors"] == [
+    assert report["errors"][0] == (
         "column 'mean_texture': missing from "
         + str(tmp_path / "table.csv")
         + " (required by params.yaml data)"
-    ]
+    )
+    assert report["errors"][1].startswith(
+        f"the header read from {tmp_path / 'table.csv'} has 30 columns: 'mean_radius', 'mean_perimeter',"
+    )
+    assert len(report["errors"]) == 2
 
 
 def test_nan(tmp_path, frame):
