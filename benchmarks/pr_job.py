@@ -27,6 +27,7 @@ load (printed); run it on an idle box.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -100,12 +101,17 @@ def report(name: str, found: dict) -> None:
         print(f"  job {job:<10} {seconds:6.0f} s")
     for step, took in step_times(result.output, "train"):
         print(f"    {took:>10}  train: {step}")
+    for job, state in result.jobs().items():
+        if state == "failed":  # what went wrong, so a failed measurement is not mistaken for a slow one
+            lines = [line for line in result.output.splitlines() if re.match(rf"\[[^/\]]+/{job}\s*\]", line)]
+            print(f"  --- the last lines of the failed job {job}:", *lines[-25:], sep="\n  ")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("before", "after"), help="run one variant")
     parser.add_argument("--tests", default="", help="narrow the test job further, e.g. a file")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (act logs) and print it")
     args = parser.parse_args()
     old = subprocess.run(
         ["git", "show", f"{BEFORE}:.github/workflows/pr.yml"],
@@ -114,8 +120,10 @@ def main() -> None:
         capture_output=True,
         check=True,
     ).stdout
-    with tempfile.TemporaryDirectory(prefix="pr-job-bench-") as tmp:
+    keep = tempfile.mkdtemp(prefix="pr-job-bench-") if args.keep else None
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="pr-job-bench-") as tmp:
         work = Path(tmp)
+        print(f"work folder: {work}")
         main_repo = copy_project(work / "main", work / "no-remote")
         for cmd in (["mlops", "data", "--no-push"], ["dvc", "repro"]):
             sh(cmd, main_repo)

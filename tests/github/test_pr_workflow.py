@@ -79,7 +79,7 @@ def new_head(github_server, repo: Path, number: int) -> dict:
     return event
 
 
-FAST_TESTS = "tests/model/test_lock_check.py"
+FAST_TESTS = "tests/test_action_pins.py"
 
 
 def variables(github_server, dvc_remote: Path | None = None, **more: str) -> dict[str, str]:
