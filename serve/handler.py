@@ -658,6 +658,8 @@ class TabularHandler:
                 raise RequestError(
                     400, f"malformed JSON: nested too deeply (more than {MAX_DEPTH} levels)", "malformed_json"
                 )
+            if strict:  # the standard parser refused duplicates already
+                return doc
             members, colons = _outside_strings(_dumps(doc)).count(b":"), skeleton.count(b":")
         else:
             colons = text.count(b":")
