@@ -625,10 +625,10 @@ class TabularHandler:
     def _load(self, raw):
         """Parse with hard bounds, in time linear in the body and bounded by `max_nodes`.
 
-        One count of '[', '{' and ',' (C speed) bounds the values and containers before anything is
-        built: over `max_nodes` it is a 413. Those inside strings count too, which keeps it one pass: a
-        real request needs about max_batch_rows x (F + 1), and stays under the bound even with a comma
-        or a bracket in every string.
+        Counts of ',', '[' and '{' (C speed) bound the values and containers before anything is built:
+        over `max_nodes` it is a 413 (a body shorter than that cannot be over: each takes a byte). Those
+        inside strings count too, which keeps it a byte count: a real request needs about
+        max_batch_rows x (F + 1), and stays under the bound even with a comma or a bracket in every string.
         orjson then parses (the standard parser where orjson refuses NaN/Infinity, or is absent). One
         walk of the parsed containers caps the depth at MAX_DEPTH and counts object members: orjson keeps
         the last of duplicated keys silently, and each member of the text had one ':' outside strings,
@@ -636,14 +636,21 @@ class TabularHandler:
         A body of many containers (over WALK_READS to read) is measured in C instead: the text outside
         strings gives depth and ':' count, orjson's re-serialised document its members."""
         text = _as_bytes(raw)
-        containers = text.count(b"[") + text.count(b"{")
-        if len(text) > self.max_nodes and containers + text.count(b",") > self.max_nodes:  # 1+ byte each
-            raise RequestError(
-                413,
-                f"the body holds more than {self.max_nodes} JSON values, containers and separators"
-                f" (strings included): the limit for {self.max_rows} rows of {self.n} features",
-                "too_many_values",
-            )
+        containers = None
+        if len(text) > self.max_nodes:  # each value, container or separator takes a byte at least
+            nodes = text.count(b",")
+            if nodes <= self.max_nodes:  # else refused after one pass
+                containers = text.count(b"[") + text.count(b"{")
+                nodes += containers
+            if nodes > self.max_nodes:
+                raise RequestError(
+                    413,
+                    f"the body holds more than {self.max_nodes} JSON values, containers and separators"
+                    f" (strings included): the limit for {self.max_rows} rows of {self.n} features",
+                    "too_many_values",
+                )
+        if containers is None:
+            containers = text.count(b"[") + text.count(b"{")
         strict = orjson is None
         try:
             doc = self._strict_json(raw) if strict else _parse(raw)
