@@ -11,6 +11,8 @@ params.yaml of this checkout:
   - lr: on each of the K splits, the PR that sets train.lr 0.003 -> 0.0001 against that split's main.
 Each pair is judged with model.compare.compare + model.gates.check_gates on every gate of params.yaml
 (floors and regressions), exactly as `mlops report` does; a seed-only PR should pass, the lr PR fail.
+Every model comes with the seed models `evaluate` trains beside it (report.seeds; --seed-models, 2 by
+default as `auto` gives on this table), so the intervals of the change cover the retrain as in the PR.
 
 K models give K*(K-1) ordered pairs, but those are not independent trials: the rates come with a 95%
 interval from resampling the MODELS (a pair's two models drawn from the resampled set), which is what
@@ -23,8 +25,8 @@ the PR loses 3.5% and gains 1% (true accuracy 2.5 points lower). The share of si
 accuracy gates (floor and max_regression with its interval) is the false-alarm rate and the power, at
 n = 114 (the bundled test split) and n = 1000.
 
-Usage: python benchmarks/gate_flips.py [--seeds 10] [--json out.json]. About 3 s per model on 2 idle
-cores; the simulation about 10 s.
+Usage: python benchmarks/gate_flips.py [--seeds 10] [--seed-models 2] [--json out.json]. 71 models at
+3-10 s each on 2 cores; the simulation about 10 s.
 """
 
 from __future__ import annotations
@@ -52,8 +54,47 @@ from model.prepare import clean_frame, fit_scaler, split
 from model.review_config import report_settings
 from model.uncertainty import clopper_pearson, delta_intervals, point_metrics, verdict
 
+CACHE: dict[tuple, tuple] = {}
+STORE: Path | None = None
+
+
+def with_seeds(
+    params, frame, split_seed: int, train_seed: int, workdir: Path, count: int, lr: float | None = None
+):
+    """A model plus the `count` seed models `evaluate` trains beside it (seeds +1, +2, ... on the same split,
+    report.seeds), as one (metrics, Predictions with .seeds) pair: what `mlops report` compares."""
+    metrics, predictions = train_one(params, frame, split_seed, train_seed, workdir, lr)
+    siblings = [
+        train_one(params, frame, split_seed, train_seed + k, workdir, lr)[1].proba
+        for k in range(1, count + 1)
+    ]
+    return metrics, replace(predictions, seeds=siblings)
+
 
 def train_one(params, frame, split_seed: int, train_seed: int, workdir: Path, lr: float | None = None):
+    """One model's (metrics, Predictions), trained once per run, and kept in --cache when given (a rerun
+    that only changes how models are judged then trains nothing)."""
+    key = (split_seed, train_seed, lr)
+    if key not in CACHE:
+        stored = STORE / f"{split_seed}-{train_seed}-{lr}.npz" if STORE else None
+        if stored is not None and stored.exists():
+            data = np.load(stored, allow_pickle=False)
+            metrics = json.loads(str(data["metrics"]))
+            CACHE[key] = (
+                metrics,
+                Predictions(
+                    data["keys"], data["y"], data["proba"], pd.DataFrame(index=range(len(data["y"])))
+                ),
+            )
+        else:
+            CACHE[key] = _train(params, frame, split_seed, train_seed, workdir, lr)
+            if stored is not None:
+                metrics, p = CACHE[key]
+                np.savez(stored, metrics=json.dumps(metrics), keys=p.keys, y=p.y, proba=p.proba)
+    return CACHE[key]
+
+
+def _train(params, frame, split_seed: int, train_seed: int, workdir: Path, lr: float | None = None):
     from model.train import export, fit
 
     train, val, test = split(
@@ -174,7 +215,18 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10, help="models per scenario (pairs: K*(K-1))")
     parser.add_argument("--reps", type=int, default=2000, help="simulated PRs per known-drop cell")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--seed-models",
+        type=int,
+        default=2,
+        help="seed models per model, as report.seeds (auto: 2 here); 0: rows only",
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="keep trained models' predictions here")
     args = parser.parse_args()
+    global STORE
+    STORE = args.cache
+    if STORE:
+        STORE.mkdir(parents=True, exist_ok=True)
 
     params = load_params()
     settings = report_settings(params)
@@ -184,9 +236,10 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        split_models = [train_one(params, frame, s, s, work) for s in seeds]
-        init_models = [split_models[0]] + [train_one(params, frame, seeds[0], s, work) for s in seeds[1:]]
-        lr_models = [train_one(params, frame, s, s, work, lr=0.0001) for s in seeds]
+        k = args.seed_models
+        split_models = [with_seeds(params, frame, s, s, work, k) for s in seeds]
+        init_models = [split_models[0]] + [with_seeds(params, frame, seeds[0], s, work, k) for s in seeds[1:]]
+        lr_models = [with_seeds(params, frame, s, s, work, k, lr=0.0001) for s in seeds]
     took = time.perf_counter() - started
 
     lr_judged = [judge(lr_models[i], split_models[i], gates, settings) for i in range(len(seeds))]
@@ -218,9 +271,11 @@ def main() -> int:
             k: round(float(np.std([m[0][k] for m in init_models], ddof=1)), 4)
             for k in ("accuracy", "f1", "roc_auc", "log_loss", "brier", "ece")
         },
+        "seed_models": args.seed_models,
+        "models_trained": len(CACHE),
         "train_seconds": round(took, 1),
     }
-    print(f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, {3 * len(seeds) - 1} models trained in {took:.0f} s")
+    print(f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, {len(CACHE)} models trained in {took:.0f} s")
     print()
     print("| PR | pairs | intervals | check fails (95% CI over models) | a metric in the headline as worse |")
     print("| --- | ---: | --- | ---: | ---: |")

@@ -337,11 +337,11 @@ def _bca(values: np.ndarray, full: float, jackknife: np.ndarray, confidence: flo
 def _bootstrap(statistic, n: int, resamples: int, seed: int, names) -> tuple[dict, dict, dict]:
     """(full-sample value, bootstrap values, jackknife values) of a weighted statistic per metric."""
     full = statistic(np.ones((1, n)))
-    boot = [statistic(w) for w in resample_weights(n, resamples, seed)]
+    boot = [statistic(w) for w in resample_weights(n, resamples, seed)] if resamples else []
     jack = [statistic(w) for w in _jackknife_weights(n)]
     return (
         {k: float(full[k][0]) for k in names},
-        {k: np.concatenate([c[k] for c in boot]) for k in names},
+        {k: np.concatenate([c[k] for c in boot]) if boot else np.empty(0) for k in names},
         {k: np.concatenate([c[k] for c in jack]) for k in names},
     )
 
@@ -408,7 +408,8 @@ def delta_intervals(
     recall, over the positives): exact McNemar on the discordant rows; binary ROC AUC: DeLong's paired
     variance; the rest: BCa bootstrap, each resample weighing both models' rows alike.
     Unpaired (different test rows, e.g. another split seed): proportions and ROC AUC by Newcombe's
-    method from the two sides' own intervals, the rest by resampling each side independently."""
+    method from the two sides' own intervals, the rest by a two-sample BCa bootstrap (each side resampled
+    independently)."""
     (y_pr, p_pr), (y_base, p_base) = pr, base
     out: dict[str, Interval | None] = {}
     binary = _is_binary(p_pr, names) and p_base.shape[1] == 2
@@ -457,7 +458,15 @@ def delta_intervals(
             m_base = weighted_metrics(next(base_weights), y_base, p_base, tuple(rest))
             for k in rest:
                 deltas[k].append(m_pr[k] - m_base[k])
-        out.update({k: _percentiles(np.concatenate(v), confidence) for k, v in deltas.items()})
+        full_pr, _, jack_pr = _bootstrap(
+            lambda w: weighted_metrics(w, y_pr, p_pr, tuple(rest)), len(y_pr), 0, 0, rest
+        )
+        full_base, _, jack_base = _bootstrap(
+            lambda w: weighted_metrics(w, y_base, p_base, tuple(rest)), len(y_base), 0, 0, rest
+        )
+        for k, v in deltas.items():  # two-sample BCa: the jackknife leaves out a row of either side
+            jack = np.concatenate([jack_pr[k] - full_base[k], full_pr[k] - jack_base[k]])
+            out[k] = _bca(np.concatenate(v), full_pr[k] - full_base[k], jack, confidence)
     return {k: out.get(k) for k in names}
 
 
