@@ -3,7 +3,7 @@
 Method: in the current directory, which must hold a pipeline run (`dvc repro` done: artifacts/model and
 artifacts/prepared), run `mlops evaluate` N times as a subprocess and print wall and CPU time (user +
 sys, from the child's rusage) of each run and their median; then `python -X importtime -c "import
-model.evaluate, torch"` once, listing the heaviest top-level imports. On a shared machine wall time
+model.evaluate"` once, listing the heaviest modules it imports directly. On a shared machine wall time
 includes waiting for a core; CPU time is what evaluate itself costs. eval/ is rewritten in place (the
 same bytes: evaluate is deterministic).
 
@@ -23,13 +23,13 @@ import time
 
 def heaviest_imports(top: int = 6) -> list[tuple[str, float]]:
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import model.evaluate, torch"],
+        [sys.executable, "-X", "importtime", "-c", "import model.evaluate"],
         capture_output=True,
         text=True,
     )
     rows = []
     for line in proc.stderr.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$", line)  # top-level: no indent
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|   (\S+)$", line)  # what model.evaluate imports
         if match:
             rows.append((match.group(2), int(match.group(1)) / 1e6))
     return sorted(rows, key=lambda r: -r[1])[:top]
