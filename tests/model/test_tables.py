@@ -16,7 +16,6 @@ import yaml
 from mlops.params import ParamsError, load_params
 from model import encoding, values
 from model.examples import mixed_table
-from model.net import TabularNet, date_parts
 from model.prepare import encode_table
 from model.table import read_typed
 from model.validate import validate_table
@@ -228,6 +227,8 @@ def test_a_timestamp_declared_as_a_category_is_flagged(tmp_path):
 
 def test_date_parts_match_the_calendar():
     """Training (numpy, for the fitted scaling), the exported module (torch) and Python's calendar."""
+    from model.net import date_parts
+
     days = np.concatenate([np.arange(-719162, 2932896, 4999), np.arange(-400, 20500)]).astype(np.float64)
     days = days + 0.25  # 06:00
     reference = []
@@ -247,6 +248,8 @@ def test_a_date_column_trains_into_the_exported_model(tmp_path):
     """The table's ISO date strings are parsed by model/values.py into days; the TorchScript module
     derives and standardises year, month, ... itself, so a raw request's date, parsed the same way,
     gives exactly the offline prediction."""
+    from model.net import TabularNet
+
     frame = mixed_table(200, seed=4)
     frame.loc[7, "observed"] = None
     features = {**FEATURES, "observed": {"type": "date", "missing": "impute"}}
