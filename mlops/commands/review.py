@@ -17,9 +17,11 @@ def register(sub) -> None:
         help="PR report (markdown + PNG plots): working tree vs a base revision; exit 1 if a gate fails",
         description="Compare metrics, params, data and plots of the working tree (after `dvc repro`) with a "
         "base revision, check the gates of params.yaml, and write OUT/report.md, OUT/summary.md and PNGs. "
-        "Every metric carries a bootstrap interval and every change a paired one (the base's "
-        "eval/predictions.csv, read from git), judged better, worse or within noise; baselines, slices, "
-        "calibration and feature attributions come from `mlops evaluate`. "
+        "Every metric carries an interval (Wilson, DeLong or BCa) and every change one too (paired on the "
+        "base's eval/predictions.csv, read from git, exact McNemar where it applies, widened by the seed "
+        "models' spread), judged better, worse, within noise or too few to judge; slices are compared on "
+        "the rows both sides hold with Holm's procedure; baselines, slices, calibration and feature "
+        "attributions come from `mlops evaluate`. "
         "The report is written even when a gate fails; the exit status is then 1.",
     )
     p.add_argument(
