@@ -79,6 +79,14 @@ def _says_absent(url: str, headers: dict[str, str]) -> bool:
 
 def exists(repository: str, image_tag: str, user: str = "", secret: str = "", scheme: str = "https") -> bool:
     """Whether `repository:image_tag` is in its registry (HEAD of the manifest; 404 = no)."""
+    return served_digest(repository, image_tag, user, secret, scheme) is not None
+
+
+def served_digest(
+    repository: str, image_tag: str, user: str = "", secret: str = "", scheme: str = "https"
+) -> str | None:
+    """The manifest digest the registry serves for `repository:image_tag` (its Docker-Content-Digest
+    header), "" when it answers without one, None when the tag is absent."""
     host, name = _split(repository)
     url = f"{scheme}://{host}/v2/{name}/manifests/{image_tag}"
     accept = ", ".join(
@@ -93,18 +101,18 @@ def exists(repository: str, image_tag: str, user: str = "", secret: str = "", sc
     for _ in range(2):
         request = urllib.request.Request(url, method="HEAD", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=30):
-                return True
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.headers.get("Docker-Content-Digest", "")
         except urllib.error.HTTPError as err:
             if err.code == 404:
-                return False
+                return None
             challenge = err.headers.get("WWW-Authenticate", "")
             if err.code == 401 and "Authorization" not in headers and challenge.lower().startswith("bearer"):
                 try:
                     token = _bearer(challenge, user, secret)
                 except urllib.error.HTTPError as refused:
                     if _error_codes(refused.read()) & ABSENT_CODES:
-                        return False  # no such package yet: nothing can be overwritten
+                        return None  # no such package yet: nothing can be overwritten
                     raise UserError(
                         f"the registry refused the credentials for {repository} (HTTP {refused.code}): "
                         "check REGISTRY_USER / REGISTRY_TOKEN"
@@ -113,7 +121,7 @@ def exists(repository: str, image_tag: str, user: str = "", secret: str = "", sc
                     headers["Authorization"] = f"Bearer {token}"
                     continue
             if _says_absent(url, headers):
-                return False
+                return None
             raise UserError(f"cannot tell whether {repository}:{image_tag} exists: HTTP {err.code}") from None
     raise UserError(f"cannot tell whether {repository}:{image_tag} exists: authentication refused")
 
@@ -126,4 +134,22 @@ def refuse_existing(repository: str, image_tag: str) -> None:
         raise UserError(
             f"{repository}:{image_tag} already exists: image tags are immutable (a re-run of this commit?). "
             "Deploy the existing image by its digest, or release a new commit."
+        )
+
+
+def verify_pushed(repository: str, image_tag: str, digest: str) -> None:
+    """After the push: the registry must serve exactly the digest the push reported for the tag.
+
+    Another digest means the tag was pushed again in between (tags on ghcr.io are mutable, and anything
+    with `packages: write` can push): deploying the reported digest would deploy what was built here,
+    but the tag would name something else, so the release stops."""
+    user, secret = os.environ.get("REGISTRY_USER", ""), os.environ.get("REGISTRY_TOKEN", "")
+    scheme = os.environ.get("REGISTRY_SCHEME", "https")
+    served = served_digest(repository, image_tag, user, secret, scheme)
+    if served is None:
+        raise UserError(f"{repository}:{image_tag} is not in the registry after the push")
+    if served != digest:
+        raise UserError(
+            f"{repository}:{image_tag}: the registry serves {served or 'no digest'}, the push reported "
+            f"{digest}: the tag was pushed again since (or the push did not land). Nothing is deployed."
         )

@@ -50,6 +50,8 @@ def _image_tag(args) -> int:
 
     if args.refuse_existing:
         image.refuse_existing(args.repository, image.tag(args.version, args.sha))
+    if args.expect_digest:
+        image.verify_pushed(args.repository, image.tag(args.version, args.sha), args.expect_digest)
     print(image.tag(args.version, args.sha))
     return 0
 
@@ -146,6 +148,11 @@ def register(sub) -> None:
     p.add_argument("--sha", required=True)
     p.add_argument("--repository", default="", help="e.g. ghcr.io/owner/name (with --refuse-existing)")
     p.add_argument("--refuse-existing", action="store_true", help="fail if the registry has the tag")
+    p.add_argument(
+        "--expect-digest",
+        metavar="sha256:...",
+        help="after the push: fail unless the registry serves this digest for the tag (read back)",
+    )
     p.set_defaults(handler=_image_tag)
 
     p = sub.add_parser(

@@ -55,8 +55,7 @@ def test_only_rank_zero_logs_one_mlflow_run(ddp_repo):
     epochs = params["train"]["max_epochs"]
     assert points == {"train_loss": epochs, "val_loss": epochs, "val_accuracy": epochs}
     assert logged["train.world_size"] == "2" and logged["train.strategy"] == "ddp"
-    meta = json.loads((repo / "artifacts/model/meta.json").read_text())
-    assert meta["mlflow"]["run_id"] == runs[0][0]
+    assert json.loads((repo / "artifacts/train_run.json").read_text())["run_id"] == runs[0][0]
 
 
 def test_logged_validation_metrics_cover_the_whole_split_not_rank_zeros_half(ddp_repo):

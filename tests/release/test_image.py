@@ -19,7 +19,10 @@ from mlops.cli import main
 from mlops.errors import UserError
 
 TAGS = {"acme/model": {"model-v1-0123456"}}
-CODES = {"acme/fresh": "NAME_UNKNOWN", "acme/private": "DENIED"}  # answered 403 with this error code
+CODES = {"acme/fresh": "NAME_UNKNOWN", "acme/private": "DENIED"}
+DIGESTS = {
+    "acme/model:model-v1-0123456": "sha256:" + "1" * 64
+}  # what the registry serves for a tag  # answered 403 with this error code
 
 
 @pytest.fixture
@@ -56,7 +59,9 @@ def registry():
             repo = self.path.split("/v2/", 1)[1].rsplit("/manifests/", 1)
             if repo[0] in CODES:
                 return self._answer(403)
-            return self._answer(200 if repo[1] in TAGS.get(repo[0], set()) else 404)
+            if repo[1] not in TAGS.get(repo[0], set()):
+                return self._answer(404)
+            return self._answer(200, Docker_Content_Digest=DIGESTS.get(f"{repo[0]}:{repo[1]}", ""))
 
         def log_message(self, *args):
             pass
@@ -120,3 +125,20 @@ def test_a_package_that_does_not_exist_yet_is_absent_and_other_denials_are_error
         UserError, match=r"cannot tell whether .*acme/private:model-v1-0123456 exists: HTTP 403"
     ):
         image.exists(f"{host}/acme/private", "model-v1-0123456", "bot", "secret", scheme="http")
+
+
+def test_the_pushed_digest_is_read_back(registry, monkeypatch, capsys):
+    """After the push the registry must serve the digest the push reported: another one means the tag
+    was pushed again in between (ghcr.io tags are mutable), and the release stops."""
+    host, _ = registry
+    monkeypatch.setenv("REGISTRY_USER", "bot")
+    monkeypatch.setenv("REGISTRY_TOKEN", "secret")
+    monkeypatch.setenv("REGISTRY_SCHEME", "http")
+    args = ["image-tag", "--version", "1", "--sha", "0123456", "--repository", f"{host}/acme/model"]
+    assert main([*args, "--expect-digest", "sha256:" + "1" * 64]) == 0
+    assert main([*args, "--expect-digest", "sha256:" + "2" * 64]) == 1
+    err = capsys.readouterr().err
+    assert "the registry serves sha256:1111" in err and "the tag was pushed again" in err
+    args[2] = "2"  # model-v2-0123456: never pushed
+    assert main([*args, "--expect-digest", "sha256:" + "1" * 64]) == 1
+    assert "is not in the registry after the push" in capsys.readouterr().err

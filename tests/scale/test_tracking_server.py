@@ -66,7 +66,7 @@ def test_pipeline_report_promote_rollback_on_postgres_and_s3(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=url)
-    meta = json.loads((repo / "artifacts/model/meta.json").read_text())["mlflow"]
+    meta = json.loads((repo / "artifacts/train_run.json").read_text())
     assert meta["tracking_uri"] == url
     run = client.get_run(meta["run_id"])
     assert run.info.status == "FINISHED"
