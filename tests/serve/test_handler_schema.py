@@ -92,12 +92,20 @@ def test_categories_booleans_and_nulls_are_encoded_as_the_model_expects(tmp_path
     assert same == answer
 
 
+DATATYPES = {"size": "FP32", "color": "BYTES", "fresh": "BOOL", "count": "INT64"}
+
+
+def v2_value(row: dict, feature: str):
+    """A row's value as a v2 tensor of DATATYPES carries it: BOOL holds true/false, not 1/0."""
+    return bool(row[feature]) if DATATYPES[feature] == "BOOL" else row[feature]
+
+
 def test_the_open_inference_protocol_takes_one_input_per_feature(tmp_path, monkeypatch):
     toy = make(tmp_path, monkeypatch)
     (rows,), _ = call(toy, {"instances": ROWS})
-    datatypes = {"size": "FP32", "color": "BYTES", "fresh": "BOOL", "count": "INT64"}
+    datatypes = DATATYPES
     inputs = [
-        {"name": f, "shape": [len(ROWS)], "datatype": datatypes[f], "data": [r[f] for r in ROWS]}
+        {"name": f, "shape": [len(ROWS)], "datatype": datatypes[f], "data": [v2_value(r, f) for r in ROWS]}
         for f in reversed(FEATURES)  # any order
     ]
     (answer,), status = call(toy, {"inputs": inputs, "id": "x1"})
@@ -163,7 +171,10 @@ def test_regression_answers_a_prediction_per_row(tmp_path, monkeypatch):
     got = [p["prediction"] for p in answer["predictions"]]
     assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(got, want, strict=True))
     assert set(answer["predictions"][0]) == {"prediction", "model_version"}
-    inputs = [{"name": f, "shape": [4], "datatype": "BYTES", "data": [r[f] for r in ROWS]} for f in FEATURES]
+    inputs = [
+        {"name": f, "shape": [4], "datatype": DATATYPES[f], "data": [v2_value(r, f) for r in ROWS]}
+        for f in FEATURES
+    ]
     (v2,), _ = call(toy, {"inputs": inputs})
     [output] = v2["outputs"]
     assert output["name"] == "prediction" and output["shape"] == [4, 1] and output["datatype"] == "FP32"
