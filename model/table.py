@@ -82,7 +82,7 @@ def strip_categories(values: pd.Series) -> pd.Series:
     """Categorical of each value's text as model/values.py reads it (stripped; a spelling of null is
     missing); works on the few distinct values, not on every row."""
     cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-    names = [None if raw.is_null(c) else raw.category(c) for c in cat.cat.categories]
+    names = [None if raw.is_null(c) else str(c).strip() for c in cat.cat.categories]  # a typed value: str()
     unique = pd.Index([n for n in dict.fromkeys(names) if n is not None], dtype=object)
     lookup = np.append([unique.get_loc(n) if n is not None else -1 for n in names], -1).astype(np.int32)
     codes = lookup[cat.cat.codes.to_numpy()]

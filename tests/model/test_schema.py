@@ -143,9 +143,15 @@ def test_regression_label_must_be_a_number(tmp_path):
     frame.to_csv(tmp_path / "t.csv", index=False)
     data = {"path": str(tmp_path / "t.csv"), "label": "price", "features": {"x": {}}}
     params = load_params(write_params(tmp_path, data, task="regression"))
-    errors = validate_table(tmp_path / "t.csv", params.data)["errors"]
-    assert errors == [
-        "column 'price' (label): missing label at row 3",
+    report = validate_table(tmp_path / "t.csv", params.data)
+    assert report["errors"] == [
+        "column 'price' (label): expected a number, got non-numeric value 'cheap' at row 2",
+    ]
+    assert report["label_missing"] == {"rows": 1, "policy": "drop_row"}  # row 3: dropped, counted
+    params = load_params(write_params(tmp_path, {**data, "label_missing": "error"}, task="regression"))
+    assert validate_table(tmp_path / "t.csv", params.data)["errors"] == [
+        "column 'price' (label): missing label at row 3 (data.label_missing: error; drop_row leaves these"
+        " rows out)",
         "column 'price' (label): expected a number, got non-numeric value 'cheap' at row 2",
     ]
 

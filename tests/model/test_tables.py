@@ -285,3 +285,20 @@ def test_a_bad_date_names_column_and_rows(tmp_path):
     assert validate_table(spec.path, spec)["errors"] == [
         "column 'observed': expected date (ISO 8601, e.g. 2024-01-31), got '31/11/2008' at rows 3, 10"
     ]
+
+
+@pytest.mark.parametrize("as_type", ["timestamp", "date32"])
+def test_a_typed_parquet_date_column_reads_as_days(tmp_path, as_type):
+    frame = mixed_table(40, seed=4)
+    stamps = pd.to_datetime(frame["observed"])
+    frame["observed"] = stamps if as_type == "timestamp" else stamps.dt.date
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    base = {
+        "path": str(tmp_path / "t.parquet"),
+        "label": "species",
+        "classes": ["Adelie", "Chinstrap", "Gentoo"],
+    }
+    spec = spec_for(tmp_path, {**base, "features": {**FEATURES, "observed": {"type": "date"}}})
+    assert validate_table(spec.path, spec)["ok"]
+    days = read_typed(spec.path, spec).frame["observed"].to_numpy()
+    assert list(days) == [values.days(d.strftime("%Y-%m-%d")) for d in stamps]
