@@ -19,20 +19,24 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## create .venv with everything (train, serve, monitor, dev)
 
-# The real CML CLI for the workflow tests (tests/github run it against a local GitHub API test server).
-# The same version the PR workflow installs with setup-cml. From a vendored `npm pack` tarball when one
-# is given (CML_TGZ; ../shared/vendor/ in this project's own CI), else from the npm registry. When it
-# cannot be installed, make goes on and the CML tests fail saying so: they never pass without it.
+# The real CML CLI for the workflow tests (tests/github run it against a local GitHub API test server), the
+# version the PR workflow uses. `npm ci` from tools/cml/package-lock.json: every tarball, CML's own included,
+# must match the sha512 `integrity` recorded there, and no install scripts run. A vendored `npm pack`
+# tarball (CML_TGZ; ../shared/vendor/ in this project's own CI, whose registry lacks @dvcorg/cml) is first
+# added to npm's cache, where `npm ci` finds it by that same integrity: a tarball that differs is refused,
+# as a registry download that differs would be. When it cannot be installed, make goes on and the CML tests
+# fail saying so: they never pass without it.
 CML_VERSION := 0.20.6
 CML_TGZ ?= $(wildcard ../shared/vendor/dvcorg-cml-$(CML_VERSION).tgz)
+CML_LOCK := tools/cml/package.json tools/cml/package-lock.json
 CML := $(abspath $(VENV))/cml/node_modules/.bin/cml
 export CML_BIN := $(CML)
 
-$(CML):
-	@mkdir -p $(VENV)/cml && cd $(VENV)/cml && \
-	  { npm install --omit=dev --no-audit --no-fund --no-save $(or $(abspath $(CML_TGZ)),@dvcorg/cml@$(CML_VERSION)) >/dev/null \
-	    && ./node_modules/.bin/cml --version; } \
-	  || echo "WARNING: could not install CML $(CML_VERSION) (needs npm); the tests under tests/github will fail"
+$(CML): $(CML_LOCK)
+	@rm -rf $(VENV)/cml && mkdir -p $(VENV)/cml && cp $(CML_LOCK) $(VENV)/cml/ && cd $(VENV)/cml && \
+	  { $(if $(CML_TGZ),npm cache add $(abspath $(CML_TGZ)) &&) \
+	    npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && ./node_modules/.bin/cml --version; } \
+	  || echo "WARNING: could not install CML $(CML_VERSION) from $(lastword $(CML_LOCK)) (needs npm); the tests under tests/github will fail"
 
 cml: $(CML) ## the real CML CLI for the workflow tests (into .venv/cml)
 
