@@ -55,6 +55,17 @@ def decision_alert(summary: dict, report_hint: str = "") -> bool:
         print("alert: none sent (nothing served yet: a notice, not an alert)")
         return False
     lines = [f"Decision: {decision}", *[f"- {r}" for r in summary["reasons"]]]
+    window, rows = summary.get("window") or {}, summary.get("rows") or {}
+    if window:
+        lines.append(
+            f"Window: last {window.get('length')} ({window.get('since') or 'start of the log'} to"
+            f" {window.get('until')}); {rows.get('current', 0)} production rows against"
+            f" {rows.get('reference', 0)} reference rows"
+        )
+    if line := feedback_problems(summary):
+        lines.append(f"Feedback: {line}")
+    for unreadable in (summary.get("log") or {}).get("unreadable", []):
+        lines.append(f"Unreadable log file skipped: {unreadable}")
     drifted = drifted_columns(summary)
     if drifted:
         named = ", ".join(f"{c['column']} ({c['method']} {c['score']:.3g})" for c in drifted[:TOP])
@@ -63,6 +74,25 @@ def decision_alert(summary: dict, report_hint: str = "") -> bool:
     if report_hint:
         lines.append(report_hint)
     return notify(f"mlops drift: {decision}", "\n".join(lines), LEVELS.get(decision, "warning"))
+
+
+def feedback_problems(summary: dict) -> str:
+    """The feedback that could not be scored (unknown labels, unserved requests, repeats), or ''."""
+    from monitoring.performance import feedback_line
+
+    counts = ((summary.get("performance") or {}).get("feedback")) or {}
+    keys = ("unknown_labels", "not_served", "duplicates", "malformed")
+    return feedback_line(counts) if any(counts.get(k) for k in keys) else ""
+
+
+def failure_alert(error: BaseException, policy, report_hint: str = "") -> bool:
+    """A crash of the check: what failed and where it was looking, so the page is actionable."""
+    body = (
+        f"The drift check failed: {type(error).__name__}: {error}\n"
+        f"Window: last {policy.window_text}; log: {policy.inference_log}; feedback: {policy.feedback}"
+        + (f"\n{report_hint}" if report_hint else "")
+    )
+    return notify("mlops drift: the check failed", body, "failure")
 
 
 def error_alert(message: str, report_hint: str = "") -> bool:

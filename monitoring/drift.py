@@ -25,6 +25,7 @@ import pandas as pd
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params
+from monitoring import categorical as categorical_test
 from monitoring import performance, serving
 from monitoring.actions import set_outputs, step_summary
 from monitoring.inference_log import ReadStats, read_jsonl
@@ -37,6 +38,8 @@ SUMMARY, REPORT, TARGET_REPORT = "summary.json", "report.html", "target.html"
 PROBA_REPORT = "probabilities.html"
 OUTPUTS = (SUMMARY, REPORT, TARGET_REPORT, PROBA_REPORT, performance.REPORT, performance.DATA)
 BLIND_EXIT = 3
+FAILED_EXIT = 4  # the check itself failed (a bug, bad data, bad configuration): never a silent exit 1
+ERROR = "error"  # the decision a failed run leaves in summary.json: no retraining PR acts on it
 
 
 class BlindError(UserError):
@@ -101,6 +104,7 @@ def _sample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def _run_report(metrics: list, ref: pd.DataFrame, cur: pd.DataFrame, categorical: list[str]):
     from evidently import DataDefinition, Dataset, Report
 
+    categorical_test.register()
     categorical = [c for c in cur.columns if c in categorical]
     definition = DataDefinition(
         numerical_columns=[c for c in cur.columns if c not in categorical], categorical_columns=categorical
@@ -233,6 +237,10 @@ def check(
     categorical = categorical_columns(params)
     # the preceding window of the same length is the probabilities' reference: read it in the same pass
     earliest = since - policy.window if since is not None and policy.probabilities else since
+    horizon = policy.performance.label_horizon
+    scored_since = since - horizon if since is not None and horizon is not None else since
+    if scored_since is not None and (earliest is None or scored_since < earliest):
+        earliest = scored_since  # labels come late: their predictions may predate the window
     rows, log = read_jsonl(
         policy.inference_log,
         policy.columns,
@@ -243,9 +251,15 @@ def check(
         types=feature_types(params),
     )
     rows = _raw(rows, params)
+    read = len(rows)
+    scored = rows[rows["ts"] >= pd.Timestamp(scored_since)] if scored_since is not None else rows
+    if since is not None and policy.probabilities:
+        rows = rows[rows["ts"] >= pd.Timestamp(since - policy.window)]
+    else:
+        rows = rows[rows["ts"] >= pd.Timestamp(since)] if since is not None else rows
     previous = rows[rows["ts"] < pd.Timestamp(since)] if since is not None else rows.iloc[:0]
     current = rows[rows["ts"] >= pd.Timestamp(since)] if since is not None else rows
-    log.rows, log.outside_window = len(current), log.outside_window + len(previous)
+    log.rows, log.outside_window = len(current), log.outside_window + read - len(current)
     print(f"drift: {_log_line(log)}")
     if problem := blindness(policy, log, now):
         evidence = serving.evidence(log)
@@ -253,7 +267,7 @@ def check(
             raise BlindError(problem + serving.served_note(evidence))
         return _never_served(_summary(policy, window, log, len(reference), 0), log, evidence, out)
     summary = _summary(policy, window, log, len(reference), len(current))
-    summary["performance"] = _performance(params, policy, classes, current, out)
+    summary["performance"] = _performance(params, policy, classes, scored, out)
     drifted = {"performance": summary["performance"]["regressed"]}
     if len(current) < policy.min_rows:
         summary["reasons"].append(
@@ -368,6 +382,8 @@ def _feature_drift(
         cur = cur[cols].assign(prediction=prediction)
     else:
         cur = cur[cols]
+    empty = [c for c in cols if not (ref[c].notna().any() and cur[c].notna().any())]
+    cols = [c for c in cols if c not in empty]  # Evidently cannot test a column without values
     tests, limits = policy.stattest, policy.threshold
     metrics: list = [
         DataDriftPreset(
@@ -385,8 +401,11 @@ def _feature_drift(
     snapshot = _run_report(metrics, ref[cur.columns], cur, categorical)
     snapshot.save_html(str(out / REPORT))
     results = _column_results(snapshot, categorical)
-    columns = sorted((results[c] for c in cols), key=_severity)
+    columns = [_empty_column(c, ref, cur) for c in empty]
+    columns += sorted((results[c] for c in cols), key=_severity)
     for col in columns:
+        if col["column"] in categorical and col["column"] not in empty:
+            col["unseen"] = categorical_test.unseen(ref[col["column"]], cur[col["column"]])
         col["weight"] = policy.weights.get(col["column"], 1.0)
         col["critical"] = col["column"] in policy.critical
     count = sum(c["drifted"] for c in columns)
@@ -397,7 +416,7 @@ def _feature_drift(
         "drifted": share >= policy.drift_share or bool(critical),
         "drifted_count": count,
         "drifted_critical": critical,
-        "monitored": len(cols),
+        "monitored": len(columns),
         "share": share,
         "drift_share": policy.drift_share,
         "rows_analysed": len(cur),
@@ -405,6 +424,18 @@ def _feature_drift(
         "columns": columns,
     }
     return features, results.get("prediction")
+
+
+def _empty_column(column: str, ref: pd.DataFrame, cur: pd.DataFrame) -> dict:
+    """A column with no value on one side: no distribution to compare, and certainly a change."""
+    side = "production window" if not cur[column].notna().any() else "reference"
+    return {
+        "column": column,
+        "method": f"all values missing in the {side}",
+        "threshold": None,
+        "score": float(cur[column].isna().mean()),
+        "drifted": side == "production window" and bool(ref[column].notna().any()),
+    }
 
 
 def _prediction_drift(
@@ -519,6 +550,28 @@ def drifted_columns(summary: dict) -> list[dict]:
     if summary.get("target") and summary["target"]["drifted"]:
         found.append(summary["target"])
     return found
+
+
+def failure(policy: Policy, error: BaseException, exit_code: int, now: datetime | None = None) -> dict:
+    """The summary of a run that could not decide: written where the decision would have been, with
+    the error, so the job summary, the artifact and the alert all say what broke."""
+    out = Path(policy.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clear(out)
+    summary = {
+        "decision": ERROR,
+        "retrain": False,
+        "exit_code": exit_code,
+        "error": f"{type(error).__name__}: {error}" if exit_code != BLIND_EXIT else str(error),
+        "blind": exit_code == BLIND_EXIT,
+        "reasons": [str(error)],
+        "window": _window(policy, now or datetime.now(timezone.utc)),
+    }
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    set_outputs(decision=ERROR, retrain="false", summary=str(out / SUMMARY))
+    title = "monitoring is blind" if summary["blind"] else "the drift check failed"
+    step_summary(f"### Drift check: **{title}** (exit {exit_code})\n\n```\n{summary['error']}\n```")
+    return summary
 
 
 def _finish(summary: dict, out: Path) -> dict:

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model import uncertainty
 from monitoring.inference_log import ReadStats, read_jsonl
 from monitoring.policy import Performance, Policy, parse_window
 
 LOWER_IS_BETTER = {"log_loss"}
 REPORT, DATA = "performance.html", "performance.json"
-BOOTSTRAP = 300
+BOOTSTRAP = 1000  # resamples of the BCa intervals (F1, log loss, macro averages)
 
 
 def scores(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, n_classes: int) -> dict:
@@ -91,13 +92,46 @@ def row_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def join(log: pd.DataFrame, feedback: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Logged rows (prediction, probabilities, ts) that have a label, one per feedback record."""
+    """Logged rows (prediction, probabilities, ts) that have a label, one per feedback record; a row
+    labelled twice keeps its latest label (by the feedback's ts; see `resolve`)."""
     if log.empty or feedback.empty:
         return log.iloc[:0].assign(label=pd.Series(dtype=object))
     left = log.assign(_key=row_key(log, columns)).drop_duplicates(["request_id", "_key"])
-    right = feedback.assign(_key=row_key(feedback, columns)).drop_duplicates(["request_id", "_key"])
+    right = feedback.assign(_key=row_key(feedback, columns))
+    right, _ = resolve(right)
     right = right[["request_id", "_key", "label"]].dropna(subset=["request_id"])
     return left.merge(right, on=["request_id", "_key"], how="inner").drop(columns="_key")
+
+
+def resolve(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """One label per (request_id, row): the LATEST by the record's ts (file order breaks ties), so a
+    correction wins however the files are named. Counts repeats and the rows whose labels disagreed."""
+    if "ts" in feedback:
+        feedback = feedback.sort_values("ts", kind="stable")
+    keys = ["request_id", "_key"]
+    repeated = feedback.duplicated(keys, keep="last")
+    labels = feedback.groupby(keys, sort=False, dropna=False)["label"].nunique(dropna=False)
+    counts = {"duplicates": int(repeated.sum()), "conflicting": int((labels > 1).sum())}
+    return feedback[~repeated], counts
+
+
+def hygiene(log: pd.DataFrame, feedback: pd.DataFrame, columns: list[str], classes: list[str]):
+    """The feedback that can be scored, and a count of everything that could not: unknown labels (not a
+    class), records whose request the log window (plus the label horizon) never served, and repeats."""
+    known = feedback["label"].astype(str).isin(classes)
+    unknown = feedback.loc[~known, "label"].astype(str).value_counts()
+    clean = feedback[known].assign(_key=row_key(feedback[known], columns))
+    clean, counts = resolve(clean)
+    served = set(zip(log["request_id"], row_key(log, columns), strict=True)) if len(log) else set()
+    pairs = zip(clean["request_id"], clean["_key"], strict=True)
+    hit = np.fromiter((pair in served for pair in pairs), bool, len(clean))
+    counts |= {
+        "records": len(feedback),
+        "unknown_labels": int((~known).sum()),
+        "unknown_examples": {str(k): int(v) for k, v in unknown.head(5).items()},
+        "not_served": int((~hit).sum()),
+    }
+    return clean[hit].drop(columns="_key"), counts
 
 
 def _arrays(joined: pd.DataFrame, classes: list[str]):
@@ -113,28 +147,95 @@ def _arrays(joined: pd.DataFrame, classes: list[str]):
     return frame, y, pred, proba
 
 
-def _bounds(y, pred, proba, n_classes: int, metrics, confidence: float, seed: int) -> dict:
-    """Per metric, the one-sided bootstrap bound most favourable to "no regression" (None: too few draws)."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {m: [] for m in metrics}
-    for _ in range(BOOTSTRAP):
-        pick = rng.integers(0, len(y), size=len(y))
-        values = scores(y[pick], pred[pick], None if proba is None else proba[pick], n_classes)
-        for metric in metrics:
-            if values[metric] is not None:
-                draws[metric].append(values[metric])
+def _two_sided(confidence: float) -> float:
+    """The two-sided level whose upper (or lower) end alone holds at the one-sided `confidence`."""
+    return 2 * confidence - 1
+
+
+def _proba(y, pred, proba, n_classes: int) -> tuple[np.ndarray, bool]:
+    """Probabilities for the interval code; without logged ones, one-hot predictions (valid only for the
+    metrics of the predicted class: accuracy, precision, recall, F1)."""
+    if proba is not None:
+        return proba, True
+    return np.eye(n_classes)[pred], False
+
+
+def champion_sample(baseline: Path, n_classes: int):
+    """(y, proba) of the champion's test rows (eval/predictions.csv next to its metrics), or None."""
+    path = baseline.with_name("predictions.csv")
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path)
+    cols = [f"proba_{i}" for i in range(n_classes)]
+    if "label" not in frame or not set(cols) <= set(frame.columns):
+        return None
+    frame = frame.dropna(subset=["label", *cols])
+    return frame["label"].to_numpy(dtype=int), frame[cols].to_numpy(dtype=np.float64)
+
+
+def _floor_at_bound(span, value: float, accuracy_span, accuracy: float | None, metric: str):
+    """A perfect score on n rows is not known exactly: when the bootstrap cannot move it (every resample
+    of a 69-row split that the champion got all right is all right), widen the collapsed side to the
+    Wilson gap of its accuracy, k of n, which does not collapse at 1."""
+    if span is None or accuracy_span is None or accuracy is None:
+        return span
+    gap = max(accuracy - accuracy_span.low, 0.0)
+    if metric in LOWER_IS_BETTER:
+        return span if span.high > value else uncertainty.Interval(span.low, value + gap)
+    return span if span.low < value else uncertainty.Interval(max(value - gap, 0.0), span.high)
+
+
+def champion_spans(rule: Performance, baseline: dict, sample, n_classes: int, seed: int) -> tuple[dict, str]:
+    """The champion's intervals at the rule's level, and where they come from: its test predictions
+    (the PR report's method), else the intervals in its metrics.json (rescaled), else none."""
+    level = _two_sided(rule.confidence)
+    metrics = tuple(rule.metrics)
+    if sample is not None:
+        y, proba = sample
+        names = tuple(dict.fromkeys(("accuracy", *metrics)))
+        spans = uncertainty.intervals(y, proba, BOOTSTRAP, level, seed, names)
+        source = f"{len(y)} test predictions"
+    elif isinstance(baseline.get("interval"), dict):
+        saved = float(baseline.get("interval_confidence", 0.95))
+        ratio = uncertainty._z(level) / uncertainty._z(saved)
+        spans = {}
+        for metric, span in baseline["interval"].items():
+            value = baseline.get(metric)
+            if isinstance(span, dict) and value is not None:
+                low, high = value - ratio * (value - span["low"]), value + ratio * (span["high"] - value)
+                spans[metric] = uncertainty.Interval(low, high)
+        source = "the intervals in its metrics file"
+    else:
+        return {}, "no interval (point scores only: no predictions.csv or interval next to the metrics)"
+    accuracy = baseline.get("accuracy")
     return {
-        m: float(np.quantile(d, 1 - confidence if m in LOWER_IS_BETTER else confidence))
-        if len(d) >= BOOTSTRAP // 2
+        m: _floor_at_bound(spans.get(m), baseline.get(m), spans.get("accuracy"), accuracy, m)
+        if baseline.get(m) is not None
         else None
-        for m, d in draws.items()
-    }
+        for m in metrics
+    }, source
 
 
-def _regressions(rule: Performance, current: dict, baseline: dict, arrays, n_classes: int, seed: int):
-    bounds = dict(current)
+def _production_spans(rule: Performance, arrays, n_classes: int, seed: int) -> dict:
+    y, pred, proba = arrays
+    proba, logged = _proba(y, pred, proba, n_classes)
+    names = tuple(m for m in rule.metrics if logged or m in ("accuracy", "precision", "recall", "f1"))
+    spans = (
+        uncertainty.intervals(y, proba, BOOTSTRAP, _two_sided(rule.confidence), seed, names) if names else {}
+    )
+    return spans
+
+
+def _regressions(
+    rule: Performance, current: dict, baseline: dict, arrays, n_classes: int, seed: int, champion=None
+):
+    """Per gated metric: the drop, and the drop at the confidence bound of the CHANGE, whose interval
+    combines production's and the champion's (Newcombe's method, as the PR report does for two
+    unpaired samples): a champion scored on 69 rows is as uncertain as production."""
+    prod_spans, champ_spans = {}, {}
     if rule.confidence is not None:
-        bounds = _bounds(*arrays, n_classes, list(rule.metrics), rule.confidence, seed)
+        prod_spans = _production_spans(rule, arrays, n_classes, seed)
+        champ_spans = champion or {}
     rows = []
     for metric, allowed in rule.metrics.items():
         value, base = current.get(metric), baseline.get(metric)
@@ -155,8 +256,13 @@ def _regressions(rule: Performance, current: dict, baseline: dict, arrays, n_cla
             continue
         sign = -1 if metric in LOWER_IS_BETTER else 1
         drop = sign * (base - value)
-        bound = bounds.get(metric)
-        bound_drop = None if bound is None else sign * (base - bound)
+        if rule.confidence is None:
+            bound_drop = drop
+        else:
+            own = prod_spans.get(metric)
+            other = champ_spans.get(metric) or uncertainty.Interval(base, base)
+            change = uncertainty.mover(value, own, base, other)  # production - champion
+            bound_drop = None if change is None else (change.low if sign < 0 else -change.high)
         rows.append(
             {
                 "metric": metric,
@@ -193,13 +299,14 @@ def check(
     feedback, stats = read_jsonl(
         policy.feedback, policy.columns, keys=("label", "request_id"), required=("label",), types=types
     )
-    joined = join(log, feedback, policy.columns)
+    scored, counts = hygiene(log, feedback, policy.columns, classes)
+    joined = join(log, scored, policy.columns)
     result: dict = {
         "checked": False,
         "regressed": False,
         "rows": len(joined),
         "min_rows": rule.min_rows,
-        "feedback": _feedback_stats(stats, len(feedback)),
+        "feedback": _feedback_stats(stats, len(feedback)) | counts,
         "baseline": rule.baseline,
         "metrics": None,
         "regressions": [],
@@ -216,17 +323,30 @@ def check(
     if len(joined) < rule.min_rows:
         result["note"] = (
             f"{len(joined)} labelled rows joined to the window on request_id, the rule needs {rule.min_rows}"
+            + (f" ({feedback_line(result['feedback'])})" if len(feedback) else "")
         )
         return result
     frame, y, pred, proba = _arrays(joined, classes)
+    if len(frame) < rule.min_rows:
+        result["note"] = (
+            f"{len(frame)} joined rows with a known class and prediction, the rule needs {rule.min_rows}"
+        )
+        return result
     baseline = json.loads(baseline_path.read_text())
     current = scores(y, pred, proba, len(classes))
+    spans, source = {}, ""
+    if rule.confidence is not None:
+        sample = champion_sample(baseline_path, len(classes))
+        spans, source = champion_spans(rule, baseline, sample, len(classes), policy.seed)
     result.update(
         checked=True,
         rows=len(frame),
         metrics=current,
         baseline_metrics={m: baseline.get(m) for m in current},
-        regressions=_regressions(rule, current, baseline, (y, pred, proba), len(classes), policy.seed),
+        champion_interval=source,
+        regressions=_regressions(
+            rule, current, baseline, (y, pred, proba), len(classes), policy.seed, champion=spans
+        ),
         over_time=over_time(frame, y, pred, proba, classes, rule.bucket),
     )
     result["regressed"] = any(r["regressed"] for r in result["regressions"])
@@ -246,6 +366,24 @@ def performance_line(result: dict) -> str:
     )
     state = "REGRESSED" if result["regressed"] else "no regression"
     return f"performance on {result['rows']} labelled rows: {parts}: {state}"
+
+
+def feedback_line(counts: dict) -> str:
+    """What the feedback held that could not be scored, for the console, the summary and the alert."""
+    parts = [f"{counts.get('records', 0)} feedback record(s)"]
+    if counts.get("unknown_labels"):
+        examples = ", ".join(repr(k) for k in counts.get("unknown_examples", {}))
+        parts.append(f"{counts['unknown_labels']} with a label that is no class ({examples})")
+    if counts.get("not_served"):
+        parts.append(f"{counts['not_served']} for requests not served in the window")
+    if counts.get("duplicates"):
+        parts.append(
+            f"{counts['duplicates']} repeated label(s), {counts.get('conflicting', 0)} row(s) with"
+            " conflicting labels (the latest by ts kept)"
+        )
+    if counts.get("malformed"):
+        parts.append(f"{counts['malformed']} malformed line(s)")
+    return "; ".join(parts)
 
 
 def _feedback_stats(stats: ReadStats, rows: int) -> dict:

@@ -19,6 +19,8 @@ FEEDBACK_ENV = "MLOPS_FEEDBACK"
 ALERT_ENV = (
     "MLOPS_ALERT_URLS"  # Apprise URLs (Slack, Teams, mailto, json:// webhooks), space or comma separated
 )
+# categories: both samples are samples (monitoring/categorical.py); Evidently's `auto` is not calibrated
+DEFAULT_TESTS = {"numerical": "ks", "categorical": "two_sample_chi2"}
 CHECKS = ("features", "prediction", "target", "performance")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -42,6 +44,8 @@ class Performance:
     baseline: str = "eval/metrics.json"  # the champion's test metrics: the base branch ships what it reviewed
     confidence: float | None = 0.95  # the drop must hold at this one-sided bootstrap confidence
     bucket: str = "1d"  # metrics over time: one point per bucket of prediction time
+    label_horizon: timedelta | None = None  # predictions this long before the window still get scored
+    label_horizon_text: str = "0"
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,8 @@ def load_policy(
         columns=columns,
         drift_share=share,
         stattest={
-            kind: _test_name((mon.get("stattest") or {}).get(kind)) for kind in ("numerical", "categorical")
+            kind: _test_name((mon.get("stattest") or {}).get(kind, DEFAULT_TESTS[kind]))
+            for kind in ("numerical", "categorical")
         },
         threshold={kind: (mon.get("threshold") or {}).get(kind) for kind in ("numerical", "categorical")},
         retrain_on=retrain_on,
@@ -150,6 +155,7 @@ def _performance(section: dict, gates: dict) -> Performance:
     if confidence is not None and not 0.5 <= float(confidence) < 1:
         raise UserError(f"monitoring.performance.confidence must be in [0.5, 1) or null, got {confidence}")
     bucket = str(section.get("bucket", "1d"))
+    horizon = section.get("label_horizon", "14d")
     parse_window(bucket)
     return Performance(
         min_rows=int(section.get("min_rows", 50)),
@@ -157,4 +163,6 @@ def _performance(section: dict, gates: dict) -> Performance:
         baseline=str(section.get("baseline", "eval/metrics.json")),
         confidence=None if confidence is None else float(confidence),
         bucket=bucket,
+        label_horizon=parse_window(horizon) if horizon not in (None, 0, "0") else None,
+        label_horizon_text=str(horizon or 0),
     )

@@ -220,6 +220,8 @@ def run(
     if not path.exists():
         raise UserError(f"{path}: no drift summary; run `mlops drift` first")
     summary = json.loads(path.read_text())
+    if summary["decision"] == "error":  # not even --force: a failed check has no rows to vouch for
+        raise UserError(f"{path}: the drift check failed ({summary.get('error')}); no retraining PR")
     if summary["decision"] not in RETRAIN and not force:
         print(f"retrain-pr: the drift decision is {summary['decision']!r}: no retraining PR")
         return 0

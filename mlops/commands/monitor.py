@@ -20,18 +20,37 @@ def _policy(args):
 
 def _drift(args) -> int:
     from monitoring import alerting
-    from monitoring.drift import BLIND_EXIT, NO_DRIFT, BlindError, check, drifted_columns
+    from monitoring.alerting import feedback_problems
+    from monitoring.drift import (
+        BLIND_EXIT,
+        FAILED_EXIT,
+        NO_DRIFT,
+        BlindError,
+        check,
+        drifted_columns,
+        failure,
+    )
     from monitoring.inference_log import parse_ts
     from monitoring.performance import performance_line
 
     params, policy = _policy(args)
     hint = f"Run: {args.run_link}" if args.run_link else ""
+    now = parse_ts(args.now) if args.now else None
     try:
-        summary = check(params, policy, now=parse_ts(args.now) if args.now else None)
+        summary = check(params, policy, now=now)
     except BlindError as err:
         print(f"mlops drift: error: monitoring is blind: {err}", file=sys.stderr)
+        failure(policy, err, BLIND_EXIT, now)
         alerting.error_alert(str(err), hint)
         return BLIND_EXIT
+    except Exception as err:
+        import traceback
+
+        traceback.print_exc()
+        print(f"mlops drift: error: the check failed: {type(err).__name__}: {err}", file=sys.stderr)
+        failure(policy, err, FAILED_EXIT, now)
+        alerting.failure_alert(err, policy, hint)
+        return FAILED_EXIT
     for column in drifted_columns(summary):
         print(
             f"drift: drifted column {column['column']}: {column['method']} = {column['score']:.3g}"
@@ -40,6 +59,10 @@ def _drift(args) -> int:
     for reason in summary["reasons"]:
         print(f"drift: {reason}")
     print(f"drift: {performance_line(summary['performance'])}")
+    if line := feedback_problems(summary):
+        print(f"drift: feedback: {line}")
+    for unreadable in summary["log"].get("unreadable", []):
+        print(f"drift: unreadable log file skipped: {unreadable}")
     for name, path in (
         ("report", summary["report"]),
         ("performance report", summary["performance"]["report"]),
@@ -85,7 +108,8 @@ def _simulate(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser(
         "drift",
-        help="drift and performance check of production (Evidently, feedback); exit 3 when blind",
+        help="drift and performance check of production (Evidently, feedback); exit 3 when blind,"
+        " 4 when the check itself failed",
     )
     p.add_argument("--window", help="override monitoring.window, e.g. 12h, 7d, all")
     p.add_argument(

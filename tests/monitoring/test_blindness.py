@@ -48,7 +48,9 @@ def old_drift_summary() -> Path:
 
 
 def assert_blind(code: int, summary, out: str, webhook, message: str) -> None:
-    assert code == BLIND_EXIT and summary is None
+    assert code == BLIND_EXIT  # the old verdict is gone; a failure summary says why, and decides nothing
+    assert (summary["decision"], summary["retrain"], summary["blind"]) == ("error", False, True)
+    assert message in summary["error"]
     assert "monitoring is blind" in out and message in out and "not enough data" not in out
     (alert,) = webhook.received
     assert alert["title"] == "mlops drift: monitoring is blind" and message in alert["message"]
@@ -61,7 +63,7 @@ def test_missing_log_location_is_an_error_with_an_alert(workspace, drift, webhoo
     code, summary, out = drift("--log", "nowhere")
     assert_blind(code, summary, out, webhook, "the inference log location nowhere does not exist")
     assert "says production runs model version 3" in out
-    assert not stale.exists()  # removed first: nothing left to act on
+    assert json.loads(stale.read_text())["decision"] == "error"  # replaced: nothing left to act on
 
 
 def test_no_readable_file_is_an_error(workspace, drift, webhook):
@@ -95,7 +97,7 @@ def test_retrain_pr_does_not_act_on_a_stale_summary(workspace, drift, webhook, c
     old_drift_summary()
     assert drift("--log", "nowhere")[0] == BLIND_EXIT
     assert main(["retrain-pr"]) == 1
-    assert "no drift summary; run `mlops drift` first" in capsys.readouterr().err
+    assert "the drift check failed (the inference log location nowhere" in capsys.readouterr().err
 
 
 def github_files(tmp: Path, monkeypatch) -> tuple[Path, Path]:
