@@ -1,7 +1,10 @@
 """`mlops serve start|stop|status`: run TorchServe locally from serve/config.properties, token auth on.
 
 The server runs in logs/torchserve/: its key_file.json, pid file (TMPDIR) and logs stay there instead of
-the repository root and /tmp, so two checkouts never stop each other's server.
+the repository root and /tmp, so two checkouts never stop each other's server. The frontend names the
+worker's socket `<java.io.tmpdir>/.ts.sock.<port>` (java.io.tmpdir from TEMP, port from
+`initial_worker_port`, +1 per worker started): both are set per server, so two servers on one machine
+never share, or delete, each other's worker socket.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,12 +32,42 @@ def _torchserve() -> str:
     return str(local) if local.exists() else (shutil.which("torchserve") or "torchserve")
 
 
+SOCKET_NAME_MAX = 107  # sun_path's 108 bytes, less the terminating NUL (Linux)
+WORKER_PORT_BLOCK = 100  # worker ports per server: one per worker (re)start, reused modulo nothing
+WORKER_PORT_FIRST = 9000  # TorchServe's default initial_worker_port; blocks are searched upwards
+
+
+def socket_dir(run_dir: Path) -> Path:
+    """Where the frontend puts the workers' Unix sockets (its java.io.tmpdir, from TEMP): the run dir,
+    or a private directory under the system temp dir (recorded in the run dir) when the run dir's path
+    is too long for a socket name."""
+    run_dir = run_dir.resolve()
+    if len(f"{run_dir}/.ts.sock.65535") <= SOCKET_NAME_MAX:
+        return run_dir
+    record = run_dir / "socket_dir"
+    if record.exists() and Path(record.read_text().strip()).is_dir():
+        return Path(record.read_text().strip())
+    made = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    record.write_text(f"{made}\n")
+    return made
+
+
+def worker_ports(first: int = WORKER_PORT_FIRST, block: int = WORKER_PORT_BLOCK, tries: int = 200) -> int:
+    """The first port of a block nothing listens on (127.0.0.1): the workers' TCP ports when the frontend
+    has no native transport, and the number in their socket names otherwise."""
+    for base in range(first, min(first + tries * block, 65536 - block), block):
+        if not any(port_in_use("127.0.0.1", port, timeout=0.05) for port in range(base, base + block)):
+            return base
+    raise UserError(f"no free block of {block} worker ports from {first}: set TS_INITIAL_WORKER_PORT")
+
+
 def _env(run_dir: Path, log_dir: str, params=None) -> dict[str, str]:
     env = dict(os.environ)
     run_dir = run_dir.resolve()
     env.update(
         {
             "TMPDIR": str(run_dir),  # TorchServe keeps its pid file in the temp dir
+            "TEMP": str(socket_dir(run_dir)),  # the frontend's java.io.tmpdir: the workers' sockets
             "LOG_LOCATION": str(run_dir),
             "METRICS_LOCATION": str(run_dir),
             "MLOPS_INFERENCE_LOG_DIR": os.environ.get("MLOPS_INFERENCE_LOG_DIR")
@@ -52,9 +86,9 @@ def _env(run_dir: Path, log_dir: str, params=None) -> dict[str, str]:
     return env
 
 
-def port_in_use(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int, timeout: float = 0.5) -> bool:
     with socket.socket() as sock:
-        sock.settimeout(0.5)
+        sock.settimeout(timeout)
         return sock.connect_ex((host, port)) == 0
 
 
@@ -144,6 +178,8 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "key_file.json").unlink(missing_ok=True)
+    env = _env(run_dir, cfg["inference_log_dir"], params)
+    env.setdefault("TS_INITIAL_WORKER_PORT", str(worker_ports()))
     logs = {name: _size(run_dir / name) for name in ("ts_log.log", "model_log.log")}
     cmd = [
         _torchserve(),
@@ -163,7 +199,7 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
         proc = subprocess.run(
             cmd,
             cwd=run_dir,
-            env=_env(run_dir, cfg["inference_log_dir"], params),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
