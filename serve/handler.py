@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import gzip
 import json
 import logging
@@ -114,6 +115,8 @@ BRACKETS = bytes.maketrans(b"{}", b"[]")
 NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 CONTAINER_TYPES = frozenset(CONTAINERS)
 FLUSH_ENV = "MLOPS_METRICS_FLUSH_SECONDS"
+MIN_ROWS_ENV = "MLOPS_METRICS_MIN_ROWS"  # per-row metrics are released once this many rows were served
+DEFAULT_MIN_ROWS = 100
 DEFAULT_LOG = {"rotate_bytes": 64 << 20, "rotate_seconds": 3600.0, "keep_files": 48, "compress": True}
 
 
@@ -287,7 +290,12 @@ class Metrics:
     most one batch per `flush_seconds / 10` is observed (10 a second by default), which keeps its
     quantiles unbiased (the sampling does not depend on the latency). WorkerStarts is emitted at once.
     A worker killed between two flushes loses under a second of counts, never requests. Without a
-    metrics context (tests that pass none) this does nothing; a metrics problem never fails a request."""
+    metrics context (tests that pass none) this does nothing; a metrics problem never fails a request.
+
+    The metrics endpoint is not behind the model's token, so metrics that describe rows (the predicted
+    class, out-of-range features) are HELD until at least `min_rows` rows were served since their last
+    release, then released together: a scrape in a quiet period shows the mix of that many rows, never
+    one request's diagnosis. RowsServed and rejects (counts, no content) are flushed as before."""
 
     NAMES: ClassVar[dict[str, tuple[str, list[str], str]]] = {
         "rows": ("RowsServed", ["ModelName", "Protocol"], "counter"),
@@ -299,11 +307,16 @@ class Metrics:
         "seconds": ("HandlerSeconds", ["ModelName"], "histogram"),
     }
 
-    def __init__(self, context, model_name: str, flush_seconds: float = 0.0):
+    HELD: ClassVar[frozenset[str]] = frozenset({"predicted", "out_of_range"})
+
+    def __init__(self, context, model_name: str, flush_seconds: float = 0.0, min_rows: int = 1):
         self.model = model_name
         self.metrics = {}
         self.flush_seconds = flush_seconds
+        self.min_rows = max(1, int(min_rows))
         self.pending: dict[tuple, float] = {}
+        self.held: dict[tuple, float] = {}  # per-row metrics not yet covered by min_rows rows
+        self.held_rows = 0
         self.lock = threading.Lock()
         self.observed_at = -math.inf  # last histogram observation (time.monotonic)
         cache = getattr(context, "metrics", None)
@@ -350,6 +363,12 @@ class Metrics:
         metric = self.metrics.get(key)
         if metric is None or not value:
             return
+        if key in self.HELD:
+            with self.lock:
+                self.held[(key, labels)] = self.held.get((key, labels), 0) + value
+            return
+        if key == "rows":
+            self._release(value)
         if self.flush_seconds <= 0 or key == "starts":
             self._emit(metric, value, labels)
             return
@@ -361,6 +380,20 @@ class Metrics:
             return
         with self.lock:
             self.pending[(key, labels)] = self.pending.get((key, labels), 0) + value
+
+    def _release(self, rows: float) -> None:
+        """Count served rows; once `min_rows` are covered, the held metrics join the normal flush."""
+        with self.lock:
+            self.held_rows += rows
+            if self.held_rows < self.min_rows:
+                return
+            released, self.held, self.held_rows = self.held, {}, 0
+            if self.flush_seconds > 0:
+                for item, value in released.items():
+                    self.pending[item] = self.pending.get(item, 0) + value
+                return
+        for (key, labels), value in released.items():
+            self._emit(self.metrics[key], value, labels)
 
     def flush(self) -> None:
         with self.lock:
@@ -581,7 +614,8 @@ class TabularHandler:
         hi = [_bound(ranges.get(f, [None, None])[1], math.inf) for f in self.features]
         self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
         self.has_ranges = bool(torch.isfinite(self.lo).any() or torch.isfinite(self.hi).any())
-        self.metrics = Metrics(context, self.model_name, float(os.environ.get(FLUSH_ENV, "1")))
+        min_rows = os.environ.get(MIN_ROWS_ENV) or spec.get("metrics_min_rows") or DEFAULT_MIN_ROWS
+        self.metrics = Metrics(context, self.model_name, float(os.environ.get(FLUSH_ENV, "1")), int(min_rows))
         _quiet_worker_log()
         log_dir = os.environ.get(LOG_ENV) or spec.get("inference_log_dir") or "logs/inference"
         if log_dir.lower() not in ("", "off", "none"):
@@ -600,6 +634,10 @@ class TabularHandler:
             print(
                 f"WARNING no float64 copy of the model ({err}): overflowing rows get a 422", file=sys.stderr
             )
+        # Everything loaded so far lives as long as the worker: out of the collector's generations, so a
+        # request that allocates many containers does not make each collection walk the model too.
+        gc.collect()
+        gc.freeze()
         self.metrics.add("starts", 1)
 
     # -- request parsing -------------------------------------------------------------------------
@@ -1090,12 +1128,12 @@ class TabularHandler:
         rows = served["rows"] + served["v2"]
         if self.log is not None and records and not self.log.write(b"".join(records), rows):
             self.metrics.add("log_failures", rows)
-        self.metrics.add("rows", served["rows"], "rows")
-        self.metrics.add("rows", served["v2"], "v2")
-        if not self.regression:
+        if not self.regression:  # before the rows that may release them (Metrics.HELD)
             counts = torch.bincount(best, minlength=len(classes)).tolist()
             for name, count in zip(classes, counts, strict=True):
                 self.metrics.add("predicted", count, name)
+        self.metrics.add("rows", served["rows"], "rows")
+        self.metrics.add("rows", served["v2"], "v2")
 
     def _v2_answer(self, n: int, v2_id, rid: str, predictions: list, proba) -> bytes:
         if self.regression:

@@ -66,6 +66,7 @@ def model_dir(tmp_path, monkeypatch):
     torch.jit.script(torch.nn.Linear(3, 2)).save(str(tmp_path / "model.pt"))
     monkeypatch.setenv("MLOPS_INFERENCE_LOG_DIR", "off")
     monkeypatch.setenv("MLOPS_METRICS_FLUSH_SECONDS", "0")  # counters emitted at once: lines to check
+    monkeypatch.setenv("MLOPS_METRICS_MIN_ROWS", "1")  # per-row metrics released with each batch
     monkeypatch.delenv("MLOPS_SERVE_SPEC", raising=False)
     return tmp_path
 
@@ -297,6 +298,27 @@ def test_counters_are_summed_and_emitted_once_per_flush(model_dir, monkeypatch, 
     assert sum(m.startswith("[METRICS]RequestsRejected.Count:3|") for m in lines) == 1
 
 
+def test_per_row_metrics_wait_until_enough_rows_hide_each_request(model_dir, monkeypatch, caplog):
+    """The metrics port has no token: one request's predicted class or out-of-range feature never shows
+    alone; they are released together once `min_rows` rows were served (100 by default)."""
+    monkeypatch.delenv("MLOPS_METRICS_MIN_ROWS")
+    handler = make_handler(model_dir, feature_ranges={"a": [0, 10]})
+    assert handler.metrics.min_rows == 100
+    caplog.set_level(logging.INFO)
+    call((handler, model_dir), {"instances": [[-1, 2, 3]]})
+    lines = metric_lines(caplog)
+    assert any(m.startswith("[METRICS]RowsServed.Count:1|") for m in lines)  # a count, no content
+    assert not [m for m in lines if m.startswith(("[METRICS]PredictedClass", "[METRICS]OutOfRange"))]
+    for _ in range(98):
+        call((handler, model_dir), {"instances": [[1, 2, 3]]})
+    assert not [m for m in metric_lines(caplog) if m.startswith("[METRICS]PredictedClass")]
+    call((handler, model_dir), {"instances": [[1, 2, 3]]})  # the 100th row releases all of them
+    lines = metric_lines(caplog)
+    mix = [m for m in lines if m.startswith("[METRICS]PredictedClass")]
+    assert sum(int(m.split(":")[1].split("|")[0]) for m in mix) == 100
+    assert any(m.startswith("[METRICS]OutOfRangeValues.Count:1|#ModelName:toy,Feature:a") for m in lines)
+
+
 def test_every_row_is_on_disk_when_handle_returns(model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_INFERENCE_LOG_DIR", str(tmp_path / "log"))
     handler = make_handler(model_dir)
@@ -375,6 +397,7 @@ def test_the_archive_carries_the_handler_without_repository_imports():
         "__future__",
         "contextlib",
         "datetime",
+        "gc",
         "gzip",
         "json",
         "logging",

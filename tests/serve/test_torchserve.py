@@ -137,6 +137,7 @@ def server(trained_repo, dvc_remote, tmp_path_factory):
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = str(free_port()), str(free_port())
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo}/mlflow.db"
     env["MLOPS_METRICS_FLUSH_SECONDS"] = "0.2"  # the handler's counters reach Prometheus within 0.2 s
+    env["MLOPS_METRICS_MIN_ROWS"] = "1"  # per-row metrics with each batch (tests/serve/test_handler.py)
     sh(["dvc", "pull"], repo)
     srv = Server(repo, env, ports)
     srv.mlops("promote")
