@@ -68,12 +68,27 @@ def decision_alert(summary: dict, report_hint: str = "") -> bool:
         lines.append(f"Unreadable log file skipped: {unreadable}")
     drifted = drifted_columns(summary)
     if drifted:
-        named = ", ".join(f"{c['column']} ({c['method']} {c['score']:.3g})" for c in drifted[:TOP])
+        named = ", ".join(
+            f"{c['column']} ({c['method']} {c['score']:.3g}{column_notes(c)})" for c in drifted[:TOP]
+        )
         more = f", and {len(drifted) - TOP} more" if len(drifted) > TOP else ""
         lines.append(f"Drifted columns: {named}{more}")
     if report_hint:
         lines.append(report_hint)
     return notify(f"mlops drift: {decision}", "\n".join(lines), LEVELS.get(decision, "warning"))
+
+
+def column_notes(column: dict) -> str:
+    """What a column's test alone does not say: a rise of its missing rate, values never seen in training."""
+    notes = []
+    missing = column.get("missing") or {}
+    if missing.get("drifted"):
+        notes.append(f"missing {missing['reference']:.1%} -> {missing['current']:.1%}")
+    unseen = column.get("unseen") or {}
+    if unseen.get("rows"):
+        named = ", ".join(f"{v!r} ({n})" for v, n in unseen["values"].items())
+        notes.append(f"{unseen['rows']} row(s) with values never seen in training: {named}")
+    return "".join(f"; {n}" for n in notes)
 
 
 def feedback_problems(summary: dict) -> str:

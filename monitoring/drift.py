@@ -155,6 +155,9 @@ def _decisive(col: dict, policy: Policy) -> bool:
     critical columns (Bonferroni): each would otherwise add its own 5% of false alarms."""
     if not col["drifted"]:
         return False
+    missing = col.get("missing") or {}
+    if missing.get("drifted") and missing["p_value"] < policy.critical_p_value / max(len(policy.critical), 1):
+        return True
     if "p_value" not in str(col["method"]):
         return True  # a distance: its threshold is the verdict
     return col["score"] < policy.critical_p_value / max(len(policy.critical), 1)
@@ -406,6 +409,8 @@ def _feature_drift(
     for col in columns:
         if col["column"] in categorical and col["column"] not in empty:
             col["unseen"] = categorical_test.unseen(ref[col["column"]], cur[col["column"]])
+        col["missing"] = _missing_rate(ref[col["column"]], cur[col["column"]], policy)
+        col["drifted"] = bool(col["drifted"] or col["missing"]["drifted"])
         col["weight"] = policy.weights.get(col["column"], 1.0)
         col["critical"] = col["column"] in policy.critical
     count = sum(c["drifted"] for c in columns)
@@ -424,6 +429,21 @@ def _feature_drift(
         "columns": columns,
     }
     return features, results.get("prediction")
+
+
+def _missing_rate(ref: pd.Series, cur: pd.Series, policy: Policy) -> dict:
+    """Nulls are dropped before the distribution tests, so a column going 40% null would show nothing
+    there: its missing rate is compared on its own (two-sample test on the null indicator), and a rise
+    of at least `monitoring.missing_increase` that is beyond noise makes the column drifted."""
+    before, now = float(ref.isna().mean()), float(cur.isna().mean())
+    p = categorical_test.p_value(ref.isna().astype(str), cur.isna().astype(str))
+    limit = policy.threshold.get("numerical") or 0.05
+    return {
+        "reference": round(before, 6),
+        "current": round(now, 6),
+        "p_value": p,
+        "drifted": bool(now - before >= policy.missing_increase and p < limit),
+    }
 
 
 def _empty_column(column: str, ref: pd.DataFrame, cur: pd.DataFrame) -> dict:

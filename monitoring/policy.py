@@ -65,6 +65,7 @@ class Policy:
     critical: tuple[str, ...] = ()  # any one of these drifting is feature drift on its own
     critical_p_value: float = 0.01  # ... at this family-wise p-value (split over the critical columns)
     weights: dict[str, float] = field(default_factory=dict)  # share rule weights; absent = 1
+    missing_increase: float = 0.05  # a column's missing rate rising this much (and beyond noise) is drift
     staleness: timedelta | None = None  # newest record older than this = a blind monitor, an error
     probabilities: bool = True  # prediction drift also on the logged class probabilities
     performance: Performance = field(default_factory=lambda: Performance())
@@ -137,6 +138,7 @@ def load_policy(
         critical_p_value=float(mon.get("critical_p_value", 0.01)),
         weights=weights,
         staleness=parse_window(mon.get("staleness")),
+        missing_increase=float(mon.get("missing_increase", 0.05)),
         probabilities=bool((mon.get("prediction") or {}).get("probabilities", True)),
         performance=_performance(mon.get("performance") or {}, params.section("gates")),
     )

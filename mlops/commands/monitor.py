@@ -54,8 +54,11 @@ def _drift(args) -> int:
     for column in drifted_columns(summary):
         print(
             f"drift: drifted column {column['column']}: {column['method']} = {column['score']:.3g}"
-            f" (threshold {column['threshold']})"
+            f" (threshold {column['threshold']}){alerting.column_notes(column)}"
         )
+    for column in (summary.get("features") or {}).get("columns", []):
+        if (column.get("unseen") or {}).get("rows") and not column["drifted"]:
+            print(f"drift: column {column['column']}{alerting.column_notes(column)}")
     for reason in summary["reasons"]:
         print(f"drift: {reason}")
     print(f"drift: {performance_line(summary['performance'])}")

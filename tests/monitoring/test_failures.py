@@ -107,3 +107,19 @@ def test_repeated_labels_keep_the_latest_by_timestamp_and_are_counted(workspace,
     assert perf["metrics"]["accuracy"] == 1.0 and summary["decision"] == "no_drift"
     assert (perf["feedback"]["duplicates"], perf["feedback"]["conflicting"]) == (228, 228)
     assert "228 repeated label(s), 228 row(s) with conflicting labels (the latest by ts kept)" in out
+
+
+def test_a_critical_column_going_40_percent_null_is_drift(workspace, drift, webhook):
+    """The distribution test sees only the values left; the missing rate is checked on its own."""
+    text = Path("params.yaml").read_text().replace("critical: []", "critical: [mean_radius]")
+    Path("params.yaml").write_text(text)
+    log = records(held_out())
+    for record in log[::5] + log[1::5]:
+        record["features"]["mean_radius"] = None
+    write_jsonl(LOG, log)
+    code, summary, out = drift()
+    assert code == 0 and summary["decision"] == "drift"
+    (column,) = [c for c in summary["features"]["columns"] if c["column"] == "mean_radius"]
+    assert column["missing"]["current"] == round(92 / 228, 6) and column["missing"]["drifted"]
+    assert summary["features"]["drifted_critical"] == ["mean_radius"]
+    assert "missing 0.0% -> 40.4%" in out and "missing 0.0% -> 40.4%" in webhook.received[0]["message"]

@@ -120,3 +120,16 @@ def test_snapshot_carries_columns_outside_the_schema_that_feedback_tables_have(m
     assert snap.new_rows == 5 and snap.dropped_columns == []
     after = pd.read_csv(spec.path, dtype=str, keep_default_na=False)
     assert after["id"].tolist()[-5:] == ["N1", "N2", "N3", "N4", "N5"] and (after["id"] != "").all()
+
+
+def test_one_unseen_value_in_a_critical_column_is_named_and_opens_no_pr(mixed):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["monitoring"]["critical"] = ["island"]
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    fresh = mixed_table(300, seed=7).drop(columns="year")
+    fresh.loc[0, "island"] = "Atlantis"
+    log(fresh, Path("logs/inference/a.jsonl"))
+    summary = run_drift()
+    island = next(c for c in summary["features"]["columns"] if c["column"] == "island")
+    assert island["unseen"] == {"rows": 1, "values": {"Atlantis": 1}}
+    assert not island["drifted"] and summary["decision"] == "no_drift"
