@@ -12,18 +12,20 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv openjdk-17-jre-headless ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 
-# CPU-only torch: the PyTorch CPU index by default. Offline builds pass TORCH_INDEX= and PIP_FIND_LINKS
-# pointing at a local wheel directory. The extra_ca secret (a CA bundle for a TLS-inspecting proxy) is
-# used only during this step and never stored in a layer.
-ARG TORCH_SPEC=torch==2.13.0+cpu
+# Every Python dependency comes from the lock, serve/requirements.txt (pip-compile --generate-hashes from
+# serve/requirements.in): pip refuses any file whose sha256 is not in it, torch's CPU wheel included,
+# wherever it comes from. torch: the PyTorch CPU index by default; offline builds pass TORCH_INDEX= and
+# PIP_FIND_LINKS pointing at a local wheel directory (the same file, so the same hash). The extra_ca
+# secret (a CA bundle for a TLS-inspecting proxy) is used only during this step, never stored in a layer.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG PIP_FIND_LINKS=
+COPY serve/requirements.txt /opt/serve/requirements.txt
 RUN --mount=type=secret,id=extra_ca \
     if [ -s /run/secrets/extra_ca ]; then export PIP_CERT=/run/secrets/extra_ca; fi \
  && python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --only-binary :all: \
       ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} ${PIP_FIND_LINKS:+--find-links "$PIP_FIND_LINKS"} \
-      "$TORCH_SPEC" torchserve==0.12.0 pyyaml==6.0.3 orjson==3.13.0 \
+      -r /opt/serve/requirements.txt \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
  && rm -rf /opt/venv/lib/python3*/site-packages/torch/include /opt/venv/lib/python3*/site-packages/torch/share
 

@@ -1,8 +1,9 @@
 """Podman for the container tests: the build script's storage, base image and build arguments.
 
-The apt packages (podman buildah runc debootstrap uidmap fuse-overlayfs) and /opt/wheels come from the
-CI setup; without podman or debootstrap these tests skip, naming the tool, or fail with
-MLOPS_REQUIRE_TOOLS=1.
+The apt packages (podman buildah runc debootstrap debian-archive-keyring uidmap fuse-overlayfs) come from
+the CI setup; without podman or debootstrap these tests skip, naming the tool, or fail with
+MLOPS_REQUIRE_TOOLS=1. Podman is rootful: as a user with passwordless sudo (GitHub's runner) the build
+script writes a `podman` wrapper that goes through sudo, and podman_env() puts it first on PATH.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import missing_tool
-from tests.repo import ROOT, sh
+from tests.repo import BIN, ROOT, sh
 
 SCRIPT = ROOT / "tests/container/build_image.sh"
+APT = "apt-get install podman buildah runc debootstrap debian-archive-keyring uidmap fuse-overlayfs"
 
 
 def work_dir() -> Path:
@@ -25,14 +27,17 @@ def work_dir() -> Path:
 def podman_env() -> dict[str, str]:
     for tool in ("podman", "debootstrap"):
         if not shutil.which(tool):
-            missing_tool(tool, "apt-get install podman buildah runc debootstrap uidmap fuse-overlayfs")
+            missing_tool(tool, APT)
     wd = work_dir()
     sh([str(SCRIPT), "base"], ROOT, WORK_DIR=str(wd))
-    return {
+    env = {
         "WORK_DIR": str(wd),
         "CONTAINERS_STORAGE_CONF": str(wd / "storage.conf"),
         "CONTAINERS_CONF": str(wd / "containers.conf"),
     }
+    if (wd / "bin/podman").exists() and os.geteuid() != 0:
+        env["PATH"] = os.pathsep.join([str(BIN), str(wd / "bin"), os.environ.get("PATH", "")])
+    return env
 
 
 def build_args() -> str:
