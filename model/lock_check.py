@@ -258,7 +258,7 @@ def message(
         if plan.unchanged:
             kept = ", ".join(f"`{s}`" for s in plan.unchanged)
             lines.append(f"**Unchanged from `{plan.base}`, not reproduced:** {kept}")
-        lines += [f"- `{name}` reproduced: {reason}" for name, reason in plan.reproduce.items()]
+        lines += [f"*   `{name}` reproduced: {reason}" for name, reason in plan.reproduce.items()]
     lines += ["", "**To fix**, in a checkout of this PR's head commit (venv active):", "", "```bash"]
     lines += [fix_command(), "```", ""]
     if not pushed:
@@ -273,9 +273,9 @@ def message(
         "CI is the source of truth for trained bytes: a model trained on another CPU can differ in its "
         "last bits, so adopt CI's instead of committing your own (docs/review.md).",
         "",
-        "- With a lock bot configured for this repository (docs/review.md), CI commits this itself: "
+        "*   With a lock bot configured for this repository (docs/review.md), CI commits this itself: "
         "nothing to run.",
-        f"- {'This is a fork PR: a' if _is_fork() else 'For a fork PR, a'} maintainer can run "
+        f"*   {'This is a fork PR: a' if _is_fork() else 'For a fork PR, a'} maintainer can run "
         f"`gh pr checkout {_pr_number()} && {fix_command()}` (the PR must allow edits by maintainers).",
         "",
     ]
