@@ -24,6 +24,7 @@ from mlops.params import Params, load_params
 from serve import settings
 
 HANDLER = Path(__file__).with_name("handler.py")
+VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
 MODEL_STORE = Path("model_store")
 SAMPLE_ROWS = 3
 
@@ -107,7 +108,7 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
             "--handler",
             str(HANDLER),
             "--extra-files",
-            f"{spec_file},{paths.MODEL_META}",
+            f"{spec_file},{paths.MODEL_META},{VALUES}",
             "--config-file",
             str(config_file),
             "--export-path",
