@@ -49,6 +49,7 @@ class Client:
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
         self._key: str | None = None
+        self.auth = settings.token_auth()  # off only behind the deploy manifests' gate
 
     @classmethod
     def local(cls, model_name: str | None = None, **kwargs) -> Client:
@@ -70,12 +71,12 @@ class Client:
         """Raw call: (status, body). Re-reads the key once if refused (the server may have restarted)."""
         for attempt in (0, 1):
             sent = dict(headers or {})
-            if auth:
+            if auth and self.auth:
                 if self._key is None or attempt:
                     self._key = read_key(self.key_path, self.key_kind)
                 sent["Authorization"] = f"Bearer {self._key}"
             status, data = self._send(method, path, body, sent)
-            if not (auth and _rejected_token(status, data)):
+            if not (auth and self.auth and _rejected_token(status, data)):
                 break
         return status, data
 

@@ -56,6 +56,15 @@ def grpc_ports(config: Path = CONFIG) -> dict[str, int]:
     }
 
 
+def token_auth(config: Path = CONFIG) -> bool:
+    """TorchServe's token check: on unless TS_DISABLE_TOKEN_AUTHORIZATION (or the property) says true,
+    as the deploy manifests do where an authenticating gate in the pod is the only way in."""
+    value = os.environ.get("TS_DISABLE_TOKEN_AUTHORIZATION") or read_properties(config).get(
+        "disable_token_authorization", "false"
+    )
+    return value.strip().lower() != "true"
+
+
 def key_file(run_dir: Path = RUN_DIR) -> Path:
     """TorchServe writes key_file.json into its working directory; MLOPS_KEY_FILE points elsewhere."""
     return Path(os.environ.get(KEY_FILE_ENV) or run_dir / "key_file.json")
@@ -65,14 +74,19 @@ def key_file(run_dir: Path = RUN_DIR) -> Path:
 LONGEST_NUMBER = 24  # len("-1.7976931348623157e+308"): the longest float a JSON encoder writes
 
 
+PRETTY = 7  # a newline and 6 spaces before each value: JSON indented by 2 (json.dumps(indent=2))
+
+
 def max_request_bytes(features: list[str], max_rows: int) -> int:
-    """TorchServe's `max_request_size` for `serve.max_batch_rows` rows: the larger of the two request
-    forms (named-feature rows, written with a space after ':' and ','), doubled for pretty-printing,
-    plus 64 KiB. Anything up to it reaches the handler, which answers a JSON 413 for too many rows;
-    above it, TorchServe's HTTP layer answers its own empty 413 before any handler runs."""
-    named = 2 + sum(len(name) + 2 + 2 + LONGEST_NUMBER + 2 for name in features)
-    flat = 2 + len(features) * (LONGEST_NUMBER + 2)
-    return 2 * max_rows * max(named, flat) + (64 << 10)
+    """TorchServe's `max_request_size` (and the deploy gate's body limit) for `serve.max_batch_rows`
+    rows: the larger of the two request forms (named-feature rows, flat arrays) with the longest number
+    a JSON encoder writes and room for indentation by 2, plus 64 KiB. Anything up to it reaches the
+    handler, which answers a JSON 413 for too many rows or too many JSON values (its own bound is 4 x
+    the values of max_batch_rows rows); above it, TorchServe answers its own empty 413 before any
+    handler runs. It is also what one token-less connection can make the frontend hold (docs/serving.md)."""
+    named = 4 + sum(len(name) + 2 + 2 + LONGEST_NUMBER + 2 + PRETTY for name in features)
+    flat = 4 + len(features) * (LONGEST_NUMBER + 2 + PRETTY)
+    return max_rows * max(named, flat) + (64 << 10)
 
 
 def duration_seconds(value) -> float:
@@ -97,6 +111,8 @@ def handler_spec(params) -> dict:
     }
     return {
         "feature_ranges": ranges,
+        # per-row metrics (predicted class, out-of-range features) wait for this many rows (handler Metrics)
+        "metrics_min_rows": int(serve.get("metrics_min_rows", 100)),
         "inference_log": {
             "rotate_bytes": int(float(serve.get("inference_log_rotate_mb", 64)) * (1 << 20)),
             "rotate_seconds": duration_seconds(serve.get("inference_log_rotate_age", "1h")),
