@@ -6,9 +6,9 @@ Method
    fork has it on day one: the bundled data, no DVC remote, no Actions cache, no secrets.
 2. Two PRs, each a fresh clone of main that halves `train.lr` (so CI retrains), each with a new
    Actions state. BEFORE replaces the clone's pr.yml with the one of commit a8cd563
-   (`git show a8cd563:.github/workflows/pr.yml`: lint -> test -> train -> comment); AFTER keeps the
-   current one (lint, test and train side by side; the comment needs train only). The change is left
-   uncommitted: act runs the working tree.
+   (`git show a8cd563:.github/workflows/pr.yml`: lint -> test -> train -> comment), committed on the
+   PR branch; AFTER keeps the current one (lint, test and train side by side; the comment needs train
+   only).
 3. Each runs the whole workflow under act with the tests/github harness (API test server, stand-in
    actions, the real CML). "Push to comment" is from the start of act (the push) until the PR comment
    appears on the test server (polled every 0.2 s). Each job's wall time is from its first to its last
@@ -49,7 +49,8 @@ FULL_SUITE_ON_GITHUB_S = 15 * 60 + 38  # 411 tests, the last CI run of the old t
 
 
 def step_times(output: str, job: str) -> list[tuple[str, str]]:
-    found = re.findall(rf"^\[[^/\]]+/{job}\]\s+✅\s+Success - Main (.+?) \[([\d.]+m?s)\]$", output, re.M)
+    step = rf"^\[[^/\]]+/{job}\]\s+✅\s+Success - Main (.+?) \[((?:\d+m)?[\d.]+m?s)\]$"
+    found = re.findall(step, output, re.M)
     return [(name[:70], took) for name, took in found if not name.startswith(("actions/setup-python", '"'))]
 
 
@@ -62,8 +63,9 @@ def run_variant(work: Path, main: Path, github, name: str, workflow: str | None,
     lr = re.search(r"^\s+lr:\s*([0-9.e-]+)", text, re.M)
     params.write_text(text.replace(lr[0], lr[0].replace(lr[1], repr(float(lr[1]) / 2)), 1))
     sh(["git", "commit", "-q", "-am", "halve the learning rate"], repo)
-    if workflow is not None:
+    if workflow is not None:  # committed, as a fork still on the old workflow has it
         (repo / ".github/workflows/pr.yml").write_text(workflow)
+        sh(["git", "commit", "-q", "-am", "pr.yml of " + BEFORE], repo)
     number = 1 if name == "before" else 2
     event = pull_request_event(repo, number=number)
     github.add_pull("acme/model", name, head_sha=event["pull_request"]["head"]["sha"], number=number)
@@ -87,6 +89,7 @@ def run_variant(work: Path, main: Path, github, name: str, workflow: str | None,
     result = act.run(repo, "pull_request", event, workflow="pr.yml", variables=variables, timeout=3600)
     found["done"] = time.monotonic() - start
     watcher.join()
+    result.job_seconds = {job.strip(): s for job, s in result.job_seconds.items()}  # act pads job ids
     found.update(result=result, load=os.getloadavg())
     return found
 
