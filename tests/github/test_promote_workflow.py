@@ -242,7 +242,7 @@ def test_push_to_main_releases_in_order_and_a_failed_deploy_undoes_nothing(
     for t in (tag, tag2, f"model-v1-{third_event['after'][:7]}"):
         sh(["podman", "rmi", "-f", f"ghcr.io/acme/model:{t}"], repo, check=False, **env)
 
-    # a fork PR, with no secrets and no DVC remote, restores from main's cache scope instead of retraining
+    # a fork PR, with no secrets and no DVC remote, that changes no stage: nothing retrains
     sh(["git", "checkout", "-q", "-b", "fork-docs"], repo)
     (repo / "CONTRIBUTING.md").write_text("How to help.\n")
     sh(["git", "add", "CONTRIBUTING.md"], repo)
@@ -259,5 +259,5 @@ def test_push_to_main_releases_in_order_and_a_failed_deploy_undoes_nothing(
     )
     assert fork.returncode == 0, fork
     assert "(scope refs/heads/main)" in fork.output and "Cache restored from key: dvc-" in fork.output, fork
-    assert "Stage 'train' is cached - skipping run" in fork.output, fork
+    assert "Stage 'train' is unchanged from origin/main: not reproduced" in fork.output, fork
     assert "Running stage 'train'" not in fork.output, fork

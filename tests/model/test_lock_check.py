@@ -49,8 +49,10 @@ def test_a_branch_holding_what_was_trained_passes(branch, capsys):
     assert "match what the pipeline produced" in capsys.readouterr().out
 
 
-def test_stale_lock_fails_with_the_fix_on_top_of_the_report(branch, tmp_path, capsys):
+def test_stale_lock_fails_with_the_fix_on_top_of_the_report(branch, tmp_path, capsys, monkeypatch):
     """The PR changed params but committed the lock of an earlier run: repro rewrote it."""
+    for name in ("GITHUB_RUN_ID", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH"):  # as outside Actions
+        monkeypatch.delenv(name, raising=False)
     lock = yaml.safe_load((branch / "dvc.lock").read_text())
     lock["stages"]["train"]["params"]["params.yaml"]["train"]["lr"] = 0.001
     (branch / "dvc.lock").write_text(yaml.safe_dump(lock))
