@@ -162,10 +162,8 @@ def check_gates(
         lower = metric in LOWER_IS_BETTER
         drop = (value - base) if lower else (base - value)
         over = drop > allowed + 1e-12
-        if lower:
-            word = "rise" if drop > 0 else "fall"
-        else:
-            word = "drop" if drop > 0 else "gain"
+        worse, better = ("rise", "fall") if lower else ("drop", "gain")
+        word = worse if drop > 0 else better
         detail = f"{_fmt(value)} vs {baseline_name} {_fmt(base)}: {word} {abs(drop):.4f}, allowed {allowed}"
         if over:
             detail += f" (over by {drop - allowed:.4f})"

@@ -129,7 +129,10 @@ def test_the_open_inference_protocol_takes_one_input_per_feature(tmp_path, monke
     [
         ({"fresh": None}, "row 0: fresh is null (missing), which its missing policy 'error' does not accept"),
         ({"count": None}, "row 0: count is null (missing)"),
-        ({"fresh": "maybe"}, "row 0: fresh must be true or false (also yes/no, y/n, t/f, 1/0), got string 'maybe'"),
+        (
+            {"fresh": "maybe"},
+            "row 0: fresh must be true or false (also yes/no, y/n, t/f, 1/0), got string 'maybe'",
+        ),
         ({"fresh": 2}, "row 0: fresh must be true or false"),
         ({"color": True}, "row 0: color must be a category (a string), got boolean"),
         ({"color": ["red"]}, "row 0: color must be a category (a string), got array"),
