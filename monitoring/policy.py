@@ -90,7 +90,7 @@ def load_policy(
     unknown = [c for c in columns if c not in features]
     if unknown:
         raise UserError(f"monitoring.columns: {', '.join(unknown)} not in data.features of params.yaml")
-    retrain_on = tuple(mon.get("retrain_on") or ["features"])
+    retrain_on = tuple(mon.get("retrain_on") or ["features", "performance"])  # as params.yaml and the docs
     if bad := [c for c in retrain_on if c not in CHECKS]:
         raise UserError(
             f"monitoring.retrain_on: unknown check {', '.join(bad)}; choose from {', '.join(CHECKS)}"

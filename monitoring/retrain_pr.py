@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from mlops.errors import UserError
@@ -57,6 +58,24 @@ def _identity() -> dict[str, str]:
         "GIT_COMMITTER_NAME": name,
         "GIT_COMMITTER_EMAIL": email,
     }
+
+
+def served_ids(policy: Policy) -> set[str] | None:
+    """Every request id in the inference log (all of it, not only the window), or None when there is no
+    log to ask (then no record is refused as never served)."""
+    from monitoring.inference_log import read_jsonl
+
+    rows, stats = read_jsonl(policy.inference_log, [], keys=("request_id",))
+    if not stats.files:
+        return None
+    return set(rows["request_id"].dropna().astype(str))
+
+
+def run_id() -> str:
+    """Unique per run, so two runs never build byte-identical commits: a create-only push of a commit
+    the server already has is a silent no-op that both runs would read as "created"."""
+    run, attempt = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_RUN_ATTEMPT", "1")
+    return f"{run}.{attempt}-{uuid.uuid4().hex[:8]}" if run else uuid.uuid4().hex
 
 
 def commit_file(branch: str, path: str, message: str, parent: str = "HEAD") -> str:
@@ -200,6 +219,14 @@ def _body(
                 if snap.dropped_columns
                 else []
             ),
+            *(
+                [
+                    "- Not taken (only clean, served, non-contradictory rows are): "
+                    + ", ".join(f"{n} {LEFT_OUT[k]}" for k, n in snap.left_out.items())
+                ]
+                if snap.left_out
+                else []
+            ),
             "- Validated with the training schema (`mlops validate`); pushed to the DVC remote.",
             "",
             "Review: `git fetch origin && git switch <this branch> && dvc pull && dvc repro`."
@@ -224,6 +251,8 @@ def run(
         raise UserError(f"{path}: the drift check failed ({summary.get('error')}); no retraining PR")
     if summary["decision"] not in RETRAIN and not force:
         print(f"retrain-pr: the drift decision is {summary['decision']!r}: no retraining PR")
+        if push and (github := GitHub.from_env()) is not None:
+            _restate(github, f"{policy.branch_prefix}{policy.base}", policy.base, summary, report_link)
         return 0
     if git("status", "--porcelain", "--", DATA_DVC):
         raise UserError(f"{DATA_DVC} has uncommitted changes; the retraining branch is built on HEAD")
@@ -235,7 +264,7 @@ def run(
     throwaway = remote.throwaway_remote() if push else None
 
     bootstrap(pull=True, push=False)  # the data data.dvc names, from the remote (or the bundled copy)
-    snap = build(params.data, policy.feedback)
+    snap = build(params.data, policy.feedback, served=served_ids(policy))
     if snap.new_rows == 0:
         return _nothing(
             f"{summary['decision']}, but no new labelled records at {policy.feedback} ({snap.duplicates}"
@@ -250,6 +279,7 @@ def run(
         message = (
             f"Retrain ({summary['decision']}): +{snap.new_rows} labelled production rows\n\n"
             + "\n".join(summary["reasons"])
+            + f"\n\nRun-Id: {run_id()}"
         )
         commit = commit_file(branch, DATA_DVC, message, parent)
     finally:  # back to the checked-out version: the snapshot lives on in the DVC cache and the branch
@@ -312,6 +342,37 @@ def _keep(reason: str, commit: str, snap: Snapshot, policy: Policy, branch: str)
         f" (+{snap.new_rows} rows: data.dvc and {objects} DVC object(s)) is kept in {folder}/ (the"
         f" workflow's artifact `{remote.KEPT}`; its README.md says how to propose it by hand)."
     )
+
+
+LEFT_OUT = {
+    "unknown_labels": "with a label that is no class",
+    "not_served": "for requests the inference log never served",
+    "conflicting": "older label(s) of a row labelled again differently (the latest by ts kept)",
+}
+STATUS = "<!-- mlops:retrain-status -->"  # the current-state block at the top of the PR body
+
+
+def _restate(github: GitHub, branch: str, base: str, summary: dict, report_link: str | None) -> None:
+    """An open retraining PR whose drift has subsided must not keep saying "Drift detected": its body
+    gets the latest check's state on top (the new labelled rows in it stay worth reviewing)."""
+    pull = github.pull_for(branch, base)
+    if pull is None:
+        return
+    window = summary.get("window") or {}
+    note = (
+        f"{STATUS}\n> **Latest drift check: {summary['decision']}** (window {window.get('since')} to"
+        f" {window.get('until')}; {(summary.get('rows') or {}).get('current', 0)} production rows)."
+        " The drift that opened this PR is no longer seen; the labelled rows it adds are still new data:"
+        " merge them if the retrained model is better, or close this PR."
+        + (f" Reports: {report_link}" if report_link else "")
+        + f"\n{STATUS}\n\n"
+    )
+    body = pull.body or ""
+    if body.startswith(STATUS):
+        body = body.split(STATUS, 2)[-1].lstrip("\n")
+    github._call(lambda: pull.edit(body=note + body))
+    print(f"retrain-pr: updated PR #{pull.number} with the latest state ({summary['decision']})")
+    set_outputs(pr_number=str(pull.number), action="restated")
 
 
 def _nothing(note: str) -> int:

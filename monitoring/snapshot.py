@@ -35,6 +35,7 @@ class Snapshot:
     tables: int  # feedback CSV/Parquet files read
     class_balance: dict
     dropped_columns: list[str] = field(default_factory=list)  # columns outside the schema left out
+    left_out: dict = field(default_factory=dict)  # feedback rows not taken, by reason (see `clean`)
 
     @property
     def rows(self) -> int:
@@ -65,11 +66,43 @@ def read_feedback(location: str, spec: DataSpec) -> tuple[pd.DataFrame, ReadStat
     strings, None for a missing cell), and whatever other columns feedback tables hold."""
     types = {f.name: f.type for f in spec.features}
     records, stats = read_jsonl(
-        location, spec.feature_names, keys=("label",), required=("label",), types=types
+        location, spec.feature_names, keys=("label", "request_id"), required=("label",), types=types
     )
-    records = records[[*spec.feature_names, "label"]].rename(columns={"label": spec.label})
+    keep = [*spec.feature_names, "label", *(c for c in ("request_id", "ts") if c in records.columns)]
+    records = records[keep].rename(columns={"label": spec.label})
     tables = _feedback_tables(location, spec)
     return pd.concat([records, *tables], ignore_index=True), stats, len(tables)
+
+
+def clean(incoming: pd.DataFrame, spec: DataSpec, served: set[str] | None = None):
+    """The feedback rows fit for training, and a count of those left out: a label that is no class (one
+    bad label no longer refuses the whole snapshot), a record for a request the inference log never
+    served (when `served` ids are given), and an older label of a row labelled again (the latest by ts
+    wins, as in the performance rule; the superseded ones are counted as conflicting or repeated)."""
+    left: dict[str, int] = {}
+    frame = incoming
+    if not spec.regression:
+        text = frame[spec.label].astype(str).str.strip()
+        bad = ~text.isin({str(c) for c in spec.classes})
+        left["unknown_labels"] = int(bad.sum())
+        frame = frame[~bad]
+    if served is not None and "request_id" in frame:
+        unserved = frame["request_id"].notna() & ~frame["request_id"].isin(served)
+        left["not_served"] = int(unserved.sum())
+        frame = frame[~unserved]
+    if "ts" in frame and "request_id" in frame:
+        features = pd.concat([_cell_text(frame[f.name], f.type, f.name) for f in spec.features], axis=1).agg(
+            "|".join, axis=1
+        )
+        row = frame["request_id"].fillna("").astype(str) + "#" + features
+        order = frame.assign(_row=row).sort_values("ts", kind="stable", na_position="first")
+        later = order.duplicated("_row", keep="last")
+        labels = order.groupby("_row")[spec.label].transform("nunique")
+        left["conflicting"] = int((later & (labels > 1)).sum())
+        frame = order[~later].drop(columns="_row").sort_index()
+    return frame.drop(columns=[c for c in ("request_id", "ts") if c in frame]), {
+        k: v for k, v in left.items() if v
+    }
 
 
 def _missing(values: pd.Series) -> pd.Series:
@@ -139,21 +172,25 @@ def _outside_schema(previous: pd.DataFrame, new: pd.DataFrame, spec: DataSpec) -
     ]
 
 
-def build(spec: DataSpec, feedback: str) -> Snapshot:
-    """Append new labelled records to the table at spec.path in place; validate; restore it on failure."""
+def build(spec: DataSpec, feedback: str, served: set[str] | None = None) -> Snapshot:
+    """Append new labelled records to the table at spec.path in place; validate; restore it on failure.
+    Only clean rows are taken (see `clean`); `left_out` says what was not."""
     path = Path(spec.path)
     previous = read_table(path)
     incoming, stats, tables = read_feedback(feedback, spec)
+    received = len(incoming)
+    incoming, left_out = clean(incoming, spec, served)
     keys = _keys(incoming, spec)
     new = incoming[~keys.isin(set(_keys(previous, spec))) & ~keys.duplicated()]
     snapshot = Snapshot(
         path=path,
         previous_rows=len(previous),
         new_rows=len(new),
-        duplicates=len(incoming) - len(new),
+        duplicates=received - sum(left_out.values()) - len(new),  # repeats and rows already in the data
         feedback=stats,
         tables=tables,
         class_balance={},
+        left_out=left_out,
     )
     if new.empty:
         return snapshot

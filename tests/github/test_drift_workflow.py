@@ -100,9 +100,10 @@ def test_drift_workflow_opens_then_updates_one_pr_and_the_branch_trains(
     production(trained_repo, prod, "calm", 150, seed=3, sd=0.0)
     third = run("calm")
     assert third.returncode == 0, third
-    assert third.jobs() == {"detect": "succeeded"}  # retrain-pr skipped
+    assert third.jobs() == {"detect": "succeeded", "restate-pr": "succeeded"}  # retrain-pr skipped
     assert len(github_server.calls("POST", r"/repos/acme/model/pulls")) == 1
-    assert len(github_server.calls("PATCH", r"/repos/acme/model/pulls/\d+")) == 1
+    assert len(github_server.calls("PATCH", r"/repos/acme/model/pulls/\d+")) == 2  # the body restated
+    assert "Latest drift check: no_drift" in github_server.state.pulls[0]["body"]
 
     # the retraining branch validates and trains on the new snapshot
     work = clone(bare, tmp_path / "review", dvc_remote)

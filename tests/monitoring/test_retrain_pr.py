@@ -172,6 +172,11 @@ def test_two_concurrent_runs_from_two_clones_open_exactly_one_pr_ten_times(tmp_p
             "opened",
             "updated",
         ], outs
+        # the server decided: each run's commit is unique, so only one create can succeed
+        assert sorted(re.search(r"retrain/main on origin (\w+)", out)[1] for out in outs) == [
+            "already",
+            "created",
+        ], outs
         assert sh(["git", "diff", "--name-only", "main", "retrain/main"], bare).stdout.split() == ["data.dvc"]
         # the next round starts from scratch: the PR merged or closed and its branch deleted
         github.state.pulls.clear()
@@ -343,3 +348,30 @@ def test_which_remotes_would_lose_the_snapshot(tmp_path, monkeypatch):
     sh("dvc remote add -q -f -d local ../../dvc-storage", tmp_path)
     monkeypatch.setenv("GITHUB_ACTIONS", "false")  # a laptop: its folders persist
     assert throwaway_remote() is None
+
+
+def test_a_run_without_drift_restates_the_open_pr(tmp_path, github, monkeypatch, capsys):
+    """Drift subsided: the open PR no longer says only "Drift detected"; its body starts with the
+    latest state, replaced (not stacked) on every run."""
+    from mlops.cli import main
+    from monitoring.github import GitHub
+    from monitoring.retrain_pr import STATUS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    for key, value in api_env(github).items():
+        monkeypatch.setenv(key, value)
+    GitHub.from_env().open_or_update(
+        "retrain/main", "main", "Retrain: data drift", "### Drift check: **Drift detected**", True, 0
+    )
+    summary = Path("reports/drift/summary.json")
+    summary.parent.mkdir(parents=True)
+    for day in ("2026-01-02", "2026-01-03"):
+        window = {"length": "7d", "since": f"{day}T00:00:00", "until": f"{day}T12:00:00"}
+        summary.write_text(json.dumps({"decision": "no_drift", "window": window, "rows": {"current": 300}}))
+        assert main(["retrain-pr"]) == 0
+    body = github.state.pulls[0]["body"]
+    assert body.startswith(STATUS) and body.count("Latest drift check: no_drift") == 1
+    assert "2026-01-03T12:00:00; 300 production rows" in body and "2026-01-02T12" not in body
+    assert body.endswith("### Drift check: **Drift detected**")  # the original evidence stays below
+    assert "updated PR #1 with the latest state (no_drift)" in capsys.readouterr().out

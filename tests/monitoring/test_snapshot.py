@@ -53,9 +53,35 @@ def test_invalid_feedback_leaves_the_data_unchanged(workspace):
     write_jsonl(FEEDBACK / "bad.jsonl", bad)
     with pytest.raises(UserError) as err:
         build(spec, str(FEEDBACK))
-    assert "fails validation" in str(err.value) and "unknown label 'unknown-class'" in str(err.value)
-    assert "'mean_radius': below min 0" in str(err.value)
+    assert "fails validation" in str(err.value) and "'mean_radius': below min 0" in str(err.value)
+    assert "unknown-class" not in str(err.value)  # that row was left out before validation
     assert spec.path.read_bytes() == before
+
+
+def test_only_clean_served_consistent_rows_are_taken_and_the_rest_counted(workspace):
+    """One bad label no longer refuses the snapshot; never-served records and superseded labels stay
+    out; what was left out is counted."""
+    from datetime import timedelta
+
+    spec = load_params().data
+    rows = jittered(table().iloc[:6], seed=6)
+    good = records(rows, label_key="label")
+    good[0]["label"] = "unknown-class"
+    good[1]["request_id"] = "never-served"
+    old = records(rows.iloc[2:3], label_key="label", age=timedelta(days=1))
+    old[0]["request_id"] = good[2]["request_id"]
+    old[0]["label"] = "benign" if good[2]["label"] == "malignant" else "malignant"
+    write_jsonl(FEEDBACK / "b.jsonl", good)
+    write_jsonl(FEEDBACK / "c-older.jsonl", old)  # read last, yet older: the label of good[2] wins
+    served = {r["request_id"] for r in good} - {"never-served"}
+    snap = build(spec, str(FEEDBACK), served=served)
+    assert snap.new_rows == 4
+    assert snap.left_out == {"unknown_labels": 1, "not_served": 1, "conflicting": 1}
+    assert validate_table(spec.path, spec)["ok"]
+    from model.dataset import read_table
+
+    labels = read_table(spec.path)[spec.label].astype(str).tail(4).tolist()
+    assert labels == [r["label"] for r in good[2:]]  # the latest label of the relabelled row
 
 
 def test_feedback_table_missing_columns_is_a_clear_error(workspace):
