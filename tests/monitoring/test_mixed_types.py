@@ -39,7 +39,7 @@ def mixed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("MLOPS_INFERENCE_LOG_DIR", "MLOPS_FEEDBACK", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
         monkeypatch.delenv(name, raising=False)
-    table = mixed_table(600, seed=1).drop(columns="year")
+    table = mixed_table(600, seed=1).drop(columns=["year", "observed"], errors="ignore")
     table.insert(0, "id", [f"P{i:04d}" for i in range(len(table))])
     Path("data").mkdir()
     table.to_csv("data/penguins.csv", index=False)
@@ -76,7 +76,7 @@ def run_drift():
 
 
 def test_categorical_columns_get_a_categorical_test_and_a_shift_in_them_is_found(mixed):
-    fresh = mixed_table(300, seed=7).drop(columns="year")
+    fresh = mixed_table(300, seed=7).drop(columns=["year", "observed"], errors="ignore")
     log(fresh, Path("logs/inference/a.jsonl"))
     same = run_drift()
     columns = {c["column"]: c for c in same["features"]["columns"]}
@@ -96,7 +96,7 @@ def test_categorical_columns_get_a_categorical_test_and_a_shift_in_them_is_found
 
 def test_snapshot_appends_raw_rows_and_leaves_no_empty_cells_outside_the_schema(mixed):
     spec = load_params().data
-    fresh = mixed_table(20, seed=9).drop(columns="year")
+    fresh = mixed_table(20, seed=9).drop(columns=["year", "observed"], errors="ignore")
     log(fresh, Path("feedback/day1.jsonl"), key="label")
     snap = build(spec, "feedback")
     assert (snap.previous_rows, snap.new_rows) == (600, 20)
@@ -112,7 +112,7 @@ def test_snapshot_appends_raw_rows_and_leaves_no_empty_cells_outside_the_schema(
 
 def test_snapshot_carries_columns_outside_the_schema_that_feedback_tables_have(mixed):
     spec = load_params().data
-    rows = mixed_table(5, seed=11).drop(columns="year")
+    rows = mixed_table(5, seed=11).drop(columns=["year", "observed"], errors="ignore")
     rows.insert(0, "id", ["N1", "N2", "N3", "N4", "N5"])
     Path("feedback").mkdir()
     rows.to_csv("feedback/labelled.csv", index=False)
@@ -126,7 +126,7 @@ def test_one_unseen_value_in_a_critical_column_is_named_and_opens_no_pr(mixed):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["monitoring"]["critical"] = ["island"]
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    fresh = mixed_table(300, seed=7).drop(columns="year")
+    fresh = mixed_table(300, seed=7).drop(columns=["year", "observed"], errors="ignore")
     fresh.loc[0, "island"] = "Atlantis"
     log(fresh, Path("logs/inference/a.jsonl"))
     summary = run_drift()

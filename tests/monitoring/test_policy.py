@@ -41,7 +41,9 @@ def test_defaults_from_params_yaml(monkeypatch):
     policy = load_policy(params)
     assert policy.columns == params.data.feature_names and policy.window == timedelta(days=7)
     assert policy.inference_log == params.section("serve")["inference_log_dir"]
-    assert policy.stattest == {"numerical": "ks", "categorical": None}  # "auto" = Evidently picks
+    assert policy.stattest == {"numerical": "ks", "categorical": "two_sample_chi2"}  # both are samples
+    assert policy.retrain_on == ("features", "performance")
+    assert policy.performance.label_horizon == timedelta(days=14) and policy.missing_increase == 0.05
     assert (policy.drift_share, policy.min_rows, policy.branch_prefix) == (0.5, 100, "retrain/")
 
 
