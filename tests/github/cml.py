@@ -1,7 +1,8 @@
 """The real CML CLI (@dvcorg/cml), as the PR workflow gets it from setup-cml: never a stand-in.
 
-`make test` installs it into .venv/cml (from ../shared/vendor when present, else from npm). Without it
-the tests that post comments fail, saying how to install it: a missing CLI never passes silently."""
+`make cml` installs it into .venv/cml with `npm ci` from tools/cml/package-lock.json (the npm cache primed
+from ../shared/vendor when present). Without it the tests that need it skip, naming it, or fail under
+MLOPS_REQUIRE_TOOLS=1 (.ci/run, template.yml): a missing CLI never passes silently. A wrong version fails."""
 
 from __future__ import annotations
 
@@ -22,10 +23,9 @@ def real_cml() -> Path:
     found = [Path(os.environ["CML_BIN"])] if os.environ.get("CML_BIN") else [p for p in PLACES if p.exists()]
     path = (found or [PLACES[-1]])[0]
     if not path.exists():
-        raise AssertionError(
-            f"the real CML {VERSION} is not installed at {path}: run `make cml` "
-            f"(npm install @dvcorg/cml@{VERSION}, or CML_TGZ=path/to/dvcorg-cml-{VERSION}.tgz make cml)"
-        )
+        from tests.conftest import missing_tool
+
+        missing_tool(f"the real CML {VERSION} at {path}", "make cml")
     found = subprocess.run([str(path), "--version"], text=True, capture_output=True).stdout.strip()
     if found != VERSION:
         raise AssertionError(f"{path} is CML {found or '?'}, the workflow pins {VERSION}: run `make cml`")
