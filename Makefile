@@ -36,7 +36,7 @@ $(CML): $(CML_LOCK)
 	@rm -rf $(VENV)/cml && mkdir -p $(VENV)/cml && cp $(CML_LOCK) $(VENV)/cml/ && cd $(VENV)/cml && \
 	  { $(if $(CML_TGZ),npm cache add $(abspath $(CML_TGZ)) &&) \
 	    npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && ./node_modules/.bin/cml --version; } \
-	  || echo "WARNING: could not install CML $(CML_VERSION) from $(lastword $(CML_LOCK)) (needs npm); the tests under tests/github will fail"
+	  || echo "WARNING: could not install CML $(CML_VERSION) from $(lastword $(CML_LOCK)) (needs npm); the tests that run it skip, or fail with MLOPS_REQUIRE_TOOLS=1"
 
 cml: $(CML) ## the real CML CLI for the workflow tests (into .venv/cml)
 
