@@ -14,7 +14,17 @@ Method
   correlated with the label as critical columns and `prediction` added to retrain_on. The summary keeps
   each rule's verdict, so the rates of both policies (params.yaml's default, and all rules) come from
   the same runs.
-Run: `python benchmarks/drift_false_alarms.py [--seeds 20]` (about 5 minutes on 2 cores).
+- `--rows N`: the preceding and the current window hold N rows each. Bundled table (569 rows): drawn with
+  replacement from the whole table, the population the training rows are a sample of (the reference is
+  then a sample of the same population, as the null requires; jittered copies of a few held-out rows
+  would not be: K-S sees their clusters). `--table three-class`: fresh rows of the same process.
+- `--table three-class`: a 3-class table of 4 numeric features (scikit-learn's make_classification, a
+  20,000-row population, one process) split per seed into 250 training rows, a 69-row test split (small,
+  as in the issue: the champion may score 1.000 on it) and fresh windows.
+- The champion's test predictions are written next to its metrics (eval/predictions.csv), so the
+  performance rule counts its uncertainty, as `mlops evaluate`'s output lets it.
+Run: `python benchmarks/drift_false_alarms.py [--seeds 20] [--rows 200] [--table three-class]` (about 5
+minutes on 2 cores for the bundled table at its own sizes).
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ def write(path: Path, items: list[dict], drop: str) -> None:
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != drop}) + "\n" for r in items))
 
 
-def one_seed(seed: int, table: pd.DataFrame, features, classes, now) -> dict:
+def one_seed(seed: int, table: pd.DataFrame, features, classes, now, rows=None, test_rows=100) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -68,8 +78,17 @@ def one_seed(seed: int, table: pd.DataFrame, features, classes, now) -> dict:
     from monitoring.performance import scores
     from monitoring.policy import load_policy
 
-    rows = table.sample(frac=1, random_state=seed).reset_index(drop=True)
-    train, test, before, window = rows[:250], rows[250:350], rows[350:450], rows[450:]
+    shuffled = table.sample(frac=1, random_state=seed).reset_index(drop=True)
+    end = 250 + test_rows
+    train, test = shuffled[:250], shuffled[250:end]
+    held = shuffled[end:]
+    if rows is None:
+        before, window = held[: len(held) // 2], held[len(held) // 2 :]
+    elif len(held) >= 2 * rows:  # a large population: fresh rows
+        before, window = held[:rows], held[rows : 2 * rows]
+    else:  # the bundled table: draws from the whole population
+        before = table.sample(rows, replace=True, random_state=seed + 1000).reset_index(drop=True)
+        window = table.sample(rows, replace=True, random_state=seed + 2000).reset_index(drop=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
         train[features].to_numpy(), train["label"]
     )
@@ -78,6 +97,9 @@ def one_seed(seed: int, table: pd.DataFrame, features, classes, now) -> dict:
     Path("eval/metrics.json").write_text(
         json.dumps(scores(test["label"].to_numpy(), proba.argmax(1), proba, len(classes)))
     )
+    predictions = pd.DataFrame(proba, columns=[f"proba_{i}" for i in range(len(classes))])
+    predictions.insert(0, "label", test["label"].to_numpy())
+    predictions.to_csv("eval/predictions.csv", index=False)
     shutil.rmtree("logs", ignore_errors=True)
     shutil.rmtree("feedback", ignore_errors=True)
     train.to_parquet("artifacts/prepared/train.parquet", index=False)
@@ -105,21 +127,40 @@ def one_seed(seed: int, table: pd.DataFrame, features, classes, now) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=None, help="rows per window (default: the held-out rows)")
+    parser.add_argument("--table", choices=("bundled", "three-class"), default="bundled")
     args = parser.parse_args()
     from mlops.params import load_params
     from model.dataset import bundled_frame
     from model.prepare import clean_frame
 
     params = load_params(ROOT / "params.yaml")
-    table = clean_frame(bundled_frame(), params.data)
-    features, classes = params.data.feature_names, [str(c) for c in params.data.classes]
+    config = yaml.safe_load((ROOT / "params.yaml").read_text())
+    test_rows = 100
+    if args.table == "three-class":
+        from sklearn.datasets import make_classification
+
+        x, y = make_classification(
+            20000, n_features=4, n_informative=3, n_redundant=0, n_classes=3, class_sep=3.0, random_state=7
+        )
+        features, classes = ["f1", "f2", "f3", "f4"], ["a", "b", "c"]
+        table = pd.DataFrame(x, columns=features).assign(label=y)
+        config["data"] = {
+            "path": "data/three.csv",
+            "label": "kind",
+            "classes": classes,
+            "features": {f: {"type": "float"} for f in features},
+        }
+        test_rows = 69
+    else:
+        table = clean_frame(bundled_frame(), params.data)
+        features, classes = params.data.feature_names, [str(c) for c in params.data.classes]
     corr = table[features].corrwith(table["label"]).abs().sort_values(ascending=False)
     critical = list(corr.index[:3])
     now = datetime.now(timezone.utc)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
-        config = yaml.safe_load((ROOT / "params.yaml").read_text())
         config["monitoring"].update(
             critical=critical,
             retrain_on=["features", "performance", "prediction"],
@@ -128,7 +169,7 @@ def main() -> None:
         Path("params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         Path("artifacts/prepared").mkdir(parents=True)
         for seed in range(args.seeds):
-            result = one_seed(seed, table, features, classes, now)
+            result = one_seed(seed, table, features, classes, now, args.rows, test_rows)
             results.append(result)
             print(
                 f"seed {seed:2d}: decision {result['decision']:<12} share {result['share']!s:<5}"

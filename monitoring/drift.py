@@ -479,10 +479,10 @@ def _prediction_drift(
         return result
     from evidently.metrics import ValueDrift
 
-    metrics = [
-        ValueDrift(column=c, method=policy.stattest["numerical"], threshold=policy.threshold["numerical"])
-        for c in proba
-    ]
+    method, limit = policy.stattest["numerical"], policy.threshold["numerical"]
+    if method is not None and "p_value" in _method_name(method, False) and len(proba) > 1:
+        limit = (limit or 0.05) / len(proba)  # one test per class: split the 5% (Bonferroni), not 3 x 5%
+    metrics = [ValueDrift(column=c, method=method, threshold=limit) for c in proba]
     snapshot = _run_report(
         metrics, _sample(ref, policy.max_rows, policy.seed), _sample(cur, policy.max_rows, policy.seed), []
     )
