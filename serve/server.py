@@ -9,9 +9,11 @@ never share, or delete, each other's worker socket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -149,6 +151,7 @@ def _worker_error(model_log: str) -> str:
     return "\n".join(chunk if len(chunk) <= 40 else [chunk[0], "...", *chunk[-38:]])
 
 
+SUPERVISE_ENV = "MLOPS_SERVE_SUPERVISE"  # 1: run under the watchdog that restarts a wedged frontend
 LOAD_FAILED = ("Backend worker process died", "Load model failed", "Failed to load model")
 
 
@@ -196,15 +199,20 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
     ]
     # The JVM outlives the launcher and inherits its stdout: a file, not a pipe nobody reads.
     with open(run_dir / "torchserve.out", "ab") as out:
-        proc = subprocess.run(
-            cmd,
-            cwd=run_dir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    if proc.returncode != 0:
-        raise UserError(f"torchserve did not start:\n{_log_tail(run_dir)}")
+        if os.environ.get(SUPERVISE_ENV, "").lower() in ("1", "true", "yes"):
+            # TorchServe in the foreground under the image's watchdog (serve/healthcheck.py), detached
+            watchdog = [sys.executable, "-m", "serve.healthcheck", "--supervise", "--", *cmd, "--foreground"]
+            env.setdefault(settings.KEY_FILE_ENV, str(settings.key_file(run_dir.resolve())))
+            subprocess.Popen(
+                watchdog, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (run_dir / ".model_server.pid").exists():
+                time.sleep(0.2)
+        else:
+            proc = subprocess.run(cmd, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise UserError(f"torchserve did not start:\n{_log_tail(run_dir)}")
     client = _client(name, run_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(run_dir):
@@ -238,6 +246,13 @@ def stop(run_dir: Path = settings.RUN_DIR, timeout: float = 30.0) -> bool:
     if not (run_dir / ".model_server.pid").exists():
         print("serve: not running")
         return False
+    watchdog = run_dir / ".watchdog.pid"  # MLOPS_SERVE_SUPERVISE: stop the watchdog, which stops TorchServe
+    if watchdog.exists():
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(watchdog.read_text().strip()), signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while watchdog.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
     subprocess.run(
         [_torchserve(), "--stop", "--foreground"],
         cwd=run_dir,

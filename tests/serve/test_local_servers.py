@@ -40,8 +40,8 @@ class Local:
         self.run_dir = repo / "logs/torchserve"
         self.features = json.loads((repo / "artifacts/model/meta.json").read_text())["features"]
 
-    def mlops(self, *args: str, check: bool = True):
-        return sh(["mlops", *args], self.repo, check=check, **self.env)
+    def mlops(self, *args: str, check: bool = True, **env: str):
+        return sh(["mlops", *args], self.repo, check=check, **{**self.env, **env})
 
     def client(self) -> Client:
         return Client(
@@ -137,3 +137,27 @@ def test_ts_log_has_no_line_per_request(servers):
     new = log.read_bytes()[before:].decode(errors="replace").splitlines()
     assert not [line for line in new if "jobId" in line or "OIP" in line], new[:5]
     assert len(new) < 10, new[:10]
+
+
+def test_a_token_less_flood_never_leaves_the_server_wedged(servers):
+    """The issue's flood, bounded: 340 connections without a token, each sending a body one byte short of
+    max_request_size, held 15 s. The frontend holds them in direct memory before it checks the token;
+    past -XX:MaxDirectMemorySize its Netty thread fails and stays stuck (reproduced: /ping dead 90 s
+    after the flood). Under the watchdog (MLOPS_SERVE_SUPERVISE=1, the image's CMD) the server answers
+    /ping and a prediction again within seconds of the flood, restarted or not."""
+    from serve import settings
+    from tests.serve.flood import flood
+
+    _, b = servers
+    b.mlops("serve", "stop")
+    b.mlops("serve", "start", **{"MLOPS_SERVE_SUPERVISE": "1"})
+    try:
+        size = settings.max_request_bytes(b.features, 1024)
+        url = f"http://127.0.0.1:{b.ports['inference']}"
+        result = flood(url, MODEL, b.run_dir, conns=340, size=size, seconds=15, row=[1.0] * len(b.features))
+        print(json.dumps(result))
+        assert result["bytes_sent_mb"] > 100  # the flood did reach the frontend
+        assert result["recovered_after_s"] is not None and result["recovered_after_s"] < 45, result
+        assert b.predict_ok()
+    finally:
+        b.mlops("serve", "stop", check=False)
