@@ -282,6 +282,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--only", default="inprocess,handler,torchserve,fastapi")
     parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        help="checkout whose params.yaml and artifacts/ are served (default: this one)",
+    )
+    parser.add_argument(
         "--cells",
         default=",".join(f"{p}:{b}:{c}" for p, b, c in CELLS),
         help="protocol:rows per request:concurrency, comma-separated (default: all six)",
@@ -294,6 +300,13 @@ def main() -> int:
         help="override a params.yaml serve: setting for TorchServe (workers=2, batch_size=4, ...)",
     )
     parser.add_argument(
+        "--compare",
+        default="",
+        metavar="K=V[,K=V];...",
+        help="run TorchServe once per ';'-separated set of serve: overrides, one column each "
+        "(e.g. 'max_batch_delay=2;batch_size=1')",
+    )
+    parser.add_argument(
         "--no-inference-log",
         action="store_true",
         help="TorchServe without its inference log: what the log costs",
@@ -304,7 +317,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("benchmarks/serve.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 1
-    os.chdir(ROOT)
+    os.chdir(args.project)
     import pandas as pd
 
     from mlops import paths
@@ -350,11 +363,23 @@ def main() -> int:
         if "torchserve" in chosen:
             from serve import server
 
-            _, base, model, token = start_torchserve(work, log=not args.no_inference_log, overrides=overrides)
-            try:
-                summary["torchserve"] = run_cells("torchserve", base, model, bodies, args, token)
-            finally:
-                server.stop(run_dir=work / "run")
+            variants = [{}]
+            if args.compare:
+                variants = [
+                    {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in group.split(","))}
+                    for group in args.compare.split(";")
+                ]
+            for i, variant in enumerate(variants):
+                label = "torchserve" + "".join(f"[{k}={v}]" for k, v in variant.items())
+                run = work / f"ts{i}"
+                run.mkdir()
+                _, base, model, token = start_torchserve(
+                    run, log=not args.no_inference_log, overrides={**overrides, **variant}
+                )
+                try:
+                    summary[label] = run_cells(label, base, model, bodies, args, token)
+                finally:
+                    server.stop(run_dir=run / "run")
         if "fastapi" in chosen:
             with open(work / "uvicorn.log", "w") as log:
                 proc, base = start_fastapi(work, log)
@@ -364,10 +389,12 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=20)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-    if "torchserve" in summary and "fastapi" in summary:
-        print("TorchServe / FastAPI throughput ratio:")
-        for key in summary["torchserve"]:
-            ts, fa = summary["torchserve"][key]["rps"], summary["fastapi"][key]["rps"]
+    for label in [k for k in summary if k.startswith("torchserve")]:
+        if "fastapi" not in summary:
+            break
+        print(f"{label} / FastAPI throughput ratio:")
+        for key in summary[label]:
+            ts, fa = summary[label][key]["rps"], summary["fastapi"][key]["rps"]
             print(f"  {key[0]:4s} rows/req={key[1]:<3d} c={key[2]:<3d} {ts / fa:5.2f}")
     return 0
 
