@@ -116,21 +116,26 @@ def test_another_ecosystem_does_not_count(tmp_path):
 
 
 def test_the_projects_dependabot_config():
-    """Actions (workflows and the setup action) and pip, weekly and grouped; every pin covered."""
+    """Actions (workflows and the setup action), pip (the project and the image's lock) and npm (CML's
+    lock), weekly and grouped; every pin covered; every tracked package.json watched."""
     config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
-    by_ecosystem = {u["package-ecosystem"]: u for u in config["updates"]}
-    assert set(by_ecosystem) >= {"github-actions", "pip"}
-    for update in by_ecosystem.values():
+    entries: dict[str, list[dict]] = {}
+    for update in config["updates"]:
+        entries.setdefault(update["package-ecosystem"], []).append(update)
+    assert set(entries) >= {"github-actions", "pip"}
+    for update in config["updates"]:
         assert update["schedule"]["interval"] == "weekly"
         assert any(g.get("patterns") == ["*"] for g in update["groups"].values())  # one PR, not one per dep
+
+    def directories(ecosystem: str) -> list[str]:
+        found = entries.get(ecosystem, [])
+        return sorted(d for u in found for d in u.get("directories", [u.get("directory")]))
+
     assert dependabot_directories(ROOT) == ["/", "/.github/actions/setup"]
-    assert by_ecosystem["pip"]["directory"] == "/"
-    npm = subprocess.run(
+    assert "/" in directories("pip")
+    tracked = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "package.json", "**/package.json"],
         capture_output=True,
         text=True,
     ).stdout.split()
-    # npm: an entry per directory of a tracked package.json (none while CML comes from `make cml`)
-    assert sorted(by_ecosystem["npm"]["directories"] if "npm" in by_ecosystem else []) == sorted(
-        "/" + str(Path(p).parent).strip(".") for p in npm
-    )
+    assert directories("npm") == sorted("/" + str(Path(p).parent).strip(".") for p in tracked)
