@@ -48,6 +48,11 @@ from typing import ClassVar
 
 import torch
 
+try:  # the value parser training reads the table with (stdlib only): spellings accepted alike
+    from model import values as raw_values
+except ImportError:  # inside the .mar, model/values.py travels beside this file (serve/archive.py)
+    import values as raw_values
+
 try:  # optional: several times faster than json for these payloads
     import orjson
 
@@ -73,7 +78,6 @@ NUMBER_TYPES = {int, float}  # not bool: JSON true/false are not numeric feature
 NUMBER_OR_NULL = {int, float, type(None)}
 BOOL_VALUE_TYPES = {bool, int, float, type(None)}  # true/false, or 0/1
 CATEGORY_TYPES = {str, int, float}  # a vocabulary may hold numbers (codes of a census table)
-CATEGORY_OR_NULL = {str, int, float, type(None)}
 NUMERIC_KINDS = ("float", "int")
 CONTAINERS = (dict, list)
 V2_COLUMN_DATATYPES = {"BOOL", "BYTES"}  # besides the numeric ones, for one-input-per-feature requests
@@ -104,8 +108,13 @@ V2_INT_RANGES = {
     **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
 }
 V2_VALUE_TYPES = {"BOOL": {bool, NULL}, "BYTES": {str, NULL}}  # the others: NUMBER_OR_NULL
-V2_FEATURE_KINDS = {"BOOL": "bool", "BYTES": "category"}  # the only feature kind each of these may feed
-V2_SEND = {"category": "its values as BYTES (or integer codes)", "bool": "it as BOOL (or 0/1 as INT8, ...)"}
+V2_FEATURE_KINDS = {"BOOL": ("bool",), "BYTES": ("category", "date", "datetime")}  # the kinds each may feed
+V2_SEND = {
+    "category": "its values as BYTES (or integer codes)",
+    "bool": "it as BOOL (or 0/1 as INT8, ...)",
+    "date": "its values as BYTES (ISO 8601 text)",
+    "datetime": "its values as BYTES (ISO 8601 text)",
+}
 # Hard bounds on a body's JSON, checked before and while it is parsed (TabularHandler._load): depth, and
 # values + containers (at least MIN_NODES, else 4 x what max_batch_rows rows of every feature need).
 MAX_DEPTH = 32
@@ -470,15 +479,17 @@ class Column:
     def __init__(self, name: str, kind: str = "float", categories=None, missing: str | None = None):
         self.name, self.kind, self.missing = name, kind, missing
         self.nullable = missing == "impute"
-        self.codes: dict = {}
+        self.codes: dict = {}  # exact vocabulary strings: the fast path; any other spelling is parsed
         for code, value in enumerate(categories or []):
-            if type(value) in (str, int, float):
+            if type(value) is str and not raw_values.is_null(value):
                 self.codes.setdefault(value, float(code))
+        self.convert = raw_values.converter(kind, categories)
 
     def encode(self, i0: int, values):
         """The column's values as floats (a list, or `values` itself when nothing changes); a RequestError
-        naming the row (counted from `i0`) and this column otherwise. Python work per value only for
-        category and boolean columns and for nulls; numbers pass through."""
+        naming the row (counted from `i0`) and this column otherwise. Numbers, JSON booleans and exact
+        vocabulary strings take a fast path; any other value is read by model/values.py, as training
+        read the table (`NO` for a bool, `" 1.5"` for a number, `NA` for a null, an ISO 8601 date)."""
         types = set(map(type, values))
         if self.kind in NUMERIC_KINDS:
             if types <= NUMBER_TYPES:
@@ -489,12 +500,28 @@ class Column:
             bools = types <= BOOL_VALUE_TYPES and all(v in (0, 1) for v in values if v is not None)
             if bools and (self.nullable or type(None) not in types):
                 return [math.nan if v is None else float(v) for v in values]
-        elif types <= CATEGORY_TYPES or (self.nullable and types <= CATEGORY_OR_NULL):
+        elif self.kind == "category" and types <= CATEGORY_TYPES:
             get = self.codes.get
-            return [math.nan if v is None else get(v, -1.0) for v in values]
+            codes = [get(v) for v in values]
+            if None not in codes:
+                return codes
+        return self.parse(i0, values)
+
+    def parse(self, i0: int, values) -> list:
+        """Each value through the shared parser; a RequestError for the first it refuses, or for a
+        null (any spelling) where the column's missing policy does not impute."""
+        convert, out = self.convert, []
         for i, v in enumerate(values):
-            self.check(i0 + i, v)
-        raise RequestError(400, f"{self.name}: a value cannot be encoded", "invalid")  # pragma: no cover
+            try:
+                x = convert(v)
+            except raw_values.Invalid as err:
+                raise RequestError(
+                    400, f"row {i0 + i}: {self.name} {err.wants}, got {_kind(v)} {echo(v)}", err.reason
+                ) from None
+            if x != x and not self.nullable:
+                self.check(i0 + i, None)
+            out.append(x)
+        return out
 
     def check(self, i: int, v) -> None:
         """Raise the RequestError for value v of row i, if it is not a valid value of this column."""
@@ -774,16 +801,16 @@ class TabularHandler:
         return shape[0]
 
     def _v2_feeds(self, where: str, datatype: str, columns: list) -> None:
-        """BOOL feeds bool features only, BYTES category features only (numbers go as FP32, INT64, ...)."""
-        kind = V2_FEATURE_KINDS.get(datatype)
-        if kind is None:
+        """BOOL feeds bool features only, BYTES category and date features only (numbers go as FP32, ...)."""
+        kinds = V2_FEATURE_KINDS.get(datatype)
+        if kinds is None:
             return
-        wrong = next((c for c in columns if c.kind != kind), None)
+        wrong = next((c for c in columns if c.kind not in kinds), None)
         if wrong is not None:
             send = V2_SEND.get(wrong.kind, "its numbers as FP32, INT64, ...")
             raise RequestError(
                 400,
-                f"{where}: datatype {datatype} is for {kind} features, and {wrong.name} is a {wrong.kind}"
+                f"{where}: datatype {datatype} is for {kinds[0]} features, and {wrong.name} is a {wrong.kind}"
                 f" feature: send {send}",
                 "v2",
             )
