@@ -41,7 +41,7 @@ COPY --chown=model-server:model-server model_store/${MODEL_NAME}.mar /home/model
 
 # TorchServe's max_request_size for serve.max_batch_rows rows: `python -m serve.settings max-request-size`
 # prints it for the current params.yaml (tests/serve/test_settings.py keeps this default equal to it).
-ARG MAX_REQUEST_SIZE=2844672
+ARG MAX_REQUEST_SIZE=1672192
 ARG MODEL_VERSION=0
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="${MODEL_NAME}" \
@@ -51,15 +51,17 @@ LABEL org.opencontainers.image.title="${MODEL_NAME}" \
       ai.mlops.model.name="${MODEL_NAME}" \
       ai.mlops.model.version="${MODEL_VERSION}"
 
-# Inference and metrics listen on all interfaces of the container's own network namespace: publish
-# them as -p 127.0.0.1:8080:8080 (or behind your ingress). Management stays inside the container.
+# Inference listens on all interfaces of the container's own network namespace: publish it as
+# -p 127.0.0.1:8080:8080, or put the gate (deploy/gate) or your ingress in front. Management and metrics
+# stay inside the container (127.0.0.1) unless TS_METRICS_ADDRESS is set at run time: scrape through the
+# gate's metrics port or a sidecar (docs/serving.md).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/serve \
     PYTHONDONTWRITEBYTECODE=1 \
     MLOPS_MODEL_NAME=${MODEL_NAME} \
     TS_INFERENCE_ADDRESS=http://0.0.0.0:8080 \
     TS_MANAGEMENT_ADDRESS=http://127.0.0.1:8081 \
-    TS_METRICS_ADDRESS=http://0.0.0.0:8082 \
+    TS_METRICS_ADDRESS=http://127.0.0.1:8082 \
     TS_METRICS_CONFIG=/opt/serve/serve/metrics.yaml \
     TS_MAX_REQUEST_SIZE=${MAX_REQUEST_SIZE} \
     LOG_LOCATION=/home/model-server/logs/torchserve \
@@ -70,9 +72,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 1000:1000
 WORKDIR /home/model-server/run
 VOLUME ["/home/model-server/logs"]
-EXPOSE 8080 8082
+EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["python3", "-m", "serve.healthcheck"]
 # tini as PID 1 passes `docker stop`'s SIGTERM to the whole group, so Java and the workers shut down cleanly.
+# The watchdog restarts TorchServe when its frontend wedges (a direct-memory OutOfMemoryError, which no JVM
+# flag turns into an exit, or 3 failed pings) and exits 70 after 5 restarts in 10 minutes.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["torchserve", "--start", "--foreground", "--ncs", "--ts-config", "/opt/serve/serve/config.properties", \
+CMD ["python3", "-m", "serve.healthcheck", "--supervise", "--", \
+     "torchserve", "--start", "--foreground", "--ncs", "--ts-config", "/opt/serve/serve/config.properties", \
      "--log-config", "/opt/serve/serve/log4j2.xml", "--model-store", "/home/model-server/model-store"]

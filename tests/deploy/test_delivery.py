@@ -92,7 +92,8 @@ def test_stage_refuses_a_file_whose_layout_changed(checkout, capsys):
 def test_canary_sets_the_share(checkout, capsys, percent):
     assert main(["deploy", "canary", "--percent", str(percent)]) == 0
     assert capsys.readouterr().out == ("" if percent == 100 else f"{PRODUCTION}\n")  # 100: the default
-    (doc,) = render(checkout / "deploy" / "overlays" / "production")
+    rendered = render(checkout / "deploy" / "overlays" / "production")
+    (doc,) = [d for d in rendered if d["kind"] == "InferenceService"]  # the gate's ConfigMap comes along
     validate(doc)
     assert doc["spec"]["predictor"]["canaryTrafficPercent"] == percent
     assert render(checkout / "deploy" / "overlays" / "plain-production")  # plain still renders
