@@ -104,6 +104,12 @@ def _changed_params(dep) -> list[str]:
     return sorted({leaf for k in status for leaf in _leaves(recorded.get(k), actual.get(k), k)} or status)
 
 
+def _missing_git_outputs(stage) -> list[str]:
+    """Outputs of `stage` kept in git, not in a cache (metrics, plot data), absent from the working tree:
+    no cache or remote can restore them, so only a run can make them."""
+    return [out.def_path for out in stage.outs if not out.use_cache and not Path(out.def_path).exists()]
+
+
 def classify(base: str) -> Plan:
     """Split the pipeline's stages into unchanged-from-`base` and reproduced (with the reason).
 
@@ -144,6 +150,8 @@ def classify(base: str) -> Plan:
                 d["path"] for d in entry.get("deps", [])
             }:
                 reason = "its dependencies in dvc.yaml are not the ones dvc.lock records"
+            elif missing := _missing_git_outputs(stage):
+                reason = f"the branch does not commit its output {missing[0]}"
             else:
                 for dep in stage.deps:
                     if isinstance(dep, ParamsDependency):
