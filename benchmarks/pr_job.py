@@ -131,7 +131,7 @@ def main() -> None:
         for cmd in (["mlops", "data", "--no-push"], ["dvc", "repro"]):
             sh(cmd, main_repo)
         sh(["git", "add", "-A"], main_repo)
-        sh(["git", "commit", "-q", "-m", "train"], main_repo)
+        sh(["git", "commit", "-q", "--allow-empty", "-m", "train"], main_repo)
         found = {}
         with FakeGitHub(*make_certificate(work / "tls")) as github:
             for name, workflow in (("before", old), ("after", None)):

@@ -62,7 +62,7 @@ def copy_project(dst: Path, remote: Path) -> Path:
     sh(["git", "init", "-q", "-b", "main"], dst)
     sh(["dvc", "remote", "add", "--local", "-f", "-d", "local", str(remote)], dst)
     sh(["git", "add", "-A"], dst)
-    sh(["git", "commit", "-q", "-m", "template"], dst)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "template"], dst)
     return dst
 
 

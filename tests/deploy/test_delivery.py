@@ -26,7 +26,7 @@ def checkout(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "add", "deploy")
-    git(tmp_path, "commit", "-q", "-m", "deploy: initial")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "deploy: initial")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -118,7 +118,7 @@ def test_rollback_prints_then_applies_the_revert(checkout, capsys):
     second = deploy_commit(checkout, IMAGE_B, "2")
     (checkout / "unrelated.txt").write_text("x")
     git(checkout, "add", "unrelated.txt")
-    git(checkout, "commit", "-q", "-m", "unrelated")
+    git(checkout, "commit", "-q", "--allow-empty", "-m", "unrelated")
     assert main(["deploy", "rollback"]) == 0
     out = capsys.readouterr().out
     assert f"git revert --no-edit {second}" in out

@@ -32,7 +32,7 @@ def checkout(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "add", "deploy")
-    git(tmp_path, "commit", "-q", "-m", "deploy: initial")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "deploy: initial")
     monkeypatch.chdir(tmp_path)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
@@ -45,7 +45,7 @@ def deployed(root, env: str, image: str, version: str, canary: int | None = None
     text = (root / path).read_text()
     new = delivery.rewrite(text, path, image=delivery.Image.parse(image), version=version, canary=canary)
     (root / path).write_text(new)
-    git(root, "commit", "-q", "-m", f"deploy: {env} -> model v{version}", "--", path)
+    git(root, "commit", "-q", "--allow-empty", "-m", f"deploy: {env} -> model v{version}", "--", path)
 
 
 def champion_record(root, version: str, image: str | None, champion: bool = True) -> None:

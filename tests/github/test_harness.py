@@ -68,7 +68,7 @@ def make_repo(path: Path) -> Path:
     (path / "input.txt").write_text("1\n")
     sh(["git", "init", "-q", "-b", "main"], path)
     sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-q", "-m", "init"], path)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "init"], path)
     sh(["git", "remote", "add", "origin", "https://github.com/acme/model.git"], path)
     sh(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], path)
     return path

@@ -286,7 +286,7 @@ def test_first_pr_without_metrics_on_main(trained_repo, dvc_remote, tmp_path, ac
     sh(["git", "clone", "-q", str(trained_repo), str(main)], tmp_path)
     sh(["git", "rm", "-q", "-r", "--cached", "eval"], main)
     (main / "eval").rename(tmp_path / "eval-removed")
-    sh(["git", "commit", "-q", "-m", "no metrics yet"], main)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "no metrics yet"], main)
     repo = pr_checkout(main, tmp_path / "repo", dvc_remote, branch="first-model")
     (repo / "NOTES.md").write_text("first model\n")
     sh(["git", "add", "NOTES.md"], repo)

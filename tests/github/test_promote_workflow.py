@@ -246,7 +246,7 @@ def test_push_to_main_releases_in_order_and_a_failed_deploy_undoes_nothing(
     sh(["git", "checkout", "-q", "-b", "fork-docs"], repo)
     (repo / "CONTRIBUTING.md").write_text("How to help.\n")
     sh(["git", "add", "CONTRIBUTING.md"], repo)
-    sh(["git", "commit", "-q", "-m", "docs"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "docs"], repo)
     event = pull_request_event(repo, number=12, fork_owner="outsider")
     github_server.add_pull(REPO, "fork-docs", head_sha=event["pull_request"]["head"]["sha"], number=12)
     fork = act.run(

@@ -301,7 +301,7 @@ def run_lock_bot(tmp_path: Path, branch_files: dict[str, str], link: str | None 
         shutil.copy(ROOT / rel, seed / rel)
     sh(["git", "init", "-q", "-b", "feature"], seed)
     sh(["git", "add", "-A"], seed)
-    sh(["git", "commit", "-q", "-m", "change train.lr"], seed)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "change train.lr"], seed)
     sh(["git", "clone", "-q", "--bare", str(seed), str(origin)], tmp_path)
     sh(["git", "clone", "-q", str(origin), str(work)], tmp_path)
     for rel, text in branch_files.items():

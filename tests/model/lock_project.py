@@ -67,7 +67,7 @@ def make(root: Path) -> Path:
 
 def commit(root: Path, message: str) -> str:
     run(["git", "add", "-A"], root)
-    run(["git", "commit", "-q", "-m", message], root)
+    run(["git", "commit", "-q", "--allow-empty", "-m", message], root)
     return run(["git", "rev-parse", "HEAD"], root).stdout.strip()
 
 

@@ -34,7 +34,7 @@ def branch(tmp_path, monkeypatch) -> Path:
     (tmp_path / "eval/plots/roc.csv").write_text("fpr,tpr\n0,0\n1,1\n")
     sh(["git", "init", "-q", "-b", "feature"], tmp_path)
     sh(["git", "add", "-A"], tmp_path)
-    sh(["git", "commit", "-q", "-m", "trained"], tmp_path)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "trained"], tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_DIR", os.fspath(tmp_path / ".git"))
     return tmp_path
@@ -99,7 +99,7 @@ def test_only_a_rewritten_but_equal_lock_passes(branch):
 def test_missing_lock_and_new_outputs_fail_and_say_so(branch, tmp_path):
     """A first PR that never committed a lock: repro created it, and a new plot file."""
     sh(["git", "rm", "-q", "--cached", "dvc.lock"], branch)
-    sh(["git", "commit", "-q", "-m", "no lock"], branch)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "no lock"], branch)
     (branch / "eval/plots/roc.csv").unlink()
     report = tmp_path / "report.md"
     report.write_text("body\n")

@@ -78,7 +78,7 @@ def swap_in(repo: Path, name: str, task: str, label: str, features: dict, **data
 
 def commit_all(repo: Path, message: str) -> None:
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", message], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", message], repo)
 
 
 def raw_rows(repo: Path, split: str) -> tuple[np.ndarray, list[dict]]:

@@ -55,7 +55,7 @@ def write_model(project: Path, weights: bytes, metrics: dict) -> None:
 
 def commit(project: Path, message: str) -> None:
     sh(["git", "add", "-A"], project)
-    sh(["git", "commit", "-q", "-m", message], project)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", message], project)
 
 
 def champion(project: Path) -> str | None:

@@ -245,7 +245,7 @@ def test_receive_walks_back_to_a_superseded_merge(tmp_path, api, monkeypatch):
     monkeypatch.chdir(work)
     sh(["git", "init", "-q", "-b", "main"], work)
     sh(["git", "add", "dvc.lock"], work)
-    sh(["git", "commit", "-q", "-m", "merge A: new model"], work)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "merge A: new model"], work)
     merge_a = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
     sh(["git", "commit", "-q", "--allow-empty", "-m", "merge B: docs"], work)
     api.add_pull("acme/model", "new-model", head_sha="a" * 40)

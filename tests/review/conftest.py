@@ -19,7 +19,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     (path / ".gitignore").write_text("reports/\nartifacts/\nreport/\n")
     sh(["git", "init", "-q", "-b", "main"], path)
     sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-q", "-m", "main"], path)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "main"], path)
     sh(["git", "checkout", "-q", "-b", "pr"], path)
     monkeypatch.chdir(path)
     monkeypatch.delenv("GITHUB_RUN_ID", raising=False)

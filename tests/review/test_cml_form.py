@@ -47,7 +47,7 @@ def test_reports_survive_cmls_markdown_writer_unchanged(repo):
     groups = np.array(["a_1"] * 30 + ["b"] * 30)
     write_pr_side(repo, predictions=predictions_csv(y, proba_for(y, np.ones(60, dtype=bool)), groups))
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "main with predictions"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "main with predictions"], repo)
     sh(["git", "branch", "-f", "main"], repo)
     wrong = np.zeros(60, dtype=bool)
     wrong[30:45] = True

@@ -69,7 +69,7 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
 def test_first_pr_has_no_baseline(repo):
     sh(["git", "checkout", "-q", "main"], repo)
     sh(["git", "rm", "-q", "-r", "eval"], repo)
-    sh(["git", "commit", "-q", "-m", "untrained"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "untrained"], repo)
     sh(["git", "checkout", "-q", "pr"], repo)
     sh(["git", "reset", "-q", "--hard", "main"], repo)
     write_pr_side(repo)

@@ -62,7 +62,7 @@ def test_a_data_change_is_listed_as_data_not_as_code(repo):
 
     (repo / "dvc.lock").write_text(lock("a"))
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "lock"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "lock"], repo)
     sh(["git", "branch", "-f", "main"], repo)
     write_pr_side(repo, data_md5="def456.dir")
     (repo / "dvc.lock").write_text(lock("b"))

@@ -102,7 +102,7 @@ def test_report_rows_for_baselines_and_a_slice_that_regressed(repo):
     write_pr_side(repo, main_metrics, predictions=predictions_csv(y, main_proba, groups))
     (repo / "eval/plots/slices.csv").write_text("slice,bin,rows,accuracy\ngrade,1,80,1.0\ngrade,2,20,1.0\n")
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "main with predictions"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "main with predictions"], repo)
     sh(["git", "branch", "-f", "main"], repo)
 
     pr_metrics = {**METRICS, "accuracy": 0.88, "baseline": baseline}

@@ -154,7 +154,7 @@ def commit_main(path) -> None:
     (path / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  path: data\n")
     sh(["git", "init", "-q", "-b", "main"], path)
     sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-q", "-m", "main"], path)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "main"], path)
     sh(["git", "checkout", "-q", "-b", "pr"], path)
 
 

@@ -30,7 +30,7 @@ def test_push_pull_and_run_cache_through_s3(
     sh(["dvc", "remote", "add", "s3", f"s3://{BUCKET}/project"], origin)
     sh(["dvc", "remote", "modify", "s3", "endpointurl", moto.url], origin)
     sh(["dvc", "config", "core.remote", "s3"], origin)
-    sh(["git", "commit", "-q", "-m", "DVC remote on S3", ".dvc/config"], origin)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "DVC remote on S3", ".dvc/config"], origin)
     sh(["dvc", "pull", "--run-cache", "-r", "local"], origin)  # what the first project pushed
     pushed = sh(["dvc", "push", "--run-cache", "-r", "s3"], origin, **creds)
     assert "pushed" in pushed.stdout

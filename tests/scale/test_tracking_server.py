@@ -39,7 +39,7 @@ def retrain(repo: Path, env: dict[str, str], seed: int) -> None:
     params.write_text(re.sub(r"(?m)^seed: \d+", f"seed: {seed}", text, count=1))
     sh(["dvc", "repro"], repo, **env)
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", f"seed {seed}"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", f"seed {seed}"], repo)
 
 
 @pytest.mark.parametrize("proxied", [True, False], ids=["proxied-artifacts", "direct-s3"])
@@ -83,7 +83,7 @@ def test_pipeline_report_promote_rollback_on_postgres_and_s3(
         assert meta["run_id"] in (repo / "report/report.md").read_text()
 
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-q", "-m", "train against the tracking server"], repo)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "train against the tracking server"], repo)
     name = load_params(repo / "params.yaml").mlflow["registered_model"]  # derived from `name`
     promoted = sh(["mlops", "promote"], repo, **env)
     assert f"registry: `{url}`" in promoted.stdout
