@@ -209,7 +209,25 @@ def repro(base: str, pull: bool = False) -> int:
         return 0
     argv = ["repro", *(["--pull"] if pull else []), *plan.reproduce]
     print(f"$ dvc {' '.join(argv)}", flush=True)
-    return _dvc(*argv).returncode
+    code = _dvc(*argv).returncode
+    for name in [] if code else _still_missing(list(plan.reproduce)):
+        # DVC can call a stage up to date although its git-tracked outputs are gone (its run-cache entry
+        # matched): only running it makes them
+        argv = ["repro", "--force", "--single-item", name]
+        print(f"Stage '{name}': its git-tracked outputs are missing\n$ dvc {' '.join(argv)}", flush=True)
+        code = _dvc(*argv).returncode
+        if code:
+            break
+    return code
+
+
+def _still_missing(names: list[str]) -> list[str]:
+    """Those of the stages `names` whose git-tracked outputs are absent from the working tree."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        stages = {stage.name: stage for stage in repo.index.stages if getattr(stage, "cmd", None)}
+    return [name for name in names if name in stages and _missing_git_outputs(stages[name])]
 
 
 # -- the check, and the one fix ----------------------------------------------------------------------
