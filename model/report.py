@@ -33,6 +33,7 @@ from model import plots
 from model.compare import Comparison, Predictions, compare
 from model.gates import all_passed, check_gates, swap_reason
 from model.review_config import baseline_names, report_settings, task_of
+from model.tracking import train_run
 from model.uncertainty import LOWER_IS_BETTER, verdict
 
 PLOT_FILES = {
@@ -441,8 +442,7 @@ def balance_text(summary: dict | None) -> tuple[str, str]:
 
 
 def lineage(pr: Side, base: Side) -> str:
-    meta = json.loads(paths.MODEL_META.read_text()) if paths.MODEL_META.exists() else {}
-    run = meta.get("mlflow") or {}
+    run = train_run(paths.MODEL_FILE)  # {} for a model this machine did not train (the DVC cache, adopt)
     items = [
         f"commit `{pr.sha[:12]}`",
         f"{base.name} `{base.sha[:12]}`",

@@ -34,6 +34,8 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
+from model import values as parse
+
 try:  # about 3x faster on big windows; the standard library does the same job
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
@@ -212,6 +214,24 @@ def _bad_value(spec: _Spec, values: list) -> str:
     return ""  # only the sum overflowed: every value is fine
 
 
+def _read_numbers(spec: _Spec, values: list) -> list:
+    """The row with each numeric column's string read as the handler read it (model/values.py: " 12.5 "
+    is 12.5, "NA" a null where the schema is known), so a row the server scored is never dropped here.
+    A string that is no number stays, and the check below names it."""
+    out = list(values)
+    for j in spec.numeric:
+        value = out[j]
+        if type(value) is str:
+            if parse.is_null(value):
+                out[j] = None if spec.typed else value
+            else:
+                try:
+                    out[j] = parse.number(value)
+                except parse.Invalid:
+                    pass
+    return out
+
+
 def _check_values(spec: _Spec, values: list) -> None:
     """Raise ValueError naming the culprit unless every value of the row suits its column. The checks
     run in C (set of types, sum) on the common all-number row; a per-value search names a culprit."""
@@ -247,6 +267,8 @@ def _record(obj, spec: _Spec):
         values = [features[name] for name in spec.columns]
     except KeyError as err:
         raise ValueError(f"feature {err.args[0]!r}: missing") from None
+    if str in set(map(type, values)):
+        values = _read_numbers(spec, values)
     _check_values(spec, values)
     ts = _meta(obj, spec)
     if spec.classes:
@@ -282,8 +304,11 @@ def _request(obj: dict, spec: _Spec):
                 raise ValueError(f"row {row}: feature {spec.columns[col]!r}: not a finite number")
     else:
         block = np.array(flat, dtype=object).reshape(n, width)[:, take]
-        for row in block:
-            if problem := _bad_value(spec, list(row)):
+        for i, row in enumerate(block):
+            row = _read_numbers(spec, list(row))
+            for j in spec.numeric:
+                block[i, j] = row[j]
+            if problem := _bad_value(spec, row):
                 raise ValueError(problem)
         if not spec.raw:
             block = block.astype(np.float64)

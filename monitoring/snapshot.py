@@ -90,7 +90,7 @@ def clean(incoming: pd.DataFrame, spec: DataSpec, served: set[str] | None = None
         unserved = frame["request_id"].notna() & ~frame["request_id"].isin(served)
         left["not_served"] = int(unserved.sum())
         frame = frame[~unserved]
-    if "ts" in frame and "request_id" in frame:
+    if "ts" in frame and "request_id" in frame and len(frame):  # agg on no rows gives a frame, not a series
         features = pd.concat([_cell_text(frame[f.name], f.type, f.name) for f in spec.features], axis=1).agg(
             "|".join, axis=1
         )

@@ -129,7 +129,8 @@ def test_without_a_dvc_remote_the_run_refuses_and_keeps_the_snapshot(
     (repo / ".dvc" / "config.local").unlink()  # a fork's checkout: only the template's ../../dvc-storage
     bare = tmp_path / "repo-origin.git"
     prod = tmp_path / "prod"
-    production(trained_repo, prod, "drifted", 150, seed=1, sd=1.0)
+    # rows of its own: the first test pushes its snapshot to the same session remote
+    production(trained_repo, prod, "drifted", 150, seed=5, sd=1.0)
     where = {"INFERENCE_LOG_URI": str(prod / "drifted/logs"), "FEEDBACK_URI": str(prod / "drifted/feedback")}
     result = act.run(
         repo, "workflow_dispatch", {"inputs": {"window": "30d"}}, workflow="drift.yml", variables=where

@@ -85,3 +85,19 @@ def test_with_the_schema_types_raw_category_values_and_nulls_come_back(tmp_path)
     assert math.isnan(table["size"][0]) and table["size"][1] == 2.5 and table["size"].dtype == "float64"
     _, strict = read_jsonl(str(tmp_path), ["color", "size"])  # without types: numbers only
     assert strict.malformed == 2
+
+
+def test_a_number_sent_as_text_is_read_as_the_handler_read_it(tmp_path):
+    """The handler scores " 12.5 " as 12.5 (model/values.py), and logs the raw text: the reader must
+    keep that row, or served rows vanish from monitoring. Text that is no number is still refused."""
+    (tmp_path / "m.jsonl").write_bytes(
+        lines(
+            request("r1", [[" 12.5 ", 1.0], ["3", "1e2"]], 2),
+            {**request("r2", [], 1), "values": None, "features": {"a": "NA", "b": 2.0}, "rows": None},
+            request("r3", [["twelve", 1.0]], 1),
+        )
+    )
+    table, stats = read_jsonl(str(tmp_path), FEATURES, types={"a": "float", "b": "float"})
+    assert table["b"].tolist() == [12.5, 3.0, 2.0] and table["a"].tolist()[:2] == [1.0, 100.0]
+    assert math.isnan(table["a"][2]) and table["a"].dtype == "float64"  # "NA": a null, as served
+    assert stats.malformed == 1 and "twelve" in stats.examples[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -44,9 +45,12 @@ def write_pr_side(
         json.dumps({"rows": 569, "class_balance": {"benign": 357, "malignant": 212}})
     )
     (repo / "artifacts/model").mkdir(parents=True, exist_ok=True)
-    (repo / "artifacts/model/meta.json").write_text(
-        json.dumps({"mlflow": {"run_id": "r123", "experiment": "exp", "tracking_uri": "sqlite:///mlflow.db"}})
-    )
+    (repo / "artifacts/model/meta.json").write_text(json.dumps({"seed": 42}))
+    model = b"model bytes"  # the run that trained them: model/tracking.py's record, tied by md5
+    (repo / "artifacts/model/model.pt").write_bytes(model)
+    run = {"run_id": "r123", "experiment": "exp", "tracking_uri": "sqlite:///mlflow.db"}
+    run["model_md5"] = hashlib.md5(model).hexdigest()
+    (repo / "artifacts/train_run.json").write_text(json.dumps(run))
 
 
 def report(repo: Path) -> str:

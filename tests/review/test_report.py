@@ -84,6 +84,7 @@ def test_nothing_changed(repo):
     text = report(repo)
     assert "**Nothing changed**" in text and "No params differ from `main`." in text
     assert "**Changed vs `main`:** no params; no data; no code." in text
+    assert "MLflow run `r123` (exp @ `sqlite:///mlflow.db`)" in text  # the lineage still links the run
 
 
 def test_data_and_gate_changes_are_flagged(repo):

@@ -218,7 +218,7 @@ BAD_REQUESTS = {
         400,
         "expected 30 feature values, got 2",
     ),
-    "strings": (None, "application/json", True, 400, "must be a number, got string"),
+    "strings": (None, "application/json", True, 400, "must be a number, got string 'twelve'"),
     "unknown feature names": (None, "application/json", True, 400, "unknown: 'colour'"),
     "NaN": (None, "application/json", True, 400, "must be finite, got nan"),
     "Infinity": (None, "application/json", True, 400, "must be finite, got inf"),
@@ -258,7 +258,7 @@ def _body(server, case: str, given: bytes | None) -> bytes:
     row = _good(server)
     good = json.dumps({"instances": [row]})
     if case == "strings":
-        row["mean_radius"] = "12.5"
+        row["mean_radius"] = "twelve"  # "12.5" is a number, as in the training CSV
     elif case == "unknown feature names":
         return _renamed(server, "colour")
     elif case == "non-ASCII name":
