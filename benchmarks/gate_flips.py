@@ -122,7 +122,7 @@ def judge(pr, base, gates, settings) -> dict:
     (m_pr, p_pr), (m_base, p_base) = pr, base
     comparison = compare(p_pr, p_base, settings, ())
     results = check_gates(
-        m_pr, m_base, gates, deltas=comparison.deltas, delta_kind=comparison.kind or "paired"
+        m_pr, m_base, gates, deltas=comparison.judged, delta_kind=comparison.kind or "paired"
     )
     worse = [
         k

@@ -182,6 +182,12 @@ class Comparison:
     slice_level: float | None = None  # family-wise chance of any slice flagged worse by chance
     too_few: dict[str, str] = field(default_factory=dict)  # metric -> what it rests on, when too little
     seed_noise: dict[str, tuple[float, int]] = field(default_factory=dict)  # metric -> (sd of Δ, df)
+    gate_deltas: dict[str, Interval | None] | None = None  # what the regression gates judge (see compare)
+    shared: int = 0  # unpaired: test rows both sides hold
+
+    @property
+    def judged(self) -> dict[str, Interval | None]:
+        return self.deltas if self.gate_deltas is None else self.gate_deltas
 
     @property
     def regressed_slices(self) -> list[SliceChange]:
@@ -344,6 +350,56 @@ def compare(
             )
             if why:
                 few[metric] = why
+    gate_deltas, shared = None, 0
+    if aligned is None:
+        gate_deltas, shared = on_shared_rows(pr, base, deltas, noise, settings)
     metrics = tuple(m for m in slice_metrics if m in pr.metrics)
     changes = slice_changes(pr, base, metrics, settings) if metrics else []
-    return Comparison(kind, deltas, changes, float(settings.get("slice_error", 0.025)), few, noise)
+    level = float(settings.get("slice_error", 0.025))
+    return Comparison(kind, deltas, changes, level, few, noise, gate_deltas, shared)
+
+
+SHARED_RULE = "hull"  # benchmark switch: "hull" (both must say worse) or "shared" (the shared rows alone)
+
+
+def on_shared_rows(
+    pr: Predictions,
+    base: Predictions,
+    deltas: dict[str, Interval | None],
+    noise: dict[str, tuple[float, int]],
+    settings: dict,
+) -> tuple[dict[str, Interval | None], int]:
+    """What the regression gates judge when the test rows differ (another split or new data). The
+    unpaired interval compares rows of different difficulty: a main whose split happened to be easy
+    (every row right, log loss 0.01, F1 1.000, a bootstrap with no spread) makes any other split look
+    worse. So a regression must also show on the rows both test splits hold, paired (neither model trained
+    on them): the gate's interval is the hull of the unpaired one and the paired one on the shared rows
+    (worse beyond noise only when both are), the paired one widened by the same seed noise. With fewer
+    than `report.min_rows` shared rows the unpaired interval is judged alone."""
+    pr_at, base_at = shared_rows(pr, base)
+    n = len(pr_at)
+    if n < int(settings.get("min_rows", 20)):
+        return dict(deltas), n
+    mine, theirs = pr.take(pr_at), base.take(base_at)
+    paired = uncertainty.delta_intervals(
+        (mine.y, mine.proba),
+        (mine.y, theirs.proba),
+        True,
+        int(settings["resamples"]),
+        float(settings["confidence"]),
+        int(settings["bootstrap_seed"]),
+        pr.metrics,
+    )
+    if noise:
+        change = mine_minus_theirs(mine, theirs, pr.metrics)
+        paired = widen(paired, noise, change, float(settings["confidence"]))
+    out: dict[str, Interval | None] = {}
+    for m, span in deltas.items():
+        other = paired.get(m)
+        if SHARED_RULE == "shared":
+            out[m] = other
+        elif span is None or other is None:
+            out[m] = span
+        else:
+            out[m] = Interval(min(span.low, other.low), max(span.high, other.high))
+    return out, n

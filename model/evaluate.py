@@ -33,6 +33,7 @@ from sklearn.preprocessing import label_binarize
 from mlops import paths
 from mlops.params import Params, load_params
 from model import uncertainty
+from model.gates import derived_rule
 from model.review_config import report_settings, task_of
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
@@ -136,13 +137,26 @@ def curves(
     return roc.round(6), pr.round(6)
 
 
-def confusion(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    matrix = skm.confusion_matrix(y, pred, labels=range(len(classes)))
+OTHER = "(other classes)"
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, classes: list[str], limit: int = 20) -> pd.DataFrame:
+    """Counts of (actual, predicted). Past `limit` classes (`report.max_classes`) the most frequent
+    `limit` are kept and the rest pooled as one "(other classes)" row and column: a 280-class matrix
+    would be 78,400 committed rows and an unreadable plot."""
+    keep = top_classes(y, len(classes), limit)
+    names = [classes[c] for c in keep]
+    if len(keep) < len(classes):
+        index = np.full(len(classes), len(keep))
+        index[keep] = np.arange(len(keep))
+        y, pred, names = index[np.asarray(y)], index[np.asarray(pred)], [*names, OTHER]
+    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
     return pd.DataFrame(
         [
-            {"actual": classes[i], "predicted": classes[j], "count": int(matrix[i, j])}
-            for i in range(len(classes))
-            for j in range(len(classes))
+            {"actual": names[i], "predicted": names[j], "count": int(matrix[i, j])}
+            for i in range(len(names))
+            for j in range(len(names))
         ]
     )
 
@@ -202,6 +216,22 @@ def with_intervals(
             k: {"low": round(v.low, 6), "high": round(v.high, 6)} for k, v in spans.items() if v is not None
         },
     }
+
+
+def interval_rows(settings: dict, outputs: int, seeds: int) -> int:
+    """Rows kept for intervals and eval/predictions.csv: `report.max_rows`, fewer when the outputs are
+    many (one probability per class, per model): at most `report.max_cells` output cells, so 280 classes
+    write a file of the same size as two, never tens of MB into git. At least 100 rows."""
+    cells = int(settings.get("max_cells", 300000)) // max(outputs * (1 + seeds), 1)
+    return max(100, min(int(settings["max_rows"]), cells))
+
+
+def top_classes(y: np.ndarray, n_classes: int, limit: int) -> list[int]:
+    """The `limit` most frequent classes of the test split (all when there are at most `limit`)."""
+    if n_classes <= limit:
+        return list(range(n_classes))
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    return sorted(np.argsort(-counts, kind="stable")[:limit].tolist())
 
 
 def seed_count(settings: dict, train_rows: int) -> int:
@@ -303,9 +333,12 @@ def review_extras(
         fitted = baselines.fit_baselines(
             x_train, train["label"].to_numpy(), x_test, n_classes, params.seed, kinds, limit
         )
+    derived, _ = derived_rule(params.gates, task)  # the floors a swapped table is gated by
     for name, base_out in fitted.items():
         sections["baseline"][name] = scored(base_out)
-        if name in ("logistic_regression", "linear_regression"):  # the bar the report's warning judges
+        linear = name in ("logistic_regression", "linear_regression")  # the bar the report's warning judges
+        judged = names if linear else tuple(m for m in names if derived.get(m) == name)
+        if judged:
             spans = uncertainty.delta_intervals(
                 (y[sample], out[sample]),
                 (y[sample], base_out[sample]),
@@ -313,7 +346,7 @@ def review_extras(
                 int(settings["resamples"]),
                 float(settings["confidence"]),
                 seed,
-                names,
+                judged,
             )
             sections["baseline"][name]["delta_interval"] = {
                 k: {"low": round(v.low, 6), "high": round(v.high, 6)}
@@ -407,7 +440,9 @@ def run() -> None:
         scores = compute_metrics(y, out, len(classes))
     names = uncertainty.metric_names(task, out.shape[1])
     keys = row_keys(x, y)
-    sample = bounded_sample(keys, int(settings["max_rows"]))
+    train_rows = len(pd.read_parquet(paths.TRAIN_SPLIT, columns=["label"]))
+    seeds = seed_count(settings, train_rows)
+    sample = bounded_sample(keys, interval_rows(settings, out.shape[1], seeds))
 
     paths.PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     extras = review_extras(params, test, y, out, sample, keys)
@@ -429,7 +464,8 @@ def run() -> None:
         roc, pr = curves(y, out, len(classes), points)
         roc.to_csv(paths.ROC, index=False)
         pr.to_csv(paths.PR_CURVE, index=False)
-        confusion(y, out.argmax(1), classes).to_csv(paths.CONFUSION, index=False)
+        matrix = confusion(y, out.argmax(1), classes, int(settings["max_classes"]))
+        matrix.to_csv(paths.CONFUSION, index=False)
         pd.DataFrame(columns=["actual", "predicted", "residual"]).to_csv(paths.RESIDUALS, index=False)
     shutil.copyfile(paths.HISTORY, paths.TRAINING_CURVES)
     print("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()) + f" -> {paths.METRICS}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from model.uncertainty import LOWER_IS_BETTER, REGRESSION_METRICS, Interval
+from model.uncertainty import KNOWN, LOWER_IS_BETTER, REGRESSION_METRICS, Interval
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,17 @@ def task_gates(gates: dict, task: str) -> dict:
     nested = dict(gates.get("regression") or {}) if regression else {}
     chosen: dict = {}
     for key in ("min", "max", "max_regression"):
-        top = {m: v for m, v in (gates.get(key) or {}).items() if (m in REGRESSION_METRICS) == regression}
-        merged = {**top, **(nested.get(key) or {})}
+        top = {m: v for m, v in _table(gates.get(key)).items() if (m in REGRESSION_METRICS) == regression}
+        merged = {**top, **_table(nested.get(key))}
         if merged:
             chosen[key] = merged
     chosen["require_significant"] = nested.get("require_significant", gates.get("require_significant", True))
     return chosen
+
+
+def _table(value) -> dict:
+    """A gates table; `auto` (floors derived from the baselines) or nothing: none."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def infer_task(metrics: dict) -> str:
@@ -122,14 +127,22 @@ def check_gates(
     confidence: float = 0.95,
     task: str | None = None,
     no_baseline: str | None = None,
+    baselines: dict | None = None,
+    floors_set: bool = False,
 ) -> list[GateResult]:
     """`deltas`: per metric, the interval of (candidate - baseline); `delta_kind` names how it was made.
     `task`: which gates apply (default: inferred from `candidate`); `no_baseline`: why the baseline is
-    not comparable (a swapped dataset): regression gates are then skipped with that reason."""
-    gates = task_gates(gates, task or infer_task(candidate))
+    not comparable (a swapped dataset): regression gates are then skipped with that reason.
+    `baselines`: the candidate's `baseline` section of eval/metrics.json. Given, the absolute floors are
+    replaced by floors derived from those baselines (`derived_floors`) when `gates.min` is `auto`, or on
+    a swapped dataset unless `floors_set` (the floors were set for the new table in the same change)."""
+    task = task or infer_task(candidate)
+    raw = gates
+    derive = baselines is not None and (floors_are_auto(raw, task) or (no_baseline and not floors_set))
+    gates = task_gates(without_floors(raw) if derive else raw, task)
     if no_baseline:
         baseline = None
-    results: list[GateResult] = []
+    results: list[GateResult] = derived_floors(candidate, baselines, raw, task, confidence) if derive else []
     limits = [(m, v, None) for m, v in (gates.get("min") or {}).items()]
     limits += [(m, v, "max") for m, v in (gates.get("max") or {}).items()]
     for metric, floor, side in limits:
@@ -148,6 +161,10 @@ def check_gates(
         name = f"max regression {metric}"
         value = candidate.get(metric)
         base = (baseline or {}).get(metric)
+        if value is None and base is None and metric in KNOWN:  # metrics written before it was measured
+            why = f"skipped: neither this model nor {baseline_name} reports {metric} (an older evaluate)"
+            results.append(GateResult(name, metric, None, allowed, True, why))
+            continue
         if value is None:
             results.append(GateResult(name, metric, None, allowed, False, "metric missing"))
             continue
@@ -179,6 +196,78 @@ def check_gates(
             if over and not beyond:
                 detail += ", passes"
         results.append(GateResult(name, metric, value, allowed, ok, detail))
+    return results
+
+
+DERIVED = {
+    "classification": {"accuracy": "majority_class", "roc_auc": "logistic_regression"},
+    "regression": {"rmse": "linear_regression"},
+}
+
+
+def derived_rule(gates: dict, task: str) -> tuple[dict[str, str], float]:
+    """`gates.derived` (regression: `gates.regression.derived`): {metrics: {metric: baseline}, margin}.
+    Default: a classifier must not fall below the majority class on accuracy nor the logistic regression
+    on ROC AUC; a regression model not above the linear regression's RMSE; margin 0."""
+    section = (gates.get("regression") or {}) if task == "regression" else gates
+    rule = dict(section.get("derived") or gates.get("derived") or {})
+    metrics = rule.get("metrics") or DERIVED["regression" if task == "regression" else "classification"]
+    return {str(m): str(b) for m, b in metrics.items()}, float(rule.get("margin", 0.0))
+
+
+def floors_are_auto(gates: dict, task: str) -> bool:
+    """`gates.min: auto`: the floors always come from the baselines (a table without fixed floors)."""
+    section = (gates.get("regression") or {}) if task == "regression" else gates
+    return section.get("min") == "auto" or gates.get("min") == "auto"
+
+
+def without_floors(gates: dict) -> dict:
+    """The gates less their absolute floors and ceilings (`min`, `max`, here and under `regression`)."""
+    out = {k: v for k, v in gates.items() if k not in ("min", "max")}
+    if isinstance(gates.get("regression"), dict):
+        out["regression"] = {k: v for k, v in gates["regression"].items() if k not in ("min", "max")}
+    return out
+
+
+def derived_floors(
+    candidate: dict, baselines: dict | None, gates: dict, task: str, confidence: float = 0.95
+) -> list[GateResult]:
+    """Floors that fit any table: each metric of `gates.derived` must not be worse than a baseline that
+    `evaluate` fitted on the same split (majority class, logistic or linear regression) by more than
+    `margin` the wrong way. Noise-aware like the regression gates: with `require_significant` a model
+    below its floor fails only when the paired interval of (model - baseline) that evaluate wrote
+    (`baseline.<name>.delta_interval`) says it is worse beyond noise."""
+    metrics, margin = derived_rule(gates, task)
+    results = []
+    for metric, name in metrics.items():
+        base = ((baselines or {}).get(name) or {}).get(metric)
+        value = candidate.get(metric)
+        said = name.replace("_", " ")
+        label = f"{'max' if metric in LOWER_IS_BETTER else 'min'} {metric} (derived: {said})"
+        if value is None or base is None:
+            missing = f"no {said} baseline to derive from"
+            results.append(GateResult(label, metric, value, None, False, missing))
+            continue
+        lower = metric in LOWER_IS_BETTER
+        floor = base - margin if lower else base + margin
+        short = (value - floor) if lower else (floor - value)
+        op = "<=" if lower else ">="
+        detail = f"{_fmt(value)} {op} {said} {_fmt(base)}" + (
+            f" {'-' if lower else '+'} {margin}" if margin else ""
+        )
+        ok = short <= 1e-12
+        if not ok:
+            detail += f" ({'over' if lower else 'short'} by {short:.4f})"
+            span = (((baselines or {}).get(name) or {}).get("delta_interval") or {}).get(metric)
+            if needs_significance(gates, metric) and span is not None:
+                edge = -span["low"] if lower else span["high"]  # the best the model could be vs the baseline
+                beyond = edge < margin
+                ok = not beyond
+                detail += (
+                    f"; vs {said} {confidence:.0%} CI {span['low']:+.4f}…{span['high']:+.4f}"
+                    f" (paired): {'beyond noise' if beyond else 'within noise, passes'}"
+                )
+        results.append(GateResult(label, metric, value, floor, ok, detail))
     return results
 
 

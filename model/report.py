@@ -347,11 +347,14 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
     )
 
 
-def per_class_section(base: Side, pr: Side) -> list[str]:
-    """More than two classes: precision, recall, F1 and support per class, main beside this PR."""
-    mine = (pr.metrics or {}).get("per_class")
-    if not mine:
+def per_class_section(base: Side, pr: Side, limit: int = 20) -> list[str]:
+    """More than two classes: precision, recall, F1 and support per class, main beside this PR; past
+    `limit` classes (`report.max_classes`) the `limit` with the lowest F1, the rest in eval/metrics.json."""
+    everything = (pr.metrics or {}).get("per_class")
+    if not everything:
         return []
+    lowest = sorted(everything.items(), key=lambda item: item[1]["f1"])[:limit]
+    mine = everything if len(everything) <= limit else dict(lowest)
     theirs = (base.metrics or {}).get("per_class") or {}
     rows = [
         f"| class | support | precision | recall | f1 | f1 {base.name} |",
@@ -369,8 +372,12 @@ def per_class_section(base: Side, pr: Side) -> list[str]:
         ]
         averages.append(f"{kind} {' · '.join(shown)}")
     rows += ["", f"Averages: {'; '.join(averages)}."]
-    worst = min(mine.items(), key=lambda item: item[1]["f1"])
-    return _details(f"Per class: {len(mine)} classes, lowest F1 {worst[1]['f1']:.4f} ({worst[0]})", rows)
+    if len(mine) < len(everything):
+        rows += ["", f"The {len(mine)} lowest F1 of {len(everything)} classes; all in `{paths.METRICS}`."]
+    worst = lowest[0]
+    return _details(
+        f"Per class: {len(everything)} classes, lowest F1 {worst[1]['f1']:.4f} ({worst[0]})", rows
+    )
 
 
 def slice_section(pr: Side, comparison: Comparison, base_name: str, metrics: list[str]) -> list[str]:
@@ -459,6 +466,12 @@ def lineage(pr: Side, base: Side) -> str:
     return "<sub>Lineage: " + " · ".join(items) + "</sub>"
 
 
+PROVISIONAL = (
+    "<sub>Provisional: these numbers are this PR's run; the release job re-measures the shipped model "
+    "with `main`'s code before it ships.</sub>"
+)
+
+
 def _details(summary: str, body: list[str], open_: bool = False) -> list[str]:
     return [
         f"<details{' open' if open_ else ''}><summary>{summary}</summary>",
@@ -489,11 +502,17 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         base.scores if base.metrics is not None else None,
         gates,
         base.name,
-        deltas=comparison.deltas,
-        delta_kind=comparison.kind or "paired",
+        deltas=comparison.judged,
+        delta_kind=(
+            f"unpaired, and paired on the {comparison.shared} rows both hold"
+            if comparison.gate_deltas is not None and comparison.shared >= int(settings.get("min_rows", 20))
+            else comparison.kind or "paired"
+        ),
         confidence=confidence,
         task=pr.task,
         no_baseline=swapped,
+        baselines=(pr.metrics or {}).get("baseline"),
+        floors_set=_floors_changed(base.params, pr.params),
     )
     passed = all_passed(results)
     failed = [r for r in results if not r.passed]
@@ -519,10 +538,17 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         head += f" · ⚠️ {len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
     notes = []
     if swapped:
+        derived = any("(derived: " in r.name for r in results)
+        floors = (
+            "the floors come from the baselines fitted on the same split (`gates.derived`), because "
+            "`gates.min` was set for the old table: set it for this one (or `auto`)"
+            if derived
+            else "only the absolute floors apply"
+        )
         notes.append(
             f"> ⚠️ **No comparable baseline**: {swapped} against `{base.name}`, so this model is a new "
-            "dataset's first: nothing is compared, regression gates are skipped and only the absolute "
-            "floors apply. Check that the swap is intended."
+            f"dataset's first: nothing is compared, regression gates are skipped and {floors}. "
+            "Check that the swap is intended."
         )
     elif base.metrics is None:
         notes.append(
@@ -590,7 +616,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     ]
     lines += metric_rows(base, pr, comparison)
     lines += [""]
-    lines += per_class_section(base, pr)
+    lines += per_class_section(base, pr, int(settings.get("max_classes", 20)))
     lines += ["### Baselines (same split)", "", *baseline_rows(base, pr), ""]
 
     lines += _details(
@@ -659,8 +685,20 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         lines += [f"| `{k}` | {_param_value(old)} | {_param_value(new)} |" for k, old, new in diff]
     else:
         lines.append(f"No params differ from `{base.name}`.")
-    lines += ["", "</details>", "", "***", "", lineage(pr, base), ""]
+    lines += ["", "</details>", "", "***", "", lineage(pr, base), "", PROVISIONAL, ""]
     return "\n".join(lines), passed
+
+
+def _floors_changed(base: dict, pr: dict) -> bool:
+    """Whether this change sets the absolute floors itself (`gates.min`/`max`, or under `regression`):
+    then they were written for this table and apply even on a dataset swap."""
+
+    def floors(params: dict) -> list:
+        gates = params.get("gates") or {}
+        nested = gates.get("regression") or {}
+        return [gates.get("min"), gates.get("max"), nested.get("min"), nested.get("max")]
+
+    return floors(base) != floors(pr)
 
 
 def _category_columns() -> list[str]:

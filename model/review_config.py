@@ -21,6 +21,8 @@ DEFAULTS = {
     "top_k": 8,
     "ig_steps": 32,
     "max_rows": 10000,
+    "max_cells": 300000,
+    "max_classes": 20,
     "ig_rows": 1000,
     "baseline_rows": 100000,
     "plot_points": 200,
@@ -81,7 +83,7 @@ def report_settings(params: Params) -> dict:
     if not 0 < level < 0.5:
         raise ValueError(f"params.yaml: report.slice_error must be in (0, 0.5), got {level}")
     checks = (("max_rows", 100), ("ig_rows", 1), ("baseline_rows", 100), ("plot_points", 10))
-    checks += (("min_rows", 1), ("min_positives", 1))
+    checks += (("min_rows", 1), ("min_positives", 1), ("max_cells", 1000), ("max_classes", 2))
     for key, least in checks:
         if int(settings[key]) < least:
             raise ValueError(f"params.yaml: report.{key} must be at least {least}, got {settings[key]}")

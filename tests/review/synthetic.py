@@ -17,7 +17,15 @@ PLOTS = {  # what `mlops evaluate` writes, in small
     "pr": "recall,precision,threshold\n1.0,0.37,0.0\n0.95,0.9,0.5\n0.8,1.0,0.9\n0.0,1.0,1.0\n",
     "training": "epoch,val_loss,val_accuracy,train_loss\n1,0.5,0.9,\n2,0.3,0.95,0.4\n3,0.2,0.96,0.25\n",
 }
-METRICS = {"accuracy": 0.96, "precision": 0.97, "recall": 0.93, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.12}
+METRICS = {
+    "accuracy": 0.96,
+    "precision": 0.97,
+    "recall": 0.93,
+    "f1": 0.95,
+    "roc_auc": 0.99,
+    "log_loss": 0.12,
+    "brier": 0.03,
+}
 
 
 def write_pr_side(

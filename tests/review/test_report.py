@@ -45,6 +45,7 @@ def test_param_change_report(repo):
     assert "**Changed vs `main`:** params `train.lr`; no data; no code." in text
     assert "| rows | 569 | 569 |" in text and "benign 357 (62.7%)" in text
     assert "MLflow run `r123`" in text and "data md5 `abc123.dir`" in text
+    assert text.rstrip().splitlines()[-1].startswith("<sub>Provisional: ")  # the release job re-measures
     for png in ("confusion", "roc", "pr", "training"):
         assert (repo / "report" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"]({png}.png)" in text
@@ -56,14 +57,14 @@ def test_gate_failure_exits_1_and_says_by_how_much(repo):
     write_pr_side(repo, {**METRICS, "accuracy": 0.90, "f1": 0.88})
     assert run() == 1
     text = report(repo)
-    assert text.splitlines()[0] == "## Model report: ❌ 3 of 7 gates failed"
+    assert text.splitlines()[0] == "## Model report: ❌ 3 of 8 gates failed"
     assert "*   ❌ **min f1**: 0.8800 >= 0.9 (short by 0.0200)" in text
     assert (
         "*   ❌ **max regression accuracy**: 0.9000 vs main 0.9600: drop 0.0600, allowed 0.02 "
         "(over by 0.0400); no paired interval: threshold only" in text
     )
     assert "| ▼ **worse** <sub>(no interval)</sub> | accuracy | 0.9600 | 0.9000 | -0.0600 |" in text
-    assert "<details open><summary>Gates: 4 of 7 passed" in text  # failed gates unfold
+    assert "<details open><summary>Gates: 5 of 8 passed" in text  # failed gates unfold
 
 
 def test_first_pr_has_no_baseline(repo):

@@ -8,11 +8,13 @@ real stage in seconds and the right answers are known.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn import metrics as skm
 
 from mlops.params import load_params
@@ -259,3 +261,50 @@ def test_three_class_report_has_a_per_class_table(project, monkeypatch):
     )
     assert f"weighted precision {doc['weighted_precision']:.4f}" in text
     assert "| weighted_f1 |" in text and "Δ paired on the same rows" in text
+
+
+class ManyClasses(torch.nn.Module):
+    """A fixed linear map from the three features to `k` logits (NaN read as 0)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.register_buffer("weight", torch.randn(3, k, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nan_to_num(x) @ self.weight
+
+
+def test_many_classes_stay_bounded(project):
+    """Many classes (the issue's table had 280): eval/predictions.csv keeps at most report.max_cells
+    probability cells (at least 100 rows), the confusion matrix the most frequent report.max_classes
+    classes plus one pooled "other", and the report's per-class table the lowest-F1 classes only."""
+    from model.report import Side, per_class_section
+
+    k = 60
+    write_project(
+        project, rows=1000, model=ManyClasses(k), report={"max_cells": 3000, "max_classes": 12, "slices": []}
+    )
+    rng = np.random.default_rng(1)
+    for part in ("train", "val", "test"):
+        path = project / f"artifacts/prepared/{part}.parquet"
+        frame = pd.read_parquet(path)
+        frame["label"] = rng.integers(0, k, len(frame))
+        frame.to_parquet(path, index=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["classes"] = [f"c{i}" for i in range(k)]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    evaluate()
+    doc = metrics_of(project)
+    assert doc["dataset"]["test_rows"] == 200
+    assert doc["dataset"]["interval_rows"] == 100  # 3000 cells // 60 classes = 50 rows; at least 100
+    predictions = pd.read_csv(project / "eval/predictions.csv")
+    assert len(predictions) == 100 and sum(c.startswith("proba_") for c in predictions.columns) == k
+    assert len(doc["per_class"]) == k  # every class's numbers stay in metrics.json
+    matrix = pd.read_csv(project / "eval/plots/confusion.csv")
+    assert len(matrix) == 13 * 13 and "(other classes)" in set(matrix["actual"])
+    assert matrix["count"].sum() == 200
+    side = Side("this PR", None, "0" * 40, doc, {}, None, {})
+    section = "\n".join(per_class_section(side, side, 12))
+    assert "<summary>Per class: 60 classes" in section
+    assert sum(bool(re.match(r"\| c\d+ \|", line)) for line in section.splitlines()) == 12
+    assert "The 12 lowest F1 of 60 classes" in section
