@@ -25,8 +25,12 @@ the PR loses 3.5% and gains 1% (true accuracy 2.5 points lower). The share of si
 accuracy gates (floor and max_regression with its interval) is the false-alarm rate and the power, at
 n = 114 (the bundled test split) and n = 1000.
 
-Usage: python benchmarks/gate_flips.py [--seeds 10] [--seed-models 2] [--json out.json]. 71 models at
-3-10 s each on 2 cores; the simulation about 10 s.
+When the split changes, the gates judge the unpaired interval and the paired one on the rows both test
+splits hold (model.compare.on_shared_rows), as `mlops report` does.
+
+Usage: python benchmarks/gate_flips.py [--seeds 10] [--seed-models 2] [--json out.json] [--cache DIR].
+69 models at 3-10 s each on 2 cores (486 s at load 4-8); judging about 3 min; with --cache DIR a rerun
+that only changes how models are judged trains nothing.
 """
 
 from __future__ import annotations

@@ -359,9 +359,6 @@ def compare(
     return Comparison(kind, deltas, changes, level, few, noise, gate_deltas, shared)
 
 
-SHARED_RULE = "hull"  # benchmark switch: "hull" (both must say worse) or "shared" (the shared rows alone)
-
-
 def on_shared_rows(
     pr: Predictions,
     base: Predictions,
@@ -396,9 +393,7 @@ def on_shared_rows(
     out: dict[str, Interval | None] = {}
     for m, span in deltas.items():
         other = paired.get(m)
-        if SHARED_RULE == "shared":
-            out[m] = other
-        elif span is None or other is None:
+        if span is None or other is None:
             out[m] = span
         else:
             out[m] = Interval(min(span.low, other.low), max(span.high, other.high))

@@ -10,11 +10,13 @@ bootstrap intervals, the baselines, slices, calibration and feature attributions
 eval/metrics.json or eval/plots/ so `dvc metrics diff` / `dvc plots diff` show them, plus per-row test
 predictions (eval/predictions.csv) that let `mlops report` pair this model with the next one.
 
-Bounded at any size (issue 11, a million rows): the point metrics use every test row, but intervals,
-eval/predictions.csv and slice intervals use at most `report.max_rows` rows: those with the smallest
+Bounded at any size (a million rows, hundreds of classes): the point metrics use every test row, but
+intervals, eval/predictions.csv and slice intervals use at most `report.max_rows` rows (fewer with many
+classes: `report.max_cells` probability cells), those with the smallest
 row keys (a hash of the row), so main and a PR on the same split keep the same rows and stay paired;
 attributions use a seeded sample of `report.ig_rows`, baselines fit on `report.baseline_rows` train
-rows, and every committed curve is cut to `report.plot_points` points. metrics.json's `dataset` says
+rows, every committed curve is cut to `report.plot_points` points and the confusion matrix to the
+`report.max_classes` most frequent classes. metrics.json's `dataset` says
 what the model predicts (task, label, classes), so a swapped dataset is never gated against the old one.
 """
 
