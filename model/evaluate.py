@@ -301,12 +301,35 @@ def dataset_identity(params: Params, task: str, test_rows: int, interval_rows: i
     return identity
 
 
+def attribute(params, settings, features, kinds, x_train, x_test, seed: int) -> None:
+    """Integrated gradients of the shipped model over (a sample of) the test split, to eval/plots."""
+    from model import explain
+
+    fixed = [f for f, kind in zip(features, kinds, strict=True) if kind == "category"]
+    if fixed:
+        print(f"evaluate: no attributions for category columns (a code has no gradient): {', '.join(fixed)}")
+    with np.errstate(all="ignore"):
+        reference = np.nanmean(x_train, axis=0)
+        fill = np.nanmedian(x_train, axis=0)
+    explain.attributions(
+        paths.MODEL_FILE,
+        x_test,
+        reference,
+        features,
+        int(settings["ig_steps"]),
+        fill=fill,
+        fixed=fixed,
+        max_rows=int(settings["ig_rows"]),
+        seed=seed,
+    ).to_csv(paths.ATTRIBUTIONS, index=False)
+
+
 def review_extras(
     params: Params, test: pd.DataFrame, y: np.ndarray, out: np.ndarray, sample: np.ndarray, keys: list[str]
 ) -> dict:
     """Baselines, slices, calibration and attributions; returns the metrics.json sections they add.
     `out`: class probabilities, or the regression prediction [n, 1]; `sample`: the rows intervals use."""
-    from model import baselines, calibration, explain, slices
+    from model import baselines, calibration, slices
 
     settings = report_settings(params)
     task = task_of(params)
@@ -389,23 +412,11 @@ def review_extras(
         pd.DataFrame(columns=["bin", "confidence", "observed", "rows"]).to_csv(paths.CALIBRATION, index=False)
     else:
         calibration.reliability_table(y, out).to_csv(paths.CALIBRATION, index=False)
-    fixed = [f for f, kind in zip(features, kinds, strict=True) if kind == "category"]
-    if fixed:
-        print(f"evaluate: no attributions for category columns (a code has no gradient): {', '.join(fixed)}")
-    with np.errstate(all="ignore"):
-        reference = np.nanmean(x_train, axis=0)
-        fill = np.nanmedian(x_train, axis=0)
-    explain.attributions(
-        paths.MODEL_FILE,
-        x_test,
-        reference,
-        features,
-        int(settings["ig_steps"]),
-        fill=fill,
-        fixed=fixed,
-        max_rows=int(settings["ig_rows"]),
-        seed=seed,
-    ).to_csv(paths.ATTRIBUTIONS, index=False)
+    if int(settings["top_k"]) > 0:
+        attribute(params, settings, features, kinds, x_train, x_test, seed)
+    else:  # `report.top_k: 0`: the report shows no attributions, so none are computed
+        empty = pd.DataFrame(columns=["feature", "attribution", "share", "rank"])
+        empty.to_csv(paths.ATTRIBUTIONS, index=False)
 
     predictions = pd.DataFrame({"row": np.asarray(keys)[sample], "label": y[sample]})
     if regression:

@@ -282,7 +282,10 @@ def test_many_classes_stay_bounded(project):
 
     k = 60
     write_project(
-        project, rows=1000, model=ManyClasses(k), report={"max_cells": 3000, "max_classes": 12, "slices": []}
+        project,
+        rows=1000,
+        model=ManyClasses(k),
+        report={"max_cells": 3000, "max_classes": 12, "slices": [], "top_k": 0},
     )
     rng = np.random.default_rng(1)
     for part in ("train", "val", "test"):
@@ -303,6 +306,7 @@ def test_many_classes_stay_bounded(project):
     matrix = pd.read_csv(project / "eval/plots/confusion.csv")
     assert len(matrix) == 13 * 13 and "(other classes)" in set(matrix["actual"])
     assert matrix["count"].sum() == 200
+    assert pd.read_csv(project / "eval/plots/attributions.csv").empty  # top_k 0: none computed
     side = Side("this PR", None, "0" * 40, doc, {}, None, {})
     section = "\n".join(per_class_section(side, side, 12))
     assert "<summary>Per class: 60 classes" in section
