@@ -466,9 +466,9 @@ def _require_forward(client, name: str, champion, number: str, sha: str, forced:
     """Refuse a champion move that goes backwards in main's history, unless forced with a reason.
 
     Each alias move records the commit it released (`released_from`). A move is forward when that commit
-    is a proper ancestor of this checkout's commit. A re-run of an older release run checks out the
-    older commit, which does not contain the newer release's commit (git has not even fetched it), so it
-    is refused, whatever `expect` its re-run release job recomputed. A rollback keeps the commit it
+    is a proper ancestor of this checkout's commit (so the jobs check out full history). A re-run of an
+    older release run checks out the older commit, which does not contain the newer release's commit,
+    so it is refused, whatever `expect` its re-run release job recomputed. A rollback keeps the commit it
     rolled back from, so a re-run of that release cannot undo it either. `mlops rollback` is the way
     back."""
     if champion is None:
@@ -484,6 +484,8 @@ def _require_forward(client, name: str, champion, number: str, sha: str, forced:
         f"checkout's commit {sha[:12]} does not contain: moving it to version {number} would go backwards "
         "(a re-run of an older release run?)"
     )
+    if git("cat-file", "-e", f"{released}^{{commit}}") is None:
+        problem += f"; commit {released[:12]} is not in this clone at all (shallow? fetch-depth: 0)"
     if forced is None:
         raise UserError(
             f"{problem}; {CHAMPION} unchanged. To go back on purpose: `mlops rollback --to {number}`, "
