@@ -466,18 +466,18 @@ def _require_forward(client, name: str, champion, number: str, sha: str, forced:
     """Refuse a champion move that goes backwards in main's history, unless forced with a reason.
 
     Each alias move records the commit it released (`released_from`). A move is forward when that commit
-    is a proper ancestor of this checkout's commit (so the jobs check out full history). A re-run of an
-    older release run checks out the older commit, which does not contain the newer release's commit,
+    is this checkout's commit or one of its ancestors (so the jobs check out full history). A re-run of
+    an older release run checks out the older commit, which does not contain the newer release's commit,
     so it is refused, whatever `expect` its re-run release job recomputed. A rollback keeps the commit it
-    rolled back from, so a re-run of that release cannot undo it either. `mlops rollback` is the way
-    back."""
+    rolled back from, so a re-run of a release older than that one is refused too. `mlops rollback` is
+    the way back."""
     if champion is None:
         return
     tags = champion.tags or {}
     released = tags.get(RELEASED_FROM) or tags.get("git_sha")  # a champion from before this tag: its commit
     if not released or "unknown" in (released, sha):
         return
-    if released != sha and git("merge-base", "--is-ancestor", released, sha) is not None:
+    if released == sha or git("merge-base", "--is-ancestor", released, sha) is not None:
         return
     problem = (
         f"{CHAMPION} is version {_version(champion)}, released from commit {released[:12]}, which this "
@@ -638,7 +638,7 @@ def rollback(version: str | None = None, force: bool = False, reason: str | None
     client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_model_version_tag(name, current, "rolled_back_to", number)
     tags = champion.tags or {}
-    if released := tags.get(RELEASED_FROM) or tags.get("git_sha"):  # only a later commit moves it on
+    if released := tags.get(RELEASED_FROM) or tags.get("git_sha"):  # no older release's re-run follows
         client.set_model_version_tag(name, number, RELEASED_FROM, released)
     write_release(name, client.get_model_version(name, number), "rollback", **details)
     forced = " (forced: gates " + gates + ")" if "forced" in details else ""
