@@ -12,7 +12,8 @@ PR jobs read the remote but cannot write it (docs/security.md): what they could 
 - `fetch` (trusted job on main): finds that artifact for the merged commit through the GitHub REST API
   (commit -> its PR -> the PR head's completed pr.yml runs, any conclusion -> the newest artifact) and
   unpacks it into a quarantine;
-  `receive` does so for main's recent commits until nothing dvc.lock names is missing.
+  `receive` tries every such run, newest first, for main's recent commits until nothing dvc.lock names
+  is missing; a run whose artifact fails `admit` is skipped and alerted on.
 - `admit` (trusted job): copies into `.dvc/cache` only the objects that the MERGED dvc.lock names and whose
   bytes hash to their names (a `.dir` list checked against its own hash first). Nothing else is taken:
   not the run-cache entries, not extra objects. `seal` then writes the run-cache entries from the
@@ -119,12 +120,14 @@ class Admission:
     present: list[str] = field(default_factory=list)  # already in the cache (from the trusted remote)
     absent: list[str] = field(default_factory=list)  # neither here nor in the quarantine: `dvc pull` next
     ignored: int = 0  # files in the quarantine that the merged dvc.lock does not name (run-cache included)
+    skipped: list[str] = field(default_factory=list)  # runs whose artifact failed verification, and why
 
     def lines(self) -> list[str]:
         return [
             f"admitted {len(self.admitted)} verified object(s) from the PR run's artifact",
             f"{len(self.present)} already in the cache; {len(self.absent)} left to `dvc pull`",
             f"ignored {self.ignored} file(s) the merged dvc.lock does not name (run-cache entries included)",
+            *(f"SKIPPED {line}" for line in self.skipped),
         ]
 
 
@@ -221,46 +224,77 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(dest: Path, sha: str | None = None) -> str | None:
-    """Unpack the `dvc-outputs` artifact of the PR run behind merged commit `sha` into `dest`.
-
-    Returns the run's URL, or None (with the reason printed) when the commit came from no PR, or the PR
-    run left no artifact: the outputs must then already be in the remote."""
+def _api_env() -> tuple[str, str, str]:
     api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     repo = os.environ.get("GITHUB_REPOSITORY", "")
     token = os.environ.get("GITHUB_TOKEN", "")
-    sha = sha or os.environ.get("GITHUB_SHA", "")
-    if not (repo and token and sha):
+    if not (repo and token):
         raise UserError("fetch needs GITHUB_REPOSITORY, GITHUB_TOKEN and GITHUB_SHA")
+    return api, repo, token
+
+
+def pr_artifacts(sha: str) -> list[tuple[dict, dict, str]]:
+    """(run, artifact, PR label) of every completed pr.yml run of the PR head behind merged commit `sha`
+    that kept a `dvc-outputs` artifact, newest run first. Empty (reason printed) when there is none."""
+    api, repo, token = _api_env()
     pulls = _api(f"{api}/repos/{repo}/commits/{sha}/pulls", token)
     if not pulls:
         print(f"outputs: commit {sha[:7]} belongs to no pull request; nothing to fetch")
-        return None
+        return []
     head = pulls[0]["head"]["sha"]
+    label = f"PR #{pulls[0]['number']}, head {head[:7]}"
     # Any completed run, whatever its conclusion: the train job uploads the artifact before the checks that
     # may fail after it, and a failure of another job (the non-required PR comment) must not lose it.
-    # What is taken is decided object by object against the merged dvc.lock (`admit`), not by the run.
+    # Any PR's run with that head counts (a fork's runs name no PR): what is taken is decided object by
+    # object against the merged dvc.lock (`admit`), so a run that fails that check is skipped, not fatal.
     query = urllib.parse.urlencode({"head_sha": head, "event": "pull_request", "status": "completed"})
     runs = [
         run
         for run in _api(f"{api}/repos/{repo}/actions/runs?{query}", token).get("workflow_runs", [])
         if run.get("path", PR_WORKFLOW).split("@")[0] == PR_WORKFLOW and run.get("head_sha") == head
     ]
-    if not runs:
-        print(f"outputs: no completed pr.yml run for the PR head {head[:7]}; nothing to fetch")
-        return None
+    found = []
     for run in sorted(runs, key=lambda r: (r["id"], r.get("run_attempt", 1)), reverse=True):  # newest first
-        found = _api(f"{api}/repos/{repo}/actions/runs/{run['id']}/artifacts?name={ARTIFACT}", token)
-        artifacts = [a for a in found.get("artifacts", []) if a["name"] == ARTIFACT and not a.get("expired")]
-        if artifacts:
-            break
-    else:
-        print(f"outputs: no pr.yml run of {head[:7]} has a {ARTIFACT} artifact (expired?); nothing to fetch")
-        return None
-    data = _api(artifacts[0]["archive_download_url"], token, raw=True)
-    _unzip(data, dest)
-    print(f"outputs: unpacked {ARTIFACT} of run {run['id']} (PR #{pulls[0]['number']}, head {head[:7]})")
+        listed = _api(f"{api}/repos/{repo}/actions/runs/{run['id']}/artifacts?name={ARTIFACT}", token)
+        found += [
+            (run, a, label)
+            for a in listed.get("artifacts", [])
+            if a["name"] == ARTIFACT and not a.get("expired")
+        ][:1]
+    if not found:
+        print(f"outputs: no completed pr.yml run of {head[:7]} has a {ARTIFACT} artifact (expired?)")
+    return found
+
+
+def _run_name(run: dict) -> str:
+    return f"run {run['id']} ({run.get('html_url', 'no link')})"
+
+
+def download(run: dict, artifact: dict, dest: Path, label: str = "") -> str:
+    """Unpack one run's artifact into `dest` (a quarantine); returns the run's URL."""
+    _, _, token = _api_env()
+    data = _api(artifact["archive_download_url"], token, raw=True)
+    try:
+        _unzip(data, dest)
+    except zipfile.BadZipFile as err:
+        raise UserError(f"the {ARTIFACT} artifact is not a zip archive: {err}") from None
+    print(f"outputs: unpacked {ARTIFACT} of run {run['id']} ({label})")
     return run.get("html_url", str(run["id"]))
+
+
+def fetch(dest: Path, sha: str | None = None) -> str | None:
+    """Unpack the `dvc-outputs` artifact of the newest PR run behind merged commit `sha` into `dest`.
+
+    Returns the run's URL, or None (with the reason printed) when the commit came from no PR, or the PR
+    run left no artifact: the outputs must then already be in the remote. `receive` tries every run."""
+    sha = sha or os.environ.get("GITHUB_SHA", "")
+    if not sha:
+        raise UserError("fetch needs GITHUB_REPOSITORY, GITHUB_TOKEN and GITHUB_SHA")
+    found = pr_artifacts(sha)
+    if not found:
+        return None
+    run, artifact, label = found[0]
+    return download(run, artifact, dest, label)
 
 
 def receive(quarantine: Path, depth: int = 10, lock: Path = LOCK, cache: Path = CACHE) -> Admission:
@@ -269,20 +303,49 @@ def receive(quarantine: Path, depth: int = 10, lock: Path = LOCK, cache: Path = 
     GitHub keeps one pending run per concurrency group and cancels the one waiting when another arrives,
     so a release may be the first run after several merges: the outputs its dvc.lock names may come
     from an earlier merged PR than its own. Walking main's first-parent history (up to `depth` commits)
-    covers the runs that were superseded."""
+    covers the runs that were superseded. Within a commit every completed run with an artifact is tried,
+    newest first: one whose artifact fails verification (another PR's run with the same head, a planted
+    upload) is skipped, named in the log and alerted on, and is fatal only if nothing else fills the gap."""
     result = admit(quarantine / "none", lock, cache)  # what the trusted remote left missing
     history = subprocess.run(
         ["git", "rev-list", "--first-parent", f"--max-count={depth}", "HEAD"],
         text=True,
         capture_output=True,
     ).stdout.split()
+    skipped: list[str] = []
     for sha in history:
         if not result.absent:
             break
-        if fetch(quarantine / sha[:12], sha=sha) is None:
-            continue
-        taken = admit(quarantine / sha[:12], lock, cache)
-        result = Admission(result.admitted + taken.admitted, taken.present, taken.absent, taken.ignored)
+        for run, artifact, label in pr_artifacts(sha):
+            if not result.absent:
+                break
+            target = quarantine / sha[:12] / str(run["id"])
+            try:
+                download(run, artifact, target, label)
+                taken = admit(target, lock, cache)
+            except UserError as err:
+                skipped.append(f"{_run_name(run)} of {label}: {err}")
+                print(f"::warning::outputs: skipped {_run_name(run)}: its {ARTIFACT} failed verification")
+                continue
+            result = Admission(
+                result.admitted + taken.admitted, taken.present, taken.absent, taken.ignored, result.skipped
+            )
+    result.skipped = skipped
+    if skipped:
+        from mlops.alerts import release_alert
+
+        body = "\n".join(
+            [
+                f"Release of {os.environ.get('GITHUB_SHA', 'HEAD')[:12]}: {ARTIFACT} artifact(s) refused:",
+                *skipped,
+            ]
+        )
+        release_alert(f"{len(skipped)} poisoned {ARTIFACT} artifact(s) skipped", body)
+        if result.absent:
+            raise UserError(
+                f"no good {ARTIFACT} artifact holds what dvc.lock names ({len(result.absent)} missing); "
+                "refused:\n  " + "\n  ".join(skipped)
+            )
     return result
 
 

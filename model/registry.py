@@ -77,6 +77,17 @@ def _expected_files(out: dict) -> dict[str, str]:
     return {f"{path}/{entry['relpath']}": entry["md5"] for entry in read_manifest(manifest, digest)}
 
 
+def locked_md5(file: Path, lock: Path = LOCK) -> str:
+    """The md5 dvc.lock records for one file, itself an output or inside a directory output."""
+    rel = file.as_posix()
+    for path, out in _lock_outs(lock).items():
+        if rel == path or rel.startswith(path + "/"):
+            found = _expected_files(out).get(rel)
+            if found:
+                return found
+    raise UserError(f"{lock} records no output holding {rel}: run `dvc repro` and commit dvc.lock")
+
+
 def read_manifest(manifest: Path, digest: str) -> list[dict]:
     """A `.dir` file list, trusted only when its bytes hash to the name dvc.lock gave it.
 
@@ -229,7 +240,15 @@ def _metrics_of(version) -> dict:
     return {k[len("metric.") :]: float(v) for k, v in (version.tags or {}).items() if k.startswith("metric.")}
 
 
-def _register(client, params: Params, metrics: dict, files: dict[str, str], sha: str, dirty: bool = False):
+def _register(
+    client,
+    params: Params,
+    metrics: dict,
+    files: dict[str, str],
+    sha: str,
+    dirty: bool = False,
+    identity: dict | None = None,
+):
     """A new model version holding the reviewed files; reused if these exact bytes were registered."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -256,7 +275,7 @@ def _register(client, params: Params, metrics: dict, files: dict[str, str], sha:
             {"seed": params.seed, "split": params.split, "train": params.train}, sort_keys=True
         ),
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
-        "dataset": json.dumps(recorded_identity(json.loads(paths.METRICS.read_text())) or {}),  # task, label
+        "dataset": json.dumps(identity or {}),  # task, label, classes: the swap check's identity
     }
     with mlflow.start_run(experiment_id=experiment, run_name=f"promote {sha[:7]}") as run:
         mlflow.set_tags({"mlops.step": "promote", "git_sha": sha})
@@ -315,20 +334,48 @@ def require_release_ref() -> None:
         )
 
 
-def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bool = False) -> int:
+def promote(
+    summary: str | None = None,
+    candidate: bool = False,
+    allow_dirty: bool = False,
+    remeasure: bool | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> int:
     """Register and gate the reviewed model; move `champion` too unless `candidate` (CI: the image first).
 
-    A tree with uncommitted changes is refused unless `allow_dirty`, which records git_dirty=true."""
+    A tree with uncommitted changes is refused unless `allow_dirty`, which records git_dirty=true.
+    `remeasure` (default: with `candidate` or in GitHub Actions): the gates use the model's metrics as
+    this checkout's code measures them (mlops/measure.py), refusing a PR report that disagrees; else the
+    numbers in eval/metrics.json (a person's own run). `force` with `reason`: allow a champion that moves
+    backwards in main's history."""
     require_release_ref()
+    reason = _forced(force, reason)
     params = load_params()
     files = verify_reviewed_artifacts()
     dirty = require_clean(allow_dirty)
-    # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
-    metrics = {k: v for k, v in json.loads(paths.METRICS.read_text()).items() if isinstance(v, (int, float))}
+    if remeasure is None:
+        remeasure = candidate or os.environ.get("GITHUB_ACTIONS") == "true"
+    if remeasure:
+        from mlops import measure
+
+        measured = measure.trusted_metrics(params)  # refuses (and alerts) before anything is registered
+        metrics, identity = measured.metrics, measured.dataset or None
+        source = (
+            f"re-measured by this checkout's code on the test split ({identity.get('test_rows', '?')} rows), "
+            f"agreeing with {paths.METRICS} within {measure.TOLERANCE:g}"
+            if identity
+            else "re-measured by this checkout's code on the test split"
+        )
+    else:
+        # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
+        document = json.loads(paths.METRICS.read_text())
+        metrics = {k: v for k, v in document.items() if isinstance(v, (int, float))}
+        identity, source = recorded_identity(document), f"as {paths.METRICS} reports them (not re-measured)"
     sha = git_sha()
     client = _client(params)
     name = _model_name(params)
-    version, created = _register(client, params, metrics, files, sha, dirty)
+    version, created = _register(client, params, metrics, files, sha, dirty, identity)
     champion = _alias(client, name, CHAMPION)
 
     number = _version(version)
@@ -337,9 +384,12 @@ def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bo
         "",
         f"- git sha: `{sha}`{' plus uncommitted changes (git_dirty=true)' if dirty else ''}; "
         f"model md5 `{files[paths.MODEL_FILE.as_posix()]}` matches dvc.lock",
+        f"- metrics: {source}",
         f"- registry: `{_safe_uri()}` ({'new version' if created else 'already registered'})",
     ]
     current = _version(champion) if champion is not None else None
+    if current != number:
+        _require_forward(client, name, champion, number, sha, reason)
     if current == number:
         lines.append(f"- version {number} is already `{CHAMPION}`: nothing to do")
         _summary(summary, lines)
@@ -352,7 +402,7 @@ def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bo
     else:
         baseline = previous_commit_baseline(sha)
     swapped = swap_reason(  # another task, label or classes than the baseline: nothing to compare
-        recorded_identity(json.loads(paths.METRICS.read_text())),
+        identity,
         recorded_identity(champion.tags if champion is not None else baseline.metrics),
     )
     results = check_gates(
@@ -385,7 +435,7 @@ def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bo
         _summary(summary, lines)
         write_release(name, version, "candidate", champion=False, expect_champion=current or "")
         return 0
-    _set_champion(client, name, number, current)
+    _set_champion(client, name, number, current, sha)
     was = f"was version {current}" if current else "first champion"
     lines += ["", f"**Promoted**: `{CHAMPION}` -> version {number} ({was})."]
     _summary(summary, lines)
@@ -393,21 +443,74 @@ def promote(summary: str | None = None, candidate: bool = False, allow_dirty: bo
     return 0
 
 
-def _set_champion(client, name: str, number: str, current: str | None) -> None:
+def _set_champion(client, name: str, number: str, current: str | None, sha: str) -> None:
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
         client.set_model_version_tag(name, number, "previous_champion", current)
+    client.set_model_version_tag(name, number, RELEASED_FROM, sha)
     client.set_registered_model_alias(name, CHAMPION, number)
 
 
+RELEASED_FROM = "released_from"  # the commit whose release moved `champion` to this version
+
+
+def _forced(force: bool, reason: str | None) -> str | None:
+    """The reason of a forced move, or None when not forced; `force` without a reason is refused."""
+    reason = (reason or "").strip()
+    if force and not reason:
+        raise UserError('--force needs --reason "...": a forced move is recorded with why it was done')
+    return reason if force else None
+
+
+def _require_forward(client, name: str, champion, number: str, sha: str, forced: str | None) -> None:
+    """Refuse a champion move that goes backwards in main's history, unless forced with a reason.
+
+    Each alias move records the commit it released (`released_from`). A move is forward when that commit
+    is this checkout's commit or one of its ancestors (so the jobs check out full history). A re-run of
+    an older release run checks out the older commit, which does not contain the newer release's commit,
+    so it is refused, whatever `expect` its re-run release job recomputed. A rollback keeps the commit it
+    rolled back from, so a re-run of a release older than that one is refused too. `mlops rollback` is
+    the way back."""
+    if champion is None:
+        return
+    tags = champion.tags or {}
+    released = tags.get(RELEASED_FROM) or tags.get("git_sha")  # a champion from before this tag: its commit
+    if not released or "unknown" in (released, sha):
+        return
+    if released == sha or git("merge-base", "--is-ancestor", released, sha) is not None:
+        return
+    problem = (
+        f"{CHAMPION} is version {_version(champion)}, released from commit {released[:12]}, which this "
+        f"checkout's commit {sha[:12]} does not contain: moving it to version {number} would go backwards "
+        "(a re-run of an older release run?)"
+    )
+    if git("cat-file", "-e", f"{released}^{{commit}}") is None:
+        problem += f"; commit {released[:12]} is not in this clone at all (shallow? fetch-depth: 0)"
+    if forced is None:
+        raise UserError(
+            f"{problem}; {CHAMPION} unchanged. To go back on purpose: `mlops rollback --to {number}`, "
+            'or --force --reason "..."'
+        )
+    print(f"champion: forced: {problem}: {forced}")
+    client.set_model_version_tag(name, number, "forced_champion_reason", forced)
+
+
 def move_champion(
-    version: str, expect: str | None, image: str | None = None, summary: str | None = None
+    version: str,
+    expect: str | None,
+    image: str | None = None,
+    summary: str | None = None,
+    force: bool = False,
+    reason: str | None = None,
 ) -> int:
     """The last registry step of a release: `champion` -> `version`, once its image is pushed.
 
     `expect` is the champion the gates compared with ("" = none): if another promotion moved the alias
-    in between, the gates no longer hold and the move is refused (compare-and-set)."""
+    in between, the gates no longer hold and the move is refused (compare-and-set). A move backwards in
+    main's history (`_require_forward`) is refused too, unless `force` with a `reason`. Nothing is written
+    on the version before those checks pass."""
     require_release_ref()
+    forced = _forced(force, reason)
     params = load_params()
     client = _client(params)
     name = _model_name(params)
@@ -422,9 +525,9 @@ def move_champion(
         raise UserError(f"version {number} has not passed its gates; {CHAMPION} unchanged")
     champion = _alias(client, name, CHAMPION)
     current = _version(champion) if champion is not None else None
-    if image:
-        client.set_model_version_tag(name, number, "image", image)
     if current == number:
+        if image and not (chosen.tags or {}).get("image"):
+            client.set_model_version_tag(name, number, "image", image)
         print(f"champion: version {number} is already {CHAMPION}")
         write_release(name, client.get_model_version(name, number), "promote", **_image(image))
         return 0
@@ -433,7 +536,11 @@ def move_champion(
             f"{CHAMPION} moved while this release ran (gated against {_named(expect)}, now "
             f"{_named(current)}); {CHAMPION} unchanged: run the promotion again"
         )
-    _set_champion(client, name, number, current)
+    sha = git_sha()
+    _require_forward(client, name, champion, number, sha, forced)
+    if image:
+        client.set_model_version_tag(name, number, "image", image)
+    _set_champion(client, name, number, current, sha)
     was = f"was version {current}" if current else "first champion"
     _summary(
         summary,
@@ -530,6 +637,9 @@ def rollback(version: str | None = None, force: bool = False, reason: str | None
     client.set_registered_model_alias(name, CHAMPION, number)
     client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_model_version_tag(name, current, "rolled_back_to", number)
+    tags = champion.tags or {}
+    if released := tags.get(RELEASED_FROM) or tags.get("git_sha"):  # no older release's re-run follows
+        client.set_model_version_tag(name, number, RELEASED_FROM, released)
     write_release(name, client.get_model_version(name, number), "rollback", **details)
     forced = " (forced: gates " + gates + ")" if "forced" in details else ""
     print(f"rollback: {CHAMPION} -> version {number} (was {current}){forced}; {RELEASE} updated")

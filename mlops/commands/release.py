@@ -9,7 +9,14 @@ from pathlib import Path
 def _promote(args) -> int:
     from model.registry import promote
 
-    return promote(summary=args.summary, candidate=args.candidate, allow_dirty=args.allow_dirty)
+    return promote(
+        summary=args.summary,
+        candidate=args.candidate,
+        allow_dirty=args.allow_dirty,
+        remeasure=args.remeasure or None,
+        force=args.force,
+        reason=args.reason,
+    )
 
 
 def _champion(args) -> int:
@@ -18,7 +25,12 @@ def _champion(args) -> int:
     if args.undo:
         return registry.undo_champion(version=args.version, previous=args.previous)
     return registry.move_champion(
-        version=args.version, expect=args.expect, image=args.image, summary=args.summary
+        version=args.version,
+        expect=args.expect,
+        image=args.image,
+        summary=args.summary,
+        force=args.force,
+        reason=args.reason,
     )
 
 
@@ -85,6 +97,16 @@ def _serve(args) -> int:
     return server.status()
 
 
+def _force_arguments(p) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="move champion even backwards in main's history (a commit that does not contain the "
+        "champion's release); needs --reason",
+    )
+    p.add_argument("--reason", help="with --force: why, recorded on the registry version")
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "promote",
@@ -103,6 +125,13 @@ def register(sub) -> None:
         action="store_true",
         help="promote despite uncommitted changes, recorded as git_dirty=true (else refused)",
     )
+    p.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="gate on the test-split metrics this checkout's code measures (always with --candidate and "
+        "in GitHub Actions); refused when eval/metrics.json disagrees",
+    )
+    _force_arguments(p)
     p.set_defaults(handler=_promote)
 
     p = sub.add_parser(
@@ -119,6 +148,7 @@ def register(sub) -> None:
     p.add_argument("--summary", metavar="FILE", help="append a markdown line here")
     p.add_argument("--undo", action="store_true", help="put champion back on --previous if it is --version")
     p.add_argument("--previous", default="", help="with --undo: the champion before (empty: none)")
+    _force_arguments(p)
     p.set_defaults(handler=_champion)
 
     p = sub.add_parser(

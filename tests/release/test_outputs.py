@@ -264,3 +264,68 @@ def test_receive_walks_back_to_a_superseded_merge(tmp_path, api, monkeypatch):
         tmp_path / "quarantine", depth=5, lock=work / "dvc.lock", cache=work / ".dvc/cache"
     )
     assert not result.absent and len(result.admitted) == 4, result
+
+
+def test_receive_skips_a_poisoned_newest_run_and_admits_an_older_good_one(tmp_path, api, monkeypatch, capsys):
+    """Another PR with the same head (or a planted upload) left the newest run's artifact with bytes the
+    merged dvc.lock does not name: it is skipped, named and alerted on; the older good run is admitted."""
+    artifact, lock = synthetic(tmp_path / "made")
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(artifact, poisoned)
+    weights = hashlib.md5(b"weights").hexdigest()
+    (poisoned / "files/md5" / weights[:2] / weights[2:]).write_bytes(b"planted weights")
+    work = tmp_path / "main"
+    work.mkdir()
+    (work / "dvc.lock").write_text(lock.read_text())
+    monkeypatch.chdir(work)
+    sh(["git", "init", "-q", "-b", "main"], work)
+    sh(["git", "add", "dvc.lock"], work)
+    sh(["git", "commit", "-q", "-m", "merge: new model"], work)
+    merged = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    head = "a" * 40
+    api.add_pull("acme/model", "new-model", head_sha=head)
+    good = api.add_run("acme/model", head, {"dvc-outputs": zipped(artifact)})
+    bad = api.add_run("acme/model", head, {"dvc-outputs": zipped(poisoned)})  # newer: tried first
+    original = api.handle
+
+    def pulls_of(req):
+        if req.path == f"/repos/acme/model/commits/{merged}/pulls":
+            return 200, api.state.pulls
+        return original(req)
+
+    api.handle = pulls_of
+    alerts = []
+    monkeypatch.setattr("monitoring.alerting.notify", lambda title, body, level: alerts.append(body) or True)
+    result = outputs.receive(
+        tmp_path / "quarantine", depth=1, lock=work / "dvc.lock", cache=work / ".dvc/cache"
+    )
+    # the poisoned run's verified objects stay (they are the named bytes); its planted one never does
+    assert not result.absent and result.admitted == ["artifacts/model/model.pt"], result
+    assert len(result.skipped) == 1 and f"run {bad['id']}" in result.skipped[0]
+    assert "artifacts/model/model.pt" in result.skipped[0]
+    stored = work / ".dvc/cache/files/md5" / weights[:2] / weights[2:]
+    assert stored.read_bytes() == b"weights"
+    assert len(alerts) == 1 and f"run {bad['id']}" in alerts[0] and f"run {good['id']}" not in alerts[0]
+    assert f"skipped run {bad['id']}" in capsys.readouterr().out
+
+
+def test_receive_refuses_when_every_run_is_poisoned(tmp_path, api, monkeypatch):
+    artifact, lock = synthetic(tmp_path / "made")
+    weights = hashlib.md5(b"weights").hexdigest()
+    (artifact / "files/md5" / weights[:2] / weights[2:]).write_bytes(b"planted weights")
+    work = tmp_path / "main"
+    work.mkdir()
+    (work / "dvc.lock").write_text(lock.read_text())
+    monkeypatch.chdir(work)
+    sh(["git", "init", "-q", "-b", "main"], work)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", "merge"], work)
+    merged = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
+    api.add_pull("acme/model", "new-model", head_sha="b" * 40)
+    bad = api.add_run("acme/model", "b" * 40, {"dvc-outputs": zipped(artifact)})
+    original = api.handle
+    api.handle = lambda req: (
+        (200, api.state.pulls) if req.path == f"/repos/acme/model/commits/{merged}/pulls" else original(req)
+    )
+    monkeypatch.setattr("monitoring.alerting.notify", lambda *a: True)
+    with pytest.raises(UserError, match=rf"no good dvc-outputs artifact.*\n  run {bad['id']}"):
+        outputs.receive(tmp_path / "q", depth=1, lock=work / "dvc.lock", cache=work / ".dvc/cache")

@@ -15,6 +15,7 @@ from mlops.errors import UserError
 from model import registry
 from serve import archive
 from tests.release.project import GOOD, champion, commit, write_model
+from tests.repo import sh
 
 
 def release(project) -> dict:
@@ -123,3 +124,44 @@ def test_archive_refuses_a_candidate_whose_bytes_are_not_on_disk(project):
     write_model(project, b"weights-1", GOOD)  # another checkout's bytes
     with pytest.raises(UserError, match="is not candidate version 2"):
         archive.archive_champion()
+
+
+def test_a_rerun_of_an_older_release_cannot_move_the_alias_back(project, capsys):
+    """Run A's image job fails; run B (a later merge) releases; then A is re-run ("Re-run all jobs"): its
+    release job recomputes --expect against B, so compare-and-set alone would let it through. Its commit
+    does not contain B's, so both promote --candidate and the champion move refuse; the alias stays on B,
+    and A's version gets no image tag. Only --force with a reason moves it back."""
+    write_model(project, b"weights-1", GOOD)
+    commit(project, "model 1")
+    registry.promote()
+    write_model(project, b"weights-2", {**GOOD, "accuracy": 0.965})
+    commit(project, "merge A")
+    run_a = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    registry.promote(candidate=True)  # run A: version 2, expect 1; its image job fails
+    write_model(project, b"weights-3", {**GOOD, "accuracy": 0.97})
+    commit(project, "merge B")
+    registry.promote(candidate=True)  # run B: version 3, expect 1
+    registry.move_champion("3", expect="1", image="ghcr.io/acme/model@sha256:" + "b" * 64)
+    assert champion(project) == "3"
+
+    sh(["git", "checkout", "-q", run_a], project)  # the re-run checks out A's commit
+    with pytest.raises(UserError, match=r"released from commit .* does not contain: .*backwards"):
+        registry.promote(candidate=True)
+    image_a = "ghcr.io/acme/model@sha256:" + "a" * 64
+    with pytest.raises(UserError, match="backwards"):
+        registry.move_champion("2", expect="3", image=image_a)
+    assert champion(project) == "3" and release(project)["version"] == "3"
+    from mlflow import MlflowClient
+
+    from model import tracking
+
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    assert "image" not in client.get_model_version("breast-cancer-classifier", "2").tags
+
+    with pytest.raises(UserError, match="--force needs --reason"):
+        registry.move_champion("2", expect="3", force=True)
+    forced = ["champion", "--version", "2", "--expect", "3", "--force", "--reason", "B misbehaves"]
+    assert main(forced) == 0
+    assert champion(project) == "2"
+    tags = client.get_model_version("breast-cancer-classifier", "2").tags
+    assert tags["forced_champion_reason"] == "B misbehaves"
