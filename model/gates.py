@@ -273,3 +273,15 @@ def derived_floors(
 
 def all_passed(results: list[GateResult]) -> bool:
     return all(r.passed for r in results)
+
+
+def floors_changed(base: dict, pr: dict) -> bool:
+    """Whether this change sets the absolute floors itself (`gates.min`/`max`, or under `regression`):
+    then they were written for this table and apply even on a dataset swap."""
+
+    def floors(params: dict) -> list:
+        gates = params.get("gates") or {}
+        nested = gates.get("regression") or {}
+        return [gates.get("min"), gates.get("max"), nested.get("min"), nested.get("max")]
+
+    return floors(base) != floors(pr)

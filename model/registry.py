@@ -39,7 +39,7 @@ import yaml
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
-from model.gates import all_passed, check_gates, recorded_identity, swap_reason
+from model.gates import all_passed, check_gates, floors_changed, recorded_identity, swap_reason
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
@@ -208,6 +208,13 @@ def previous_commit_baseline(sha: str) -> Baseline:
     )
 
 
+def _parent_params(sha: str) -> dict:
+    """params.yaml of the first parent of `sha` ({} when unknown): did this merge set the floors itself?"""
+    parent = git("rev-parse", f"{sha}^") if sha != "unknown" else None
+    text = git("show", f"{parent}:params.yaml") if parent else None
+    return (yaml.safe_load(text) or {}) if text else {}
+
+
 def _client(params: Params):
     import mlflow
     from mlflow import MlflowClient
@@ -372,6 +379,9 @@ def promote(
         document = json.loads(paths.METRICS.read_text())
         metrics = {k: v for k, v in document.items() if isinstance(v, (int, float))}
         identity, source = recorded_identity(document), f"as {paths.METRICS} reports them (not re-measured)"
+    # a swapped table's derived floors use the baselines' scores of the PR run (evaluate fits them; the
+    # re-measurement scores the shipped model only): docs/security.md names this
+    baselines = json.loads(paths.METRICS.read_text()).get("baseline") if paths.METRICS.exists() else None
     sha = git_sha()
     client = _client(params)
     name = _model_name(params)
@@ -406,7 +416,13 @@ def promote(
         recorded_identity(champion.tags if champion is not None else baseline.metrics),
     )
     results = check_gates(
-        metrics, baseline.metrics, params.gates, baseline_name=baseline.name, no_baseline=swapped
+        metrics,
+        baseline.metrics,
+        params.gates,
+        baseline_name=baseline.name,
+        no_baseline=swapped,
+        baselines=baselines,  # a swapped table's floors come from its baselines, as in the PR report
+        floors_set=floors_changed(_parent_params(sha), params.raw),
     )
     passed = all_passed(results)
     lines += [

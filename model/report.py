@@ -31,7 +31,7 @@ from mlops.errors import UserError
 from mlops.params import load_params
 from model import plots
 from model.compare import Comparison, Predictions, compare
-from model.gates import all_passed, check_gates, swap_reason
+from model.gates import all_passed, check_gates, floors_changed, swap_reason
 from model.review_config import baseline_names, report_settings, task_of
 from model.tracking import train_run
 from model.uncertainty import LOWER_IS_BETTER, verdict
@@ -512,7 +512,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         task=pr.task,
         no_baseline=swapped,
         baselines=(pr.metrics or {}).get("baseline"),
-        floors_set=_floors_changed(base.params, pr.params),
+        floors_set=floors_changed(base.params, pr.params),
     )
     passed = all_passed(results)
     failed = [r for r in results if not r.passed]
@@ -687,18 +687,6 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         lines.append(f"No params differ from `{base.name}`.")
     lines += ["", "</details>", "", "***", "", lineage(pr, base), "", PROVISIONAL, ""]
     return "\n".join(lines), passed
-
-
-def _floors_changed(base: dict, pr: dict) -> bool:
-    """Whether this change sets the absolute floors itself (`gates.min`/`max`, or under `regression`):
-    then they were written for this table and apply even on a dataset swap."""
-
-    def floors(params: dict) -> list:
-        gates = params.get("gates") or {}
-        nested = gates.get("regression") or {}
-        return [gates.get("min"), gates.get("max"), nested.get("min"), nested.get("max")]
-
-    return floors(base) != floors(pr)
 
 
 def _category_columns() -> list[str]:
