@@ -74,7 +74,7 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
     `scaler` is the preprocessing `prepare` fitted (preprocessing.json, or the older scaler.json).
     """
     from model.datamodule import TabularDataModule
-    from model.encoding import class_weights
+    from model.encoding import DEFAULT_CLASS_WEIGHTS, class_weights
     from model.net import LitClassifier
     from model.threads import use_threads
 
@@ -85,7 +85,8 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
     scaler = {**scaler, "task": params.task}
     weights = None
     if not params.data.regression and "class_counts" in scaler:
-        weights = class_weights(cfg.get("class_weights", "none"), params.data.classes, scaler["class_counts"])
+        setting = cfg.get("class_weights", DEFAULT_CLASS_WEIGHTS)
+        weights = class_weights(setting, params.data.classes, scaler["class_counts"])
     module = LitClassifier(
         scaler=scaler,
         n_classes=len(params.data.classes),

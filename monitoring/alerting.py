@@ -16,7 +16,13 @@ import re
 from monitoring.policy import ALERT_ENV
 
 TOP = 10  # drifted columns named in an alert; the rest are counted
-LEVELS = {"drift": "warning", "performance": "failure", "not_enough_data": "info", "error": "failure"}
+LEVELS = {
+    "drift": "warning",
+    "performance": "failure",
+    "rejections": "warning",
+    "not_enough_data": "info",
+    "error": "failure",
+}
 
 
 def urls() -> list[str]:
@@ -48,7 +54,7 @@ def notify(title: str, body: str, level: str = "warning") -> bool:
 def decision_alert(summary: dict, report_hint: str = "") -> bool:
     """The alert for a drift-check decision (the caller skips no_drift). None for never_served: a new
     repository's expected state, told by a notice in the job, not by a daily page."""
-    from monitoring.drift import NEVER_SERVED, drifted_columns
+    from monitoring.drift import NEVER_SERVED, drifted_columns, rejection_line
 
     decision = summary["decision"]
     if decision == NEVER_SERVED:
@@ -64,6 +70,8 @@ def decision_alert(summary: dict, report_hint: str = "") -> bool:
         )
     if line := feedback_problems(summary):
         lines.append(f"Feedback: {line}")
+    if line := rejection_line(summary):
+        lines.append(f"Rejections: {line}")
     for unreadable in (summary.get("log") or {}).get("unreadable", []):
         lines.append(f"Unreadable log file skipped: {unreadable}")
     drifted = drifted_columns(summary)

@@ -1,8 +1,8 @@
 """`mlops drift`: Evidently data drift of the recent production inputs against the training split.
 
-The decision is one of `drift`, `performance`, `no_drift` or `not_enough_data`. It is printed, written
-to summary.json next to the HTML reports, and exported as step outputs under GitHub Actions, so the
-workflow branches on data rather than on parsing logs. What counts is the policy in params.yaml.
+The decision is one of `drift`, `performance`, `rejections`, `no_drift` or `not_enough_data`. It is
+printed, written to summary.json next to the HTML reports, and exported as step outputs under GitHub
+Actions, so the workflow branches on data rather than on parsing logs. What counts is the policy in params.yaml.
 
 A monitor that cannot see is worse than none, because its silence reads as "all is well". A missing log
 location, no readable log file, or a log whose newest record is older than `monitoring.staleness` is a
@@ -33,6 +33,9 @@ from monitoring.policy import LOG_ENV, Policy
 
 DRIFT, PERFORMANCE, NO_DRIFT, NOT_ENOUGH = "drift", "performance", "no_drift", "not_enough_data"
 NEVER_SERVED = "never_served"  # no release and no log file yet: nothing to watch, a notice
+# requests refused at serving (or logged values the schema refuses) over the policy's rate: an alert, no
+# PR (retraining cannot fix what clients send), whatever the window's row count
+REJECTIONS = "rejections"
 RETRAIN = (DRIFT, PERFORMANCE)  # the decisions that propose a retraining PR
 SUMMARY, REPORT, TARGET_REPORT = "summary.json", "report.html", "target.html"
 PROBA_REPORT = "probabilities.html"
@@ -271,6 +274,9 @@ def check(
         return _never_served(_summary(policy, window, log, len(reference), 0), log, evidence, out)
     summary = _summary(policy, window, log, len(reference), len(current))
     summary["performance"] = _performance(params, policy, classes, scored, out)
+    summary["rejections"] = rejections(policy, params, log, current, since)
+    if line := rejection_line(summary):
+        print(f"drift: rejections: {line}")
     drifted = {"performance": summary["performance"]["regressed"]}
     if len(current) < policy.min_rows:
         summary["reasons"].append(
@@ -290,10 +296,14 @@ def check(
             for name in ("features", "prediction", "target")
         }
     summary["reasons"] += [_reason(name, summary[name]) for name in CHECK_ORDER if drifted.get(name)]
+    if summary["rejections"]["exceeded"]:
+        summary["reasons"].append(rejection_reason(summary["rejections"]))
     if drifted["performance"] and "performance" in policy.retrain_on:
         summary["decision"] = PERFORMANCE
     elif any(drifted.get(name) for name in policy.retrain_on):
         summary["decision"] = DRIFT
+    elif summary["rejections"]["exceeded"]:
+        summary["decision"] = REJECTIONS
     elif summary["features"] is not None:
         summary["decision"] = NO_DRIFT
     summary["retrain"] = summary["decision"] in RETRAIN
@@ -429,6 +439,99 @@ def _feature_drift(
         "columns": columns,
     }
     return features, results.get("prediction")
+
+
+def rejections(
+    policy: Policy, params: Params, log: ReadStats, current: pd.DataFrame, since: datetime | None
+) -> dict:
+    """The rejection rule, per column. `refused`: requests the handler answered with a 4xx naming the
+    column (its refusal records), as a share of the window's requests, served and refused. `invalid`:
+    logged rows holding a null in a column whose `missing` policy is not `impute`: the schema refuses
+    them, so a server with another schema or an older handler let them through; they are counted here
+    rather than read as NaN without a word (they still count in the missing-rate test). A column over
+    `rejections.max_rate` on either count, with at least `min_requests` requests (rows) in the window,
+    is flagged; refusals naming no column (malformed JSON, a wrong body) are judged as `(request)`."""
+    rule = policy.rejections
+    start = since.timestamp() if since is not None else -np.inf
+    events = [(column, reason) for ts, column, reason in log.refusals if ts >= start]
+    ids = current["request_id"] if "request_id" in current.columns else pd.Series([None] * len(current))
+    served = int(ids.dropna().nunique() + ids.isna().sum())  # a row without a request id is its own
+    requests = served + len(events)
+    by_column: dict = {}
+    for column, reason in events:
+        reasons = by_column.setdefault(column or "(request)", {})
+        reasons[reason] = reasons.get(reason, 0) + 1
+    nullable = {f.name for f in params.data.features if f.missing == "impute"}
+    invalid = {
+        c: int(current[c].isna().sum())
+        for c in policy.columns
+        if c not in nullable and c in current.columns and len(current)
+    }
+    columns = []
+    for name in [*by_column, *(c for c, n in invalid.items() if n and c not in by_column)]:
+        refused = sum(by_column.get(name, {}).values())
+        bad = invalid.get(name, 0)
+        refused_rate = refused / requests if requests else 0.0
+        invalid_rate = bad / len(current) if len(current) else 0.0
+        judged = (requests >= rule.min_requests and refused_rate > rule.max_rate) or (
+            len(current) >= rule.min_requests and invalid_rate > rule.max_rate
+        )
+        columns.append(
+            {
+                "column": name,
+                "refused": refused,
+                "refused_rate": round(refused_rate, 6),
+                "reasons": by_column.get(name, {}),
+                "invalid_rows": bad,
+                "invalid_rate": round(invalid_rate, 6),
+                "exceeded": bool(judged),
+            }
+        )
+    columns.sort(key=lambda c: (-max(c["refused_rate"], c["invalid_rate"]), c["column"]))
+    return {
+        "requests": requests,
+        "served_requests": served,
+        "refused": len(events),
+        "rows": len(current),
+        "max_rate": rule.max_rate,
+        "min_requests": rule.min_requests,
+        "judged": requests >= rule.min_requests or len(current) >= rule.min_requests,
+        "exceeded": any(c["exceeded"] for c in columns),
+        "columns": columns,
+    }
+
+
+def rejection_text(column: dict) -> str:
+    """One column's refusals and schema-refused nulls, for the console, the alert and the reasons."""
+    parts = []
+    if column["refused"]:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(column["reasons"].items(), key=lambda x: -x[1]))
+        parts.append(f"{column['refused']} request(s) refused ({column['refused_rate']:.1%}: {reasons})")
+    if column["invalid_rows"]:
+        parts.append(
+            f"{column['invalid_rows']} logged row(s) null where the schema refuses a null"
+            f" ({column['invalid_rate']:.1%})"
+        )
+    return f"{column['column']}: " + "; ".join(parts)
+
+
+def rejection_line(summary: dict) -> str:
+    """Every column with refusals or schema-refused nulls, flagged or not, or '' when there are none."""
+    result = summary.get("rejections") or {}
+    columns = [c for c in result.get("columns", []) if c["refused"] or c["invalid_rows"]]
+    if not columns:
+        return ""
+    text = "; ".join(rejection_text(c) + (" (over the limit)" if c["exceeded"] else "") for c in columns)
+    return f"{text} [{result['requests']} requests, {result['rows']} logged rows in the window]"
+
+
+def rejection_reason(result: dict) -> str:
+    flagged = [c for c in result["columns"] if c["exceeded"]]
+    return (
+        f"rejections over {result['max_rate']:.1%} (monitoring.rejections.max_rate) of"
+        f" {result['requests']} requests ({result['refused']} refused) / {result['rows']} logged rows: "
+        + "; ".join(rejection_text(c) for c in flagged)
+    )
 
 
 def _missing_rate(ref: pd.Series, cur: pd.Series, policy: Policy) -> dict:
@@ -611,6 +714,7 @@ def markdown(summary: dict, report_link: str | None = None, top: int = 10) -> st
     verdict = {
         DRIFT: "**Drift detected**",
         PERFORMANCE: "**Performance regressed**",
+        REJECTIONS: "**Requests refused**",
         NO_DRIFT: "No drift",
         NOT_ENOUGH: "Not enough data",
         NEVER_SERVED: "Nothing served yet (a notice, not a failure)",
@@ -641,6 +745,8 @@ def markdown(summary: dict, report_link: str | None = None, top: int = 10) -> st
             f" | {c['score']:.3g} | {c['threshold']} | {'yes' if c['drifted'] else 'no'} |"
             for c in features["columns"][:top]
         ]
+    if line := rejection_line(summary):
+        lines += ["", f"Rejections (limit {summary['rejections']['max_rate']:.1%} per column): {line}"]
     prediction = summary.get("prediction")
     state = "not checked" if not prediction else ("drifted" if prediction["drifted"] else "no drift")
     lines.append(f"\nPrediction drift: {state}")

@@ -7,6 +7,9 @@ Two record formats, mixed freely in one file:
   {"ts", "request_id", "model_version", "features": [names], "rows": n, "values": [n*F or n lists of F],
    "prediction": [n], "classes": [C], "probabilities": [n*C], "out_of_range": {"<row>": [names]}}
 Both give the same table: one row per served row, the request's ts, request_id and prediction on each.
+- a refused request (the handler answered 4xx): {"ts", "request_id", "model_version",
+  "refused": {"status", "reason", "column"}}: no values, never a row; counted in ReadStats.refusals
+  (time, column or None, reason) for the drift job's rejection rule.
 
 Values are the RAW inputs: with `types` (feature -> float|int|bool|category, params.yaml's schema), a
 category column comes back as its values as sent (strings, None for null), a bool column as True/False,
@@ -59,6 +62,7 @@ class ReadStats:
     kinds: dict[str, int] = field(default_factory=lambda: {"plain": 0, "rotated": 0, "gzipped": 0})
     unreadable: list[str] = field(default_factory=list)  # "file: reason" of files that could not be read
     newest: datetime | None = None  # newest valid record up to the window's end, in or before the window
+    refusals: list[tuple[float, str | None, str]] = field(default_factory=list)  # (ts, column, reason)
 
     def bad(self, where: str, reason: str) -> None:
         self.malformed += 1
@@ -80,7 +84,7 @@ class ReadStats:
                 "outside_window",
                 "examples",
             )
-        } | {"newest": self.newest.isoformat() if self.newest else None}
+        } | {"newest": self.newest.isoformat() if self.newest else None, "refused": len(self.refusals)}
 
     def kinds_text(self) -> str:
         return ", ".join(f"{n} {kind}" for kind, n in self.kinds.items())
@@ -403,6 +407,9 @@ def _read_file(
             stats.lines += 1
             try:
                 obj = _loads(line)
+                if isinstance(obj, dict) and isinstance(obj.get("refused"), dict):
+                    _refusal(obj, stats, since, until)
+                    continue
                 request = isinstance(obj, dict) and isinstance(obj.get("features"), list)
                 if request:
                     block, texts, ts, n = _request(obj, spec)
@@ -425,3 +432,23 @@ def _read_file(
             else:
                 rows.add(values, texts)
             times.extend([ts.timestamp() if ts is not None else math.nan] * n)
+
+
+def _refusal(obj: dict, stats: ReadStats, since, until) -> None:
+    """A request the handler refused: counted with its time, column and reason (a ValueError when its ts
+    is bad). It shows the server was live, so it counts for `newest` like a served record."""
+    try:
+        ts = parse_ts(obj["ts"])
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"bad or missing 'ts': {obj.get('ts')!r}") from None
+    if until is not None and ts >= until:
+        return
+    if stats.newest is None or ts > stats.newest:
+        stats.newest = ts
+    if since is not None and ts < since:
+        return
+    refused = obj["refused"]
+    column = refused.get("column")
+    stats.refusals.append(
+        (ts.timestamp(), column if isinstance(column, str) else None, str(refused.get("reason") or "invalid"))
+    )

@@ -49,6 +49,15 @@ class Performance:
 
 
 @dataclass(frozen=True)
+class Rejections:
+    """The rejection rule: requests the server refused (4xx for a bad value), per column, and logged rows
+    whose value the schema refuses (a null where `missing` is not `impute`)."""
+
+    max_rate: float = 0.05  # a column refused in more than this share of the window's requests is flagged
+    min_requests: int = 20  # fewer requests (served + refused) in the window: counted, not judged
+
+
+@dataclass(frozen=True)
 class Policy:
     inference_log: str
     feedback: str
@@ -69,6 +78,7 @@ class Policy:
     staleness: timedelta | None = None  # newest record older than this = a blind monitor, an error
     probabilities: bool = True  # prediction drift also on the logged class probabilities
     performance: Performance = field(default_factory=lambda: Performance())
+    rejections: Rejections = field(default_factory=lambda: Rejections())
     branch_prefix: str = "retrain/"
     base: str = "main"
     top_features: int = 10
@@ -141,7 +151,18 @@ def load_policy(
         missing_increase=float(mon.get("missing_increase", 0.05)),
         probabilities=bool((mon.get("prediction") or {}).get("probabilities", True)),
         performance=_performance(mon.get("performance") or {}, params.section("gates")),
+        rejections=_rejections(mon.get("rejections") or {}),
     )
+
+
+def _rejections(section: dict) -> Rejections:
+    rate = float(section.get("max_rate", 0.05))
+    if not 0 <= rate < 1:
+        raise UserError(f"monitoring.rejections.max_rate must be in [0, 1), got {rate}")
+    least = int(section.get("min_requests", 20))
+    if least < 1:
+        raise UserError(f"monitoring.rejections.min_requests must be at least 1, got {least}")
+    return Rejections(max_rate=rate, min_requests=least)
 
 
 def _performance(section: dict, gates: dict) -> Performance:

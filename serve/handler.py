@@ -130,13 +130,15 @@ DEFAULT_LOG = {"rotate_bytes": 64 << 20, "rotate_seconds": 3600.0, "keep_files":
 
 
 class RequestError(Exception):
-    """A client mistake: becomes an HTTP 4xx for that request only; `reason` labels the reject metric."""
+    """A client mistake: becomes an HTTP 4xx for that request only; `reason` labels the reject metric.
+    `column`: the feature whose value was refused, if one was (the log's refusal record names it)."""
 
-    def __init__(self, status: int, message: str, reason: str = "invalid"):
+    def __init__(self, status: int, message: str, reason: str = "invalid", column: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        self.column = column
 
 
 def echo(value) -> str:
@@ -439,6 +441,26 @@ class LogRecords:
         if classes is not None:
             self.prefix += b',"classes":' + _dumps_safe(classes)
         self.c = len(classes) if classes is not None else 0
+        self.version = _dumps_safe(version)
+
+    def refusal(self, request_id: str, err: RequestError, status: int) -> bytes:
+        """A refused request's line, for the drift job's rejection rate per column: the status, the
+        reason code and the refused feature's name (the schema's, never client text); no values."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        refused = {"status": status, "reason": err.reason, "column": err.column}
+        return b"".join(
+            [
+                b'{"model_version":',
+                self.version,
+                b',"ts":',
+                _dumps(now),
+                b',"request_id":',
+                _dumps_safe(request_id),
+                b',"refused":',
+                _dumps_safe(refused),
+                b"}\n",
+            ]
+        )
 
     def record(self, ts: bytes, request_id: str, raw, n: int, prediction: list, proba, flags) -> bytes:
         """One request's line. `proba` is the flat list of its n*C probabilities (None for regression);
@@ -576,7 +598,13 @@ class Schema:
 
     def encode_columns(self, columns: list) -> bytes:
         """Per-feature value sequences (all of length n) -> one flat row-major float64 array."""
-        encoded = [col.encode(0, values) for col, values in zip(self.columns, columns, strict=True)]
+        encoded = []
+        for col, values in zip(self.columns, columns, strict=True):
+            try:
+                encoded.append(col.encode(0, values))
+            except RequestError as err:
+                err.column = err.column or col.name
+                raise
         try:
             return array("d", chain.from_iterable(zip(*encoded, strict=True))).tobytes()
         except OverflowError:
@@ -584,7 +612,10 @@ class Schema:
                 for i, v in enumerate(values):
                     if not _fits_double(v):
                         raise RequestError(
-                            400, f"row {i}: {col.name} = {echo(v)} is outside the float32 range", "not_finite"
+                            400,
+                            f"row {i}: {col.name} = {echo(v)} is outside the float32 range",
+                            "not_finite",
+                            col.name,
                         ) from None
             raise
 
@@ -609,6 +640,7 @@ class TabularHandler:
         self.model = None
         self.model64 = None
         self.log: InferenceLog | None = None
+        self.refused: InferenceLog | None = None  # refusal records, in <log dir>/refused/
         self.metrics = Metrics(None, "")
 
     def initialize(self, context) -> None:
@@ -648,6 +680,9 @@ class TabularHandler:
         if log_dir.lower() not in ("", "off", "none"):
             opts = {**DEFAULT_LOG, **(spec.get("inference_log") or {})}
             self.log = InferenceLog(log_dir, self.model_name, **{k: opts[k] for k in DEFAULT_LOG})
+            # a folder of their own: readers of served records never meet them; the drift job reads both
+            refused = os.path.join(log_dir, "refused")
+            self.refused = InferenceLog(refused, self.model_name, **{k: opts[k] for k in DEFAULT_LOG})
         # Warm-up: the first TorchScript calls profile and optimise the graph; do it before traffic.
         with torch.inference_mode():
             for n in (1, 8, 64):
@@ -856,7 +891,9 @@ class TabularHandler:
         if problem is not None:
             i, wants, reason = problem
             got = f"got {_kind(data[i])} {echo(data[i])}"
-            raise RequestError(400, f"row {i // n}: {self.features[i % n]} {wants}, {got}", reason)
+            raise RequestError(
+                400, f"row {i // n}: {self.features[i % n]} {wants}, {got}", reason, self.features[i % n]
+            )
         if numeric and types <= NUMBER_TYPES:
             try:
                 return _doubles(data), logged
@@ -920,7 +957,7 @@ class TabularHandler:
             if problem is not None:
                 i, wants, reason = problem
                 got = f"got {_kind(data[i])} {echo(data[i])}"
-                raise RequestError(400, f"input {echo(name)}: row {i}: {name} {wants}, {got}", reason)
+                raise RequestError(400, f"input {echo(name)}: row {i}: {name} {wants}, {got}", reason, name)
             columns.append(data)
         return self.schema.encode_columns(columns), list(zip(*columns, strict=True))
 
@@ -962,7 +999,7 @@ class TabularHandler:
                     )
                 if missing:
                     parts.append("missing: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
-                raise RequestError(400, f"row {i}: " + "; ".join(parts), "features")
+                raise RequestError(400, f"row {i}: " + "; ".join(parts), "features", (missing or [None])[0])
         elif isinstance(row, list):
             if len(row) != n:
                 raise RequestError(400, f"row {i}: expected {n} feature values, got {len(row)}", "features")
@@ -1094,7 +1131,9 @@ class TabularHandler:
                         if not math.isfinite(v)
                         else f"= {v!r} is outside the float32 range"
                     )
-                    err = RequestError(400, f"row {row}: {self.features[j]} {detail}", "not_finite")
+                    err = RequestError(
+                        400, f"row {row}: {self.features[j]} {detail}", "not_finite", self.features[j]
+                    )
                 else:
                     err = RequestError(
                         422, f"row {row}: the model's output is not finite for these values", why
@@ -1203,6 +1242,8 @@ class TabularHandler:
         except Exception:  # the message is built from ascii() pieces; this is the last line of defence
             outputs[idx] = _dumps({"error": "the request could not be processed", "status": status})
         self.metrics.add("rejects", 1, err.reason)
+        if self.refused is not None:  # the drift job counts refusals per column (monitoring/drift.py)
+            self.refused.write(self.records.refusal(_request_id(context, idx), err, status), 0)
 
 
 class _OneOf:

@@ -1,0 +1,95 @@
+"""The rejection rule: requests the server refused (the handler's refusal records, its own bytes) and
+logged nulls the schema refuses, counted per column, judged against `monitoring.rejections`, and told on
+the console, in summary.json and in the alert; a window where every request was refused is a
+`rejections` decision, not "not enough data". Windows under `monitoring.min_rows` keep Evidently out:
+the rule does not need it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlops import paths
+from serve.handler import LogRecords, RequestError
+from tests.monitoring.logs import records, write_jsonl
+
+LOG = Path("logs/inference/model-host-1.jsonl")
+REFUSED = Path("logs/inference/refused/model-host-1.jsonl")  # where the handler puts them
+
+
+def held_out() -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
+
+
+def refusals(n: int, reason: str, column: str | None) -> list[str]:
+    """n refusal lines exactly as serve/handler.py writes them (LogRecords.refusal)."""
+    writer = LogRecords(["mean_radius"], ["benign", "malignant"], "1")
+    err = RequestError(400, "row 0: mean_radius is null (missing) ...", reason, column)
+    return [writer.refusal(f"bad-{i}", err, 400).decode().rstrip("\n") for i in range(n)]
+
+
+def test_refused_requests_over_the_limit_are_a_rejections_decision(workspace, drift, webhook):
+    write_jsonl(LOG, records(held_out().iloc[:96]))  # 24 requests of 4 rows: under min_rows, no Evidently
+    write_jsonl(REFUSED, [], refusals(12, "missing", "mean_radius") + refusals(1, "malformed_json", None))
+    code, summary, out = drift()
+    result = summary["rejections"]
+    assert code == 0 and summary["decision"] == "rejections" and summary["retrain"] is False
+    assert (result["served_requests"], result["refused"], result["requests"]) == (24, 13, 37)
+    top, request = result["columns"]
+    assert top["column"] == "mean_radius" and top["refused"] == 12 and top["reasons"] == {"missing": 12}
+    assert top["exceeded"] and top["refused_rate"] == round(12 / 37, 6)
+    assert request["column"] == "(request)" and request["refused"] == 1 and not request["exceeded"]
+    assert summary["log"]["malformed"] == 0 and summary["log"]["refused"] == 13
+    assert "drift: rejections: mean_radius: 12 request(s) refused (32.4%: missing 12) (over the limit)" in out
+    (alert,) = webhook.received
+    assert alert["title"] == "mlops drift: rejections"
+    assert "Rejections: mean_radius: 12 request(s) refused" in alert["message"]
+
+
+def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspace):
+    """The handler refuses a null in a `missing: error` column, so one in the log (another server, an
+    older schema) is counted per column; a column that imputes is not."""
+    from mlops.params import load_params
+    from monitoring.drift import feature_types, rejections
+    from monitoring.inference_log import read_jsonl
+    from monitoring.policy import load_policy
+
+    Path("params.yaml").write_text(
+        Path("params.yaml")
+        .read_text()
+        .replace(
+            "mean_texture: {type: float, min: 0}", "mean_texture: {type: float, min: 0, missing: impute}"
+        )
+    )
+    log = records(held_out())
+    for record in log[:15]:  # 6.6%: a rise the missing-rate rule (0.05 and beyond noise) may not flag
+        record["features"]["mean_radius"] = None
+        record["features"]["mean_texture"] = None
+    write_jsonl(LOG, log)
+    params = load_params()
+    policy = load_policy(params)
+    rows, stats = read_jsonl(
+        str(LOG), policy.columns, keys=("prediction", "request_id"), types=feature_types(params)
+    )
+    result = rejections(policy, params, stats, rows, None)
+    (column,) = result["columns"]
+    assert column == {
+        "column": "mean_radius",
+        "refused": 0,
+        "refused_rate": 0.0,
+        "reasons": {},
+        "invalid_rows": 15,
+        "invalid_rate": round(15 / 228, 6),
+        "exceeded": True,
+    }
+    assert result["exceeded"] and result["rows"] == 228 and result["served_requests"] == 57
+
+
+def test_every_request_refused_is_rejections_not_not_enough_data(workspace, drift):
+    write_jsonl(REFUSED, [], refusals(30, "not_a_number", "worst_area"))
+    code, summary, _ = drift()
+    assert code == 0 and summary["decision"] == "rejections"
+    assert summary["rows"]["current"] == 0 and summary["rejections"]["columns"][0]["refused_rate"] == 1.0
+    assert any(r.startswith("not enough data") for r in summary["reasons"])
+    assert any(r.startswith("rejections over 5.0%") for r in summary["reasons"])
