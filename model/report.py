@@ -347,6 +347,23 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
     )
 
 
+def weighting_warning(pr: Side, class_weights) -> str | None:
+    """Class weights buy minority recall with accuracy and calibration (benchmarks/class_weights.py):
+    say so when the weighted model falls below the majority-class model's accuracy."""
+    if pr.task == "regression" or str(class_weights).lower() in ("none", "null", "false"):
+        return None
+    metrics = pr.metrics or {}
+    majority = ((metrics.get("baseline") or {}).get("majority_class") or {}).get("accuracy")
+    accuracy = metrics.get("accuracy")
+    if majority is None or accuracy is None or accuracy >= majority:
+        return None
+    return (
+        f"*   ⚠️ **Class weights cost accuracy**: with `train.class_weights: {class_weights}` accuracy "
+        f"{accuracy:.4f} is below the majority class's {majority:.4f} (ECE {_num(metrics.get('ece'))}); "
+        "`none` keeps calibrated probabilities: move the decision threshold if minority recall matters"
+    )
+
+
 def per_class_section(base: Side, pr: Side, limit: int = 20) -> list[str]:
     """More than two classes: precision, recall, F1 and support per class, main beside this PR; past
     `limit` classes (`report.max_classes`) the `limit` with the lowest F1, the rest in eval/metrics.json."""
@@ -522,7 +539,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     deps = [d for d in changed_deps(base.lock, pr.lock) if d not in data_deps and not d.startswith("data/")]
     data_changed = base.data_md5 is not None and base.data_md5 != pr.data_md5
 
-    warnings = [w for w in [baseline_warning(pr, settings)] if w]
+    weights = (pr.params.get("train") or {}).get("class_weights", "none")
+    warnings = [w for w in [baseline_warning(pr, settings), weighting_warning(pr, weights)] if w]
     by_slice: dict[tuple[str, str], list[str]] = {}
     for change in comparison.regressed_slices:
         by_slice.setdefault((change.slice, change.bin), []).append(

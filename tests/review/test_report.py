@@ -109,3 +109,14 @@ def test_cli_help_lists_report():
     proc = sh(["mlops", "report", "--help"], ROOT)
     text = " ".join(proc.stdout.split())  # argparse wraps at the terminal's width
     assert "--base" in text and "exit status is then 1" in text
+
+
+def test_class_weights_below_the_majority_model_are_called_out(repo):
+    """A weighted model less accurate than predicting the majority class: the report says what it costs."""
+    weighted = {**METRICS, "accuracy": 0.83, "baseline": {"majority_class": {"accuracy": 0.88}}}
+    write_pr_side(repo, weighted, params_edit=lambda p: p["train"].update(class_weights="auto"))
+    run()
+    assert "**Class weights cost accuracy**: with `train.class_weights: auto` accuracy 0.8300" in report(repo)
+    write_pr_side(repo, weighted)  # the same numbers unweighted: nothing to blame on the weights
+    run()
+    assert "Class weights cost accuracy" not in report(repo)
