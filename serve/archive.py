@@ -27,11 +27,16 @@ HANDLER = Path(__file__).with_name("handler.py")
 VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
 MODEL_STORE = Path("model_store")
 SAMPLE_ROWS = 3
+RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/serving.md)
 
 
 def serve_settings(params: Params) -> dict:
     cfg = params.section("serve")
+    runtime = str(cfg.get("runtime", "torchserve"))
+    if runtime not in RUNTIMES:
+        raise UserError(f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
     return {
+        "runtime": runtime,
         "model_name": str(cfg.get("model_name", "model")),
         "workers": int(cfg.get("workers", 1)),
         "batch_size": int(cfg.get("batch_size", 1)),
