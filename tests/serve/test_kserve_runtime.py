@@ -20,7 +20,7 @@ from serve import server as serve_server
 from tests.conftest import missing_tool
 from tests.repo import clone, sh
 from tests.serve.test_handler import make_handler
-from tests.serve.test_handler import model_dir as _model_dir  # noqa: F401 (the fixture `model_dir`)
+from tests.serve.test_handler import model_dir as toy_model  # noqa: F401 (a fixture)
 from tests.serve.test_torchserve import (
     BAD_REQUESTS,
     MODEL,
@@ -33,8 +33,8 @@ from tests.serve.test_torchserve import (
 )
 
 
-def test_adaptive_batching_scores_a_lone_request_at_once_and_groups_concurrent_ones(model_dir):
-    handler = make_handler(model_dir)
+def test_adaptive_batching_scores_a_lone_request_at_once_and_groups_concurrent_ones(toy_model):  # noqa: F811
+    handler = make_handler(toy_model)
     batcher = kserve_runtime.Batcher(handler, "toy", max_requests=4)
     good = b'{"instances": [[1, 2, 3]]}'
 
@@ -65,6 +65,7 @@ def kserve(trained_repo, dvc_remote, tmp_path_factory):
     port = free_port()
     env = {
         "TS_INFERENCE_ADDRESS": f"http://127.0.0.1:{port}",
+        "TS_METRICS_ADDRESS": f"http://127.0.0.1:{free_port()}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db",
     }
     sh(["dvc", "pull"], repo)
