@@ -222,6 +222,14 @@ def start_kserve(work: Path, overrides: dict | None = None) -> tuple[str, str, s
     return os.environ["TS_INFERENCE_ADDRESS"], archive.serve_settings(params)["model_name"], token
 
 
+def kserve_installed() -> bool:
+    from serve import server
+
+    return (
+        subprocess.run([server.runtime_python(), "-c", "import kserve"], capture_output=True).returncode == 0
+    )
+
+
 def start_fastapi(work: Path, log) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
@@ -418,7 +426,9 @@ def main() -> int:
                     summary[label] = run_cells(label, base, model, bodies, args, token)
                 finally:
                     server.stop(run_dir=run / "run")
-        if "kserve" in chosen:
+        if "kserve" in chosen and not kserve_installed():
+            print("  kserve     skipped: not installed (pip install -e '.[kserve]', or MLOPS_RUNTIME_PYTHON)")
+        elif "kserve" in chosen:
             from serve import server
 
             run = work / "kserve"
