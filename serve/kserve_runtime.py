@@ -6,11 +6,11 @@ answers and inference log records. KServe brings the server: uvicorn, the Open I
 health and metadata endpoints (`/v2/health/ready`, `/v2/models/<m>`, `/v2/models/<m>/ready`) and
 Prometheus `/metrics`. Why KServe and not MLServer, and the measured latency: docs/serving.md.
 
-Why the inference routes are ours and not KServe's own: KServe's v2 route parses the body into its
+Why the inference paths are ours and not KServe's own routes: KServe's v2 route parses the body into its
 pydantic model before any model code runs (its v1 route into a dict with orjson). A duplicated key is
-then already dropped without a trace, and the depth and member bounds come too late. So the inference
-paths are registered on KServe's FastAPI app before KServe registers its own (the first match wins):
-the handler gets the raw bytes, exactly as under TorchServe.
+then already dropped without a trace, and the depth and member bounds come too late. So uvicorn runs a
+thin ASGI front (`Front`) that answers the inference paths itself, handing the raw bytes to the handler
+exactly as TorchServe does, and passes every other path to KServe's app.
 
 Batching is adaptive: no timer. A request that finds the model idle is scored at once (one client never
 waits for a batch to fill); requests that arrive together (read in the same event-loop pass, while the
@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -38,15 +39,6 @@ from pathlib import Path
 
 from serve import handler as serve_handler
 from serve import settings
-
-INFERENCE_PATHS = (
-    "/predictions/{model_name}",  # TorchServe's URL: the same client works on both runtimes
-    "/v1/models/{model_name}:predict",  # KServe v1 (its body is the row format)
-    "/v2/models/{model_name}/infer",  # the Open Inference Protocol
-    "/v2/models/{model_name}/versions/{model_version}/infer",
-)
-OPEN_PATHS = frozenset()  # every path needs the token when auth is on (as TorchServe's /ping does)
-JSON = "application/json"
 
 
 def _error(status: int, message: str) -> bytes:
@@ -139,61 +131,68 @@ class Batcher:
                 future.set_result((context.status.get(i, 200), outputs[i]))
 
 
-def add_routes(app, batcher: Batcher, model_name: str, max_bytes: int) -> None:
-    """The inference routes (raw bytes to the handler) and `/ping`, ahead of KServe's own routes.
-    (No `from __future__ import annotations` in this module: FastAPI reads these annotations.)"""
-    from fastapi import Request, Response
-
-    async def infer(request: Request, model_name_in_path: str) -> Response:
-        if model_name_in_path != model_name:
-            return Response(_error(404, f"model {serve_handler.echo(model_name_in_path)} not found"), 404)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            return Response(_error(413, f"body over {max_bytes} bytes"), 413, media_type=JSON)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                return Response(_error(413, f"body over {max_bytes} bytes"), 413, media_type=JSON)
-        status, out = await batcher.submit(bytes(body), request.headers.get("content-type"))
-        return Response(out, status, media_type=JSON)
-
-    async def by_name(request: Request, model_name: str) -> Response:
-        return await infer(request, model_name)
-
-    async def by_version(request: Request, model_name: str, model_version: str) -> Response:
-        return await infer(request, model_name)
-
-    async def ping() -> Response:
-        return Response(b'{"status": "Healthy"}', media_type=JSON)
-
-    for path in INFERENCE_PATHS:
-        endpoint = by_version if "{model_version}" in path else by_name
-        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/ping", ping, methods=["GET"], include_in_schema=False)
+INFERENCE = re.compile(
+    r"/predictions/(?P<a>[^/]+)"  # TorchServe's URL: the same client works on both runtimes
+    r"|/v1/models/(?P<b>[^/]+):predict"  # KServe v1 (its body is the row format)
+    r"|/v2/models/(?P<c>[^/]+)(?:/versions/[^/]+)?/infer"  # the Open Inference Protocol
+)
 
 
-class TokenGate:
-    """Bearer-token check on every path (ASGI middleware), before the body is read: 401 without a
-    token, 403 with a wrong one. Keys in TorchServe's key_file.json format, so serve.client works."""
+class Front:
+    """The ASGI app uvicorn runs: the token check on every path (401 without a token, 403 with a wrong
+    one, before the body is read; keys in TorchServe's key_file.json format, so serve.client works), the
+    inference paths answered here (raw body to the batcher, no framework in between), every other path
+    passed to KServe's FastAPI app (health, metadata, metrics). A pure ASGI layer: at one request at a
+    time, FastAPI's routing and KServe's timing middleware cost more than the handler."""
 
-    def __init__(self, app, key: str):
-        self.app = app
-        self.expected = f"Bearer {key}".encode()
+    def __init__(self, app, batcher: Batcher, model_name: str, max_bytes: int, key: str | None):
+        self.app, self.batcher, self.model_name, self.max_bytes = app, batcher, model_name, max_bytes
+        self.expected = None if key is None else f"Bearer {key}".encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        auth = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if auth is not None and secrets.compare_digest(auth, self.expected):
+        headers = dict(scope["headers"])
+        if self.expected is not None:
+            auth = headers.get(b"authorization")
+            if auth is None or not secrets.compare_digest(auth, self.expected):
+                status = 401 if auth is None else 403
+                extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+                message = "missing bearer token" if auth is None else "wrong token"
+                return await _send(send, status, _error(status, message), extra)
+        path = scope["path"]
+        if path == "/ping":
+            return await _send(send, 200, b'{"status": "Healthy"}')
+        match = INFERENCE.fullmatch(path)
+        if match is None:
             return await self.app(scope, receive, send)
-        status = 401 if auth is None else 403
-        body = _error(status, "missing bearer token" if auth is None else "wrong token")
-        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
-        if status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        if scope["method"] != "POST":
+            return await _send(send, 405, _error(405, "use POST"), [(b"allow", b"POST")])
+        name = match.group("a") or match.group("b") or match.group("c")
+        if name != self.model_name:
+            return await _send(send, 404, _error(404, f"model {serve_handler.echo(name)} not found"))
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await _send(send, 413, _error(413, f"body over {self.max_bytes} bytes"))
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await _send(send, 413, _error(413, f"body over {self.max_bytes} bytes"))
+        content_type = headers.get(b"content-type")
+        text = None if content_type is None else content_type.decode("latin-1")
+        status, out = await self.batcher.submit(bytes(body), text)
+        return await _send(send, status, out)
+
+
+async def _send(send, status: int, body: bytes, extra: list | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def write_key_file(path: Path) -> str:
@@ -268,19 +267,15 @@ def serve(
         os.environ.get("TS_MAX_REQUEST_SIZE")
         or settings.max_request_bytes(features, int(spec.get("max_batch_rows", 1024)))
     )
-    batcher = Batcher(handler, name, batch_size)
-    app = kserve_app.app
-    add_routes(app, batcher, name, max_bytes)
-    if key is not None:
-        app.add_middleware(TokenGate, key=key)
+    front = Front(kserve_app.app, Batcher(handler, name, batch_size), name, max_bytes, key)
     if metrics:
         start_metrics()
     server = ModelServer(http_port=sock.getsockname()[1], enable_grpc=False, workers=1)
     server.register_model(model)
     for name_ in ("uvicorn.access", "kserve.trace"):  # a line per request: off, as under TorchServe
         logging.getLogger(name_).setLevel(logging.WARNING)
-    rest = RESTServer(
-        "kserve.model_server:app",
+    rest = RESTServer(  # KServe's routes and middleware go on its app; uvicorn runs the front
+        front,
         server.dataplane,
         server.model_repository_extension,
         sock.getsockname()[1],

@@ -8,6 +8,7 @@ hostile requests of test_torchserve.py, and the inference log against the answer
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import subprocess
 
@@ -120,6 +121,23 @@ def test_kserve_answers_the_hostile_requests_like_torchserve_and_keeps_serving(k
             failures.append(f"after {case}: good request got HTTP {ok}")
     assert kserve.raw(good, token=True, path=f"/v2/models/{MODEL}/versions/1/infer")[0] == 200
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_kserve_front_refuses_before_the_handler_and_passes_the_rest_to_kserve(kserve):
+    good = json.dumps({"instances": [_good(kserve)]}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", kserve.ports["inference"], timeout=20)
+    conn.request("POST", f"/predictions/{MODEL}", body=good, headers={"Authorization": "Bearer wrong"})
+    answer = conn.getresponse()
+    assert (answer.status, json.loads(answer.read())["error"]) == (403, "wrong token")
+    conn.close()
+    assert kserve.raw(None, path=f"/v2/models/{MODEL}/ready", method="GET", token=False)[0] == 401
+    assert kserve.raw(good, method="PUT")[0] == 405
+    assert kserve.raw(good, path="/predictions/other")[0] == 404
+    assert kserve.raw(None, path=f"/v2/models/{MODEL}/ready", method="GET") == (
+        200,
+        {"name": MODEL, "ready": True},
+    )
 
 
 @pytest.mark.slow
