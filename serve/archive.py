@@ -39,6 +39,7 @@ def serve_settings(params: Params) -> dict:
         "runtime": runtime,
         "model_name": str(cfg.get("model_name", "model")),
         "workers": int(cfg.get("workers", 1)),
+        "kserve_workers": int(cfg.get("kserve_workers", 2)),
         "batch_size": int(cfg.get("batch_size", 1)),
         "max_batch_delay": int(cfg.get("max_batch_delay", 100)),
         "response_timeout": int(cfg.get("response_timeout", 120)),

@@ -336,7 +336,7 @@ def start_kserve(params, cfg: dict, mar: Path, timeout: float, run_dir: Path) ->
         "--run-dir",
         str(run_dir.resolve()),
         "--workers",
-        str(cfg["workers"]),
+        str(cfg["kserve_workers"]),
         "--batch-size",
         str(cfg["batch_size"]),
     ]
@@ -364,7 +364,7 @@ def start_kserve(params, cfg: dict, mar: Path, timeout: float, run_dir: Path) ->
         raise UserError(f"the KServe runtime {why}:\n{tail}")
     client.close()
     print(
-        f"serve: {name} on {ep.url} (KServe model server, {cfg['workers']} process(es)); "
+        f"serve: {name} on {ep.url} (KServe model server, {cfg['kserve_workers']} process(es)); "
         f"key file {settings.key_file(run_dir)}"
     )
 
