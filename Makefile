@@ -109,7 +109,7 @@ image: archive ## the serving image: docker build of the Dockerfile with the arc
 
 # wrk (the load generator): installed with apt-get when we are root on Debian/Ubuntu (as .ci/run does),
 # else the one command to install it is printed and the target stops
-bench-serve: install ## benchmark: TorchServe vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests (installs wrk)
+bench-serve: install ## benchmark: TorchServe vs the KServe runtime vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests (installs wrk)
 	@command -v wrk >/dev/null || { \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "bench-serve: installing wrk: apt-get install wrk"; \

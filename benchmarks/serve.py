@@ -1,4 +1,4 @@
-"""Serving benchmark: TorchServe (this template's handler and settings) vs FastAPI/uvicorn vs in-process.
+"""Serving benchmark: TorchServe and the KServe runtime (this template's handler) vs FastAPI vs in-process.
 
 Method (printed with the results):
 - Load generator: wrk (C, `apt-get install wrk`) with benchmarks/post.lua, one fixed JSON body per run,
@@ -11,13 +11,16 @@ Method (printed with the results):
   (a) in-process: the TorchScript model's forward on the same rows (tensor already built): the limit;
   (b) TorchServe via `mlops serve` settings (serve/config.properties + params.yaml serve:), token auth
       on, the inference log written (to a temp dir) and the handler's metrics on;
-  (c) FastAPI/uvicorn, 2 workers, the same model and response shapes, no auth, no log, no metrics.
+  (c) the KServe runtime (serve.runtime: kserve, serve/kserve_runtime.py): the same .mar, handler,
+      token auth and inference log, adaptive batching (no timer); `serve.workers` processes;
+  (d) FastAPI/uvicorn, 2 workers, the same model and response shapes, no auth, no log, no metrics.
 - The handler's own cost, in-process (no HTTP), per 64-row v2 request in a batch of 8 such requests:
   parsing + validation + response, the inference log (records + write), against the forward alone.
 - Reported: requests/s, rows/s, p50/p95/p99 latency (wrk's corrected histogram), non-2xx count, and
   the machine's load (load average before and after; CPU used by other processes before the run).
 
-Usage: python benchmarks/serve.py [--duration 10] [--warmup 3] [--only torchserve,fastapi,inprocess]
+Usage: python benchmarks/serve.py [--duration 10] [--warmup 3] [--only torchserve,kserve,fastapi,inprocess]
+The KServe runtime runs under MLOPS_RUNTIME_PYTHON when set (an interpreter with kserve installed).
 Needs: `dvc pull` (artifacts/model, artifacts/prepared), wrk. Writes nothing outside a temp dir.
 """
 
@@ -203,6 +206,30 @@ def start_torchserve(
     return env, env["TS_INFERENCE_ADDRESS"], name, token
 
 
+def start_kserve(work: Path, overrides: dict | None = None) -> tuple[str, str, str]:
+    """The same .mar under the KServe runtime, on a free port; (base URL, model name, token)."""
+    port = free_port()
+    os.environ["TS_INFERENCE_ADDRESS"] = f"http://127.0.0.1:{port}"
+    os.environ["TS_METRICS_ADDRESS"] = f"http://127.0.0.1:{free_port()}"
+    os.environ["MLOPS_INFERENCE_LOG_DIR"] = str(work / "inference")
+    from serve import archive, server
+
+    params = archive.load_params()
+    params.raw["serve"] = {**(params.raw.get("serve") or {}), **(overrides or {}), "runtime": "kserve"}
+    mar = archive.build(version="bench", store=work / "model_store", params=params)
+    server.start_kserve(params, archive.serve_settings(params), mar, 120, work / "run")
+    token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
+    return os.environ["TS_INFERENCE_ADDRESS"], archive.serve_settings(params)["model_name"], token
+
+
+def kserve_installed() -> bool:
+    from serve import server
+
+    return (
+        subprocess.run([server.runtime_python(), "-c", "import kserve"], capture_output=True).returncode == 0
+    )
+
+
 def start_fastapi(work: Path, log) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
@@ -276,11 +303,30 @@ def others_cpu(seconds: float = 2.0) -> float:
     return total / 100
 
 
+def print_table(summary: dict) -> None:
+    """One markdown table: a column per server, a line per cell (req/s, p50 and p99 in ms)."""
+    if not summary:
+        return
+    labels = list(summary)
+    print("\n| cell | " + " | ".join(labels) + " |")
+    print("| --- |" + " --- |" * len(labels))
+    for key in next(iter(summary.values())):
+        cells = []
+        for label in labels:
+            r = summary[label].get(key)
+            cells.append(
+                "-"
+                if r is None
+                else f"{r['rps']:,.0f} req/s, p50 {r['p50_us'] / 1e3:.2f} / p99 {r['p99_us'] / 1e3:.2f} ms"
+            )
+        print(f"| {key[0]} {key[1]} row(s), c={key[2]} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--only", default="inprocess,handler,torchserve,fastapi")
+    parser.add_argument("--only", default="inprocess,handler,torchserve,kserve,fastapi")
     parser.add_argument(
         "--project",
         type=Path,
@@ -380,6 +426,18 @@ def main() -> int:
                     summary[label] = run_cells(label, base, model, bodies, args, token)
                 finally:
                     server.stop(run_dir=run / "run")
+        if "kserve" in chosen and not kserve_installed():
+            print("  kserve     skipped: not installed (pip install -e '.[kserve]', or MLOPS_RUNTIME_PYTHON)")
+        elif "kserve" in chosen:
+            from serve import server
+
+            run = work / "kserve"
+            run.mkdir()
+            base, model, token = start_kserve(run, overrides)
+            try:
+                summary["kserve"] = run_cells("kserve", base, model, bodies, args, token)
+            finally:
+                server.stop_kserve(run / "run")
         if "fastapi" in chosen:
             with open(work / "uvicorn.log", "w") as log:
                 proc, base = start_fastapi(work, log)
@@ -389,7 +447,8 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=20)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-    for label in [k for k in summary if k.startswith("torchserve")]:
+    print_table(summary)
+    for label in [k for k in summary if k != "fastapi"]:
         if "fastapi" not in summary:
             break
         print(f"{label} / FastAPI throughput ratio:")

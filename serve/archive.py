@@ -27,13 +27,19 @@ HANDLER = Path(__file__).with_name("handler.py")
 VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
 MODEL_STORE = Path("model_store")
 SAMPLE_ROWS = 3
+RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/serving.md)
 
 
 def serve_settings(params: Params) -> dict:
     cfg = params.section("serve")
+    runtime = str(cfg.get("runtime", "torchserve"))
+    if runtime not in RUNTIMES:
+        raise UserError(f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
     return {
+        "runtime": runtime,
         "model_name": str(cfg.get("model_name", "model")),
         "workers": int(cfg.get("workers", 1)),
+        "kserve_workers": int(cfg.get("kserve_workers", 2)),
         "batch_size": int(cfg.get("batch_size", 1)),
         "max_batch_delay": int(cfg.get("max_batch_delay", 100)),
         "response_timeout": int(cfg.get("response_timeout", 120)),

@@ -10,6 +10,9 @@ deploy manifests turn it off behind their in-pod gate: then no key is sent).
 frontend on 127.0.0.1 a kubelet HTTP probe cannot reach it, so both probes run this module in the pod.
 
 `--supervise -- <torchserve command>`: the image's watchdog (see `supervise`).
+
+With MLOPS_RUNTIME=kserve (the KServe runtime's image) readiness is `/v2/models/<name>/ready` instead
+of the management API, which that runtime does not have.
 """
 
 from __future__ import annotations
@@ -23,16 +26,32 @@ import time
 from pathlib import Path
 
 from serve import settings
-from serve.client import Client, model_workers
+from serve.client import Client, ServeError, model_workers
+
+RUNTIME_ENV = "MLOPS_RUNTIME"  # kserve in the KServe runtime's image (Dockerfile.kserve)
 
 
-def _live() -> bool:
+def _inference_client() -> Client:
     endpoint = settings.endpoint("inference")
     host = "127.0.0.1" if endpoint.host in ("0.0.0.0", "::") else endpoint.host
     name = os.environ.get("MLOPS_MODEL_NAME", "model")
-    client = Client(f"http://{host}:{endpoint.port}", name, settings.key_file(), timeout=3)
+    return Client(f"http://{host}:{endpoint.port}", name, settings.key_file(), timeout=3)
+
+
+def _live() -> bool:
+    client = _inference_client()
     try:
         return client.ping()
+    finally:
+        client.close()
+
+
+def _request(path: str) -> int:
+    client = _inference_client()
+    try:
+        return client.request("GET", path)[0]
+    except (OSError, ServeError):
+        return 0
     finally:
         client.close()
 
@@ -46,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if "--live" in args:
         return 0 if healthy else 1
     name = os.environ.get("MLOPS_MODEL_NAME", "model")
+    if os.environ.get(RUNTIME_ENV) == "kserve":  # no management API: the Open Inference Protocol's ready
+        return 0 if healthy and _request(f"/v2/models/{name}/ready") == 200 else 1
     workers = model_workers(settings.endpoint("management").url, name, settings.key_file()) if healthy else []
     return 0 if workers and all(w.get("status") == "READY" for w in workers) else 1
 

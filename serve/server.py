@@ -164,6 +164,8 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
     mar = store / f"{name}.mar"
     if not mar.exists():
         raise UserError(f"{mar} not found: run `mlops archive` first")
+    if cfg["runtime"] == "kserve":
+        return start_kserve(params, cfg, mar, timeout, run_dir)
     if (run_dir / ".model_server.pid").exists() and _client(name, run_dir).ping():
         raise UserError("already running (see `mlops serve status`); stop it with `mlops serve stop`")
     for kind, port in settings.grpc_ports().items():
@@ -243,6 +245,8 @@ def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path 
 
 def stop(run_dir: Path = settings.RUN_DIR, timeout: float = 30.0) -> bool:
     """Stop the server this checkout started; returns False if none was running."""
+    if (run_dir / KSERVE_PID).exists():
+        return stop_kserve(run_dir, timeout)
     if not (run_dir / ".model_server.pid").exists():
         print("serve: not running")
         return False
@@ -278,6 +282,12 @@ def status(run_dir: Path = settings.RUN_DIR) -> int:
     client = _client(name, run_dir)
     healthy = client.ping()
     client.close()
+    if (run_dir / KSERVE_PID).exists():
+        print(
+            f"serve: {'healthy' if healthy else 'not running'} at {settings.endpoint('inference').url}"
+            " (KServe runtime)"
+        )
+        return 0 if healthy else 1
     workers = _workers(name, run_dir) if healthy else []
     state = ", ".join(f"{w.get('id')}:{w.get('status')}" for w in workers) or "none"
     print(
@@ -285,6 +295,94 @@ def status(run_dir: Path = settings.RUN_DIR) -> int:
         f"workers: {state}"
     )
     return 0 if healthy else 1
+
+
+# -- the second runtime: KServe's Python model server (serve/kserve_runtime.py) ------------------------
+KSERVE_PID = ".kserve.pid"
+RUNTIME_PYTHON_ENV = "MLOPS_RUNTIME_PYTHON"  # an interpreter with kserve installed, if not this one
+
+
+def runtime_python() -> str:
+    return os.environ.get(RUNTIME_PYTHON_ENV) or sys.executable
+
+
+def start_kserve(params, cfg: dict, mar: Path, timeout: float, run_dir: Path) -> None:
+    """The same .mar under KServe's model server, on TorchServe's inference address and key file."""
+    name = cfg["model_name"]
+    ep = settings.endpoint("inference")
+    pid_file = run_dir / KSERVE_PID
+    if pid_file.exists() and _client(name, run_dir).ping():
+        raise UserError("already running (see `mlops serve status`); stop it with `mlops serve stop`")
+    if port_in_use(ep.host, ep.port):
+        raise UserError(
+            f"inference address {ep.url} is in use: stop what listens there, or set TS_INFERENCE_ADDRESS"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings.key_file(run_dir).unlink(missing_ok=True)
+    env = _env(run_dir, cfg["inference_log_dir"], params)
+    root = str(Path(__file__).resolve().parents[1])  # serve/ and model/values.py, as in the .mar
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault(settings.KEY_FILE_ENV, str(settings.key_file(run_dir).resolve()))
+    cmd = [
+        runtime_python(),
+        "-m",
+        "serve.kserve_runtime",
+        "--mar",
+        str(mar.resolve()),
+        "--host",
+        ep.host,
+        "--port",
+        str(ep.port),
+        "--run-dir",
+        str(run_dir.resolve()),
+        "--workers",
+        str(cfg["kserve_workers"]),
+        "--batch-size",
+        str(cfg["batch_size"]),
+    ]
+    out_path = run_dir / "kserve.out"
+    offset = _size(out_path)
+    with open(out_path, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    client = _client(name, run_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if client.ping():
+            break
+        time.sleep(0.3)
+    else:
+        why = (
+            f"exited with status {proc.returncode}"
+            if proc.poll() is not None
+            else f"was not healthy after {timeout:.0f} s"
+        )
+        stop_kserve(run_dir)
+        tail = "\n".join(_since(out_path, offset).splitlines()[-25:])
+        raise UserError(f"the KServe runtime {why}:\n{tail}")
+    client.close()
+    print(
+        f"serve: {name} on {ep.url} (KServe model server, {cfg['kserve_workers']} process(es)); "
+        f"key file {settings.key_file(run_dir)}"
+    )
+
+
+def stop_kserve(run_dir: Path, timeout: float = 30.0) -> bool:
+    pid_file = run_dir / KSERVE_PID
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int(pid_file.read_text().strip()), signal.SIGTERM)
+    ep = settings.endpoint("inference")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and port_in_use(ep.host, ep.port):
+        time.sleep(0.2)
+    if port_in_use(ep.host, ep.port):
+        with contextlib.suppress(OSError, ValueError):
+            os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    print("serve: stopped")
+    return True
 
 
 def predict_file(request: Path) -> int:
