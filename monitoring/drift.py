@@ -2,7 +2,8 @@
 
 The decision is one of `drift`, `performance`, `rejections`, `no_drift` or `not_enough_data`. It is
 printed, written to summary.json next to the HTML reports, and exported as step outputs under GitHub
-Actions, so the workflow branches on data rather than on parsing logs. What counts is the policy in params.yaml.
+Actions, so the workflow branches on data rather than on parsing logs. What counts is the policy in
+params.yaml.
 
 A monitor that cannot see is worse than none, because its silence reads as "all is well". A missing log
 location, no readable log file, or a log whose newest record is older than `monitoring.staleness` is a

@@ -26,6 +26,7 @@ Local paths and fsspec URIs (s3://, gs://, ... with their fsspec package install
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import zlib
@@ -229,10 +230,8 @@ def _read_numbers(spec: _Spec, values: list) -> list:
             if parse.is_null(value):
                 out[j] = None if spec.typed else value
             else:
-                try:
+                with contextlib.suppress(parse.Invalid):  # the check below names it
                     out[j] = parse.number(value)
-                except parse.Invalid:
-                    pass
     return out
 
 
