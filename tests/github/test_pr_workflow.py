@@ -16,8 +16,10 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import shutil
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -137,13 +139,19 @@ def test_docs_only_pr_on_a_fresh_fork_is_green_with_no_manual_step(
     assert "Nothing changed" in body
 
 
-def test_params_pr_on_a_fresh_fork_is_green_after_exactly_the_printed_command(
+def test_params_pr_on_a_fresh_fork_gets_one_command_and_no_cache_of_an_earlier_commit(
     trained_repo, dvc_remote, tmp_path, act, github_server
 ):
     """The author halves train.lr, retrains on their own machine, commits that lock and pushes. CI (no
     remote, no cache) trains, and its model is not the author's: the run is red and the comment starts
-    with ONE command, `mlops adopt <run id> --repo acme/model`. The author runs exactly that line; the
-    next run restores what the first trained (no retraining) and is green; the comment is updated in place.
+    with ONE command, `mlops adopt <run id> --repo acme/model`. The author runs exactly that line, which
+    restores what CI trained without retraining.
+
+    Then the force-push attack on the PR's cache scope: what the branch had so far is an earlier commit
+    whose (edited) workflow saved an entry in the PR's Actions cache scope under the restore-key prefix
+    `dvc-Linux-`, holding a model whose bytes its code never produced and a lock naming them; the branch
+    is force-pushed to one clean-looking commit (the lr change, that lock, its metrics). The final run
+    must not restore that entry: it trains, its model is the honest one, and the check is red.
 
     "Another machine": on this one machine training is deterministic (nothing run-specific sits in the
     DVC-tracked outputs), so a real local retrain gives CI's bytes. The test does retrain locally (the
@@ -199,16 +207,35 @@ def test_params_pr_on_a_fresh_fork_is_green_after_exactly_the_printed_command(
     pushed = sh(["git", "rev-parse", "lower-lr"], bare).stdout
     assert pushed == sh(["git", "rev-parse", "HEAD"], repo).stdout  # adopt pushed it
 
+    # the attacker's earlier commit: planted model bytes (one file more in the model folder), a lock
+    # and metrics consistent with them, and the whole .dvc/cache saved in the PR's scope
+    honest = yaml.safe_load(ci_lock)["stages"]["train"]["outs"][0]["md5"]
+    (repo / "artifacts" / "model" / "planted.bin").write_bytes(b"not what the code trained\n")
+    sh(["dvc", "commit", "-f", "train"], repo)
+    sh(["dvc", "repro"], repo)  # evaluate follows the planted model: the lock is consistent
+    planted = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
+    assert planted != honest
+    scope = act.state / "cache" / quote("refs/pull/7/merge", safe="")
+    assert scope.is_dir()  # the scope the runs of PR 7 save in (the lint job's pre-commit cache is there)
+    shutil.copytree(repo / ".dvc" / "cache", scope / "dvc-Linux-planted" / "0")
+    sh(["git", "add", "dvc.lock", "eval", "params.yaml"], repo)
+    sh(["git", "reset", "-q", "--soft", "origin/main"], repo)  # one commit on main: the clean-looking diff
+    sh(["git", "commit", "-q", "-m", "halve the learning rate"], repo)
+    sh(["git", "push", "-q", "-f", "origin", "lower-lr"], repo)
+    forced = sh(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
     second = pr(
         act, github_server, repo, new_head(github_server, repo, 7), variables=variables(github_server)
     )
-    assert second.returncode == 0, second
-    assert second.jobs() == ALL_GREEN, second
-    assert "Running stage 'train'" not in second.output, second  # restored from the Actions cache
+    assert "Cache restored from key: dvc-" not in second.output, second  # no .dvc/cache from any scope
+    assert "Running stage 'train'" in second.output, second  # trained, not "cached - skipping run"
+    assert second.jobs() == {**ALL_GREEN, "train": "failed", "check": "failed"}, second
+    trained = (second.artifacts / "dvc-outputs" / "branch" / "dvc.lock").read_text()
+    assert yaml.safe_load(trained)["stages"]["train"]["outs"][0]["md5"] == honest  # not the planted bytes
     body = the_comment(github_server, 7, second)  # one comment, updated in place
-    assert body.startswith("## Model report: ✅ all gates passed") and LOCK_TITLE not in body
+    assert body.startswith(f"## {LOCK_TITLE}\n"), body
     assert len(github_server.calls("PATCH", rf"/repos/{REPO}/issues/comments/\d+")) == 1
-    assert f'#{pushed.strip()} "CML watermark Model report")' in body
+    assert f'#{forced} "CML watermark Model report")' in body
 
 
 def test_same_repo_pr_with_the_lock_bot_needs_zero_commands(
@@ -243,7 +270,8 @@ def test_same_repo_pr_with_the_lock_bot_needs_zero_commands(
     second = pr(act, github_server, repo, new_head(github_server, repo, 5), **bot)
     assert second.returncode == 0, second
     assert second.jobs() == ALL_GREEN, second  # no lock-bot job: the lock is ok
-    assert "Running stage 'train'" not in second.output, second
+    # trained again (no run of a PR feeds a later one) and, deterministic, to the bytes the bot committed
+    assert "Running stage 'train'" in second.output, second
     body = the_comment(github_server, 5, second)
     assert body.startswith("## Model report: ✅") and LOCK_TITLE not in body, body
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 SECRET = re.compile(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)")
 # What a repository-level secret may be: readable by any same-repo PR, so read-only or harmless.
-REPOSITORY_SECRETS = {"GITHUB_TOKEN", "MLOPS_ALERT_URLS"} | {
+REPOSITORY_SECRETS = {"GITHUB_TOKEN"} | {
     f"DVC_READONLY_{name}"
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_CONNECTION_STRING")
 }
@@ -36,7 +36,12 @@ WRITE = (
     "AWS_SECRET_ACCESS_KEY",
     "AZURE_STORAGE_CONNECTION_STRING",
     "DEPLOY_APP_PRIVATE_KEY",
+    "RETRAIN_",  # the retraining App's key, or its fallback PAT: they push branches and open PRs
+    "MLOPS_ALERT_URLS",  # webhook URLs are credentials: whoever has one can post as the alerts
 )
+# Environments whose deployment branches are main only (docs/security.md, "Settings"): GitHub matches
+# the rule against the run's GITHUB_REF, refs/pull/N/merge for a pull_request run, which never matches.
+MAIN_ONLY = {"registry", "production", "monitoring"}
 
 
 def workflow(name: str) -> dict:
@@ -78,16 +83,84 @@ def test_the_train_job_hands_its_outputs_over_as_an_artifact():
 def test_write_credentials_live_only_in_environment_jobs(name):
     flow = workflow(name)
     for job_name, job in flow["jobs"].items():
-        allowed = (
-            REPOSITORY_SECRETS
-            | {"RETRAIN_PR_TOKEN"}
-            | ({LOCK_BOT_SECRET} if job_name == "lock-bot" else set())
-        )
+        allowed = REPOSITORY_SECRETS | ({LOCK_BOT_SECRET} if job_name == "lock-bot" else set())
         writes = {s for s in secrets_of(job, flow) if s not in allowed}
         if writes:
-            assert job.get("environment") in ("registry", "production"), (name, job_name, writes)
-        if "dvc push" in runs(job):
+            assert job.get("environment") in MAIN_ONLY, (name, job_name, writes)
+        # whatever can write the DVC remote or push an image runs behind a main-only environment:
+        # `dvc push`, or `mlops retrain-pr` with a token that may push (it pushes the new data snapshot)
+        permissions = job.get("permissions") or {}
+        pushes_data = "mlops retrain-pr" in runs(job) and permissions.get("contents") == "write"
+        if "dvc push" in runs(job) or pushes_data:
             assert job.get("environment") == "registry", (name, job_name)
+        if permissions.get("packages") == "write":
+            assert job.get("environment") == "production", (name, job_name)
+
+
+SECRET_TEST = re.compile(r"secrets\.[A-Za-z_][A-Za-z0-9_]*\s*[!=]=\s*''")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_secrets_are_set_only_on_the_steps_that_use_them(name):
+    """Never in a workflow's or job's env (every step, pip install included, would see them), never on a
+    step that installs dependencies; a job-level `secrets.X != ''` (a boolean, not the value) is fine."""
+    flow = workflow(name)
+    assert not SECRET.search(yaml.safe_dump(flow.get("env", {}))), f"{name}: a secret in the workflow's env"
+    for job_name, job in flow["jobs"].items():
+        for key, value in (job.get("env") or {}).items():
+            assert not SECRET.search(SECRET_TEST.sub("", str(value))), (name, job_name, key)
+        for step in job.get("steps", []):
+            installs = step.get("uses", "").startswith("./.github/actions/setup") or re.search(
+                r"\b(pip|npm|uv) (install|ci)\b|make (install|cml)", step.get("run", "")
+            )
+            if installs:
+                assert not SECRET.search(yaml.safe_dump(step)), (name, job_name, step.get("name"))
+
+
+def cache_steps(job: dict) -> list[dict]:
+    return [s for s in job.get("steps", []) if s.get("uses", "").startswith("actions/cache")]
+
+
+def test_no_pr_run_restores_a_dvc_cache_from_the_actions_cache():
+    """GitHub searches a run's own cache scope first, and every run of a PR shares refs/pull/N/merge:
+    an earlier (force-pushed-away) commit of the PR can save any key there. So no job that a PR
+    triggers may take .dvc/cache (objects or run-cache) from the Actions cache."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        flow = workflow(path.name)
+        if not {"pull_request", "pull_request_target"} & set(flow[True]):
+            continue
+        for job_name, job in flow["jobs"].items():
+            for step in cache_steps(job):
+                assert ".dvc" not in str(step["with"]["path"]), (path.name, job_name)
+
+
+def test_promote_restores_only_main_s_cache_scope():
+    """promote.yml runs on push to main (and dispatch, whose jobs all need `release`, which runs on main
+    only): a run on refs/heads/main reads main's scope only, which no PR run can write."""
+    flow = workflow("promote.yml")
+    assert set(flow[True]) == {"push", "workflow_dispatch"}
+    assert flow["jobs"]["release"]["if"] == "github.ref == 'refs/heads/main'"
+    for job_name, job in flow["jobs"].items():
+        if cache_steps(job):
+            assert job_name == "release" or "release" in needs(job), job_name
+
+
+def test_drift_mints_an_app_token_and_keeps_its_credentials_behind_main_only_environments():
+    jobs = workflow("drift.yml")["jobs"]
+    detect, retrain, restate = jobs["detect"], jobs["retrain-pr"], jobs["restate-pr"]
+    assert detect["environment"] == "monitoring" and retrain["environment"] == "registry"
+    alert = [s for s in detect["steps"] if "MLOPS_ALERT_URLS" in yaml.safe_dump(s)]
+    assert [s.get("id") for s in alert] == ["drift"]  # the one step that alerts
+    app = next(s for s in retrain["steps"] if "create-github-app-token" in s.get("uses", ""))
+    sha = "1b10c78c7865c340bc4f6099eb2f838309f1e8c3"  # v3.1.1, checked against the upstream tag
+    assert app["uses"] == f"actions/create-github-app-token@{sha}"
+    assert app["if"] == "${{ vars.RETRAIN_APP_ID != '' }}"
+    assert app["with"]["private-key"] == "${{ secrets.RETRAIN_APP_PRIVATE_KEY }}"
+    opens = next(s for s in retrain["steps"] if "mlops retrain-pr" in s.get("run", ""))
+    fallbacks = "steps.app.outputs.token || secrets.RETRAIN_PR_TOKEN || github.token"  # the PAT: a fallback
+    assert opens["env"]["GH_TOKEN"] == f"${{{{ {fallbacks} }}}}"
+    assert "secrets." not in yaml.safe_dump(restate)  # editing a body: the job token
+    assert restate["permissions"] == {"contents": "read", "pull-requests": "write"}
 
 
 def needs(job: dict) -> set[str]:
