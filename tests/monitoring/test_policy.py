@@ -81,7 +81,9 @@ def test_performance_rule_takes_its_metrics_from_the_gates(monkeypatch):
     params = load_params(ROOT / "params.yaml")
     rule = load_policy(params).performance
     gated = params.section("gates")["max_regression"]
-    assert rule.metrics == {m: v for m, v in gated.items() if m != "brier"} and "brier" in gated  # not computed
+    assert (
+        rule.metrics == {m: v for m, v in gated.items() if m != "brier"} and "brier" in gated
+    )  # not computed
     assert (rule.min_rows, rule.baseline, rule.confidence) == (50, "eval/metrics.json", 0.95)
     assert load_policy(params).staleness == timedelta(days=2)
 
