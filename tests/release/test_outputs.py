@@ -100,6 +100,14 @@ def test_admit_refuses_a_tampered_dir_manifest(tmp_path):
 # -- fetch, against the GitHub REST API test server ------------------------------------------------------
 
 
+def list_pulls_for(api, sha: str) -> None:
+    """GitHub lists a commit's PRs (GET /commits/SHA/pulls): answer with every PR of the test server."""
+    original = api.handle
+    api.handle = lambda req: (
+        (200, api.state.pulls) if req.path == f"/repos/acme/model/commits/{sha}/pulls" else original(req)
+    )
+
+
 def zipped(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -133,14 +141,7 @@ def test_fetch_finds_the_pr_run_of_the_merged_commit_and_unpacks_its_artifact(tm
     # the merged commit's pulls: GitHub lists the PR for its merge commit
     api.state.pulls[-1]["head"]["sha"] = head
     dest = tmp_path / "fetched"
-    original = api.handle
-
-    def pulls_of_merge_commit(req):
-        if req.path == f"/repos/acme/model/commits/{merged}/pulls":
-            return 200, api.state.pulls
-        return original(req)
-
-    api.handle = pulls_of_merge_commit
+    list_pulls_for(api, merged)
     assert outputs.fetch(dest, sha=merged) == run["html_url"]  # the newest run with the artifact
     assert sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file()) == sorted(
         p.relative_to(quarantine) for p in quarantine.rglob("*") if p.is_file()
@@ -157,14 +158,7 @@ def test_fetch_takes_the_artifact_of_a_run_that_failed_after_training(tmp_path, 
     api.add_pull("acme/model", "feature", head_sha=head)
     failed = api.add_run("acme/model", head, {"dvc-outputs": zipped(quarantine)}, conclusion="failure")
     api.add_run("acme/model", head, {"model-report": b""})  # a later re-run without the artifact
-    original = api.handle
-
-    def pulls_of_commit(req):
-        if req.path == f"/repos/acme/model/commits/{head}/pulls":
-            return 200, api.state.pulls
-        return original(req)
-
-    api.handle = pulls_of_commit
+    list_pulls_for(api, head)
     dest = tmp_path / "fetched"
     assert outputs.fetch(dest, sha=head) == failed["html_url"]
     assert any(p.is_file() for p in dest.rglob("*"))
@@ -286,14 +280,7 @@ def test_receive_skips_a_poisoned_newest_run_and_admits_an_older_good_one(tmp_pa
     api.add_pull("acme/model", "new-model", head_sha=head)
     good = api.add_run("acme/model", head, {"dvc-outputs": zipped(artifact)})
     bad = api.add_run("acme/model", head, {"dvc-outputs": zipped(poisoned)})  # newer: tried first
-    original = api.handle
-
-    def pulls_of(req):
-        if req.path == f"/repos/acme/model/commits/{merged}/pulls":
-            return 200, api.state.pulls
-        return original(req)
-
-    api.handle = pulls_of
+    list_pulls_for(api, merged)
     alerts = []
     monkeypatch.setattr("monitoring.alerting.notify", lambda title, body, level: alerts.append(body) or True)
     result = outputs.receive(
@@ -322,10 +309,7 @@ def test_receive_refuses_when_every_run_is_poisoned(tmp_path, api, monkeypatch):
     merged = sh(["git", "rev-parse", "HEAD"], work).stdout.strip()
     api.add_pull("acme/model", "new-model", head_sha="b" * 40)
     bad = api.add_run("acme/model", "b" * 40, {"dvc-outputs": zipped(artifact)})
-    original = api.handle
-    api.handle = lambda req: (
-        (200, api.state.pulls) if req.path == f"/repos/acme/model/commits/{merged}/pulls" else original(req)
-    )
+    list_pulls_for(api, merged)
     monkeypatch.setattr("monitoring.alerting.notify", lambda *a: True)
     with pytest.raises(UserError, match=rf"no good dvc-outputs artifact.*\n  run {bad['id']}"):
         outputs.receive(tmp_path / "q", depth=1, lock=work / "dvc.lock", cache=work / ".dvc/cache")
