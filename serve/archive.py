@@ -1,7 +1,9 @@
 """`mlops archive`: package the registry's champion as a TorchServe .mar, stamped with its version.
 
-The .mar carries everything the server needs and nothing of this repository: the model, the handler,
-`serve.json` (features, classes, task, schema, version, request limits) and `model-config.yaml`
+The .mar carries everything the server needs and nothing else of this repository: the model, the
+handler package (serve/handler/ and the value parser model/values.py it imports, at the same paths, so
+the entry file TorchServe loads imports them by their full names), `serve.json` (features, classes,
+task, schema, version, request limits) and `model-config.yaml`
 (workers, batching from params.yaml `serve:`), so the container image and `mlops serve` run the same thing.
 
 `mlops archive` packages only the champion: the model on disk must have the md5 that the champion's
@@ -23,7 +25,8 @@ from mlops.errors import UserError
 from mlops.params import Params, load_params
 from serve import settings
 
-HANDLER = Path(__file__).with_name("handler.py")
+HANDLER = Path(__file__).parent / "handler/entry.py"  # the file TorchServe loads
+HANDLER_PACKAGE = HANDLER.parent
 VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
 MODEL_STORE = Path("model_store")
 SAMPLE_ROWS = 3
@@ -90,9 +93,8 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
         "model_version": version,
         "features": meta["features"],
         "classes": meta.get("classes") or [],
-        # issue 11: the request encoding (types, category vocabularies, missing policies) and the task;
-        # absent in models exported before it (all-float classification), which the handler still serves
-        **{key: meta[key] for key in ("task", "schema") if meta.get(key) is not None},
+        "task": meta["task"],
+        "schema": meta["schema"],  # the request encoding: types, category vocabularies, missing policies
         "max_batch_rows": cfg["max_batch_rows"],
         "inference_log_dir": cfg["inference_log_dir"],
         **settings.handler_spec(params),  # feature ranges and log rotation travel inside the .mar
@@ -103,6 +105,7 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
         spec_file.write_text(json.dumps(spec, indent=2) + "\n")
         config_file = Path(tmp) / "model-config.yaml"
         config_file.write_text(model_config(cfg))
+        code = stage_handler(Path(tmp) / "code")
         cmd = [
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name",
@@ -114,7 +117,7 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
             "--handler",
             str(HANDLER),
             "--extra-files",
-            f"{spec_file},{paths.MODEL_META},{VALUES}",
+            f"{spec_file},{paths.MODEL_META},{code}",
             "--config-file",
             str(config_file),
             "--export-path",
@@ -127,26 +130,35 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
     if proc.returncode != 0:
         raise UserError(f"torch-model-archiver failed:\n{proc.stderr or proc.stdout}")
     mar = store / f"{cfg['model_name']}.mar"
-    write_sample_request(store / "request.json", meta["features"], meta.get("schema"))
+    write_sample_request(store / "request.json", meta["features"], meta["schema"])
     print(
         f"archive: {mar} (model {cfg['model_name']} version {version}, {mar.stat().st_size / 1024:.0f} KiB)"
     )
     return mar
 
 
-def write_sample_request(path: Path, features: list[str], schema: list | None = None) -> None:
+def stage_handler(root: Path) -> Path:
+    """The handler's modules laid out under `root` as the .mar holds them (the archiver copies the
+    folder's contents beside the entry file): serve/handler/*.py and model/values.py."""
+    package = root / "serve" / "handler"
+    package.mkdir(parents=True)
+    for module in sorted(HANDLER_PACKAGE.glob("*.py")):
+        shutil.copy2(module, package / module.name)
+    (root / "model").mkdir()
+    shutil.copy2(VALUES, root / "model" / "values.py")
+    return root
+
+
+def write_sample_request(path: Path, features: list[str], schema: list) -> None:
     """A few held-out rows as a ready request body: the curl example, the image smoke test. The split
-    holds the model's encoding; with the model's `schema` the rows go back to raw values (category
+    holds the model's encoding; the model's `schema` turns the rows back to raw values (category
     strings, true/false, null), as a client sends them."""
     if not paths.TEST_SPLIT.exists():
         return
     import pandas as pd
 
-    rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
-    if schema:
-        from model.encoding import raw_records
+    from model.encoding import raw_records
 
-        records = raw_records(rows, schema)
-    else:
-        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")  # NaN -> null
+    rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
+    records = raw_records(rows, schema)
     path.write_text(json.dumps({"instances": records}, indent=1, default=str) + "\n")

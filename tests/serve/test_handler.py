@@ -15,7 +15,7 @@ import torch
 from serve import handler as serve_handler
 
 FEATURES = ["a", "b", "c"]
-METRICS_YAML = Path(serve_handler.__file__).with_name("metrics.yaml")
+METRICS_YAML = Path(serve_handler.__file__).parents[1] / "metrics.yaml"
 
 
 class Request:
