@@ -3,9 +3,9 @@
 Two record formats, mixed freely in one file:
 - a row per line (labelled feedback, logs of handlers before the columnar log):
   {"ts": "<UTC ISO 8601>", "features": {name: value}, "prediction": ..., "probabilities": {class: p}, ...}
-- a request per line (the handler's log, serve/handler.py LogRecords):
-  {"ts", "request_id", "model_version", "features": [names], "rows": n, "values": [n*F or n lists of F],
-   "prediction": [n], "classes": [C], "probabilities": [n*C], "out_of_range": {"<row>": [names]}}
+- a request per line (the handler's log): the layout serve/handler/records.py defines, and decodes
+  here, for both sides: {"ts", "request_id", "model_version", "features": [names], "rows": n,
+  "values": [n*F or n lists of F], "prediction": [n], "classes": [C], "probabilities": [n*C], ...}
 Both give the same table: one row per served row, the request's ts, request_id and prediction on each.
 - a refused request (the handler answered 4xx): {"ts", "request_id", "model_version",
   "refused": {"status", "reason", "column"}}: no values, never a row; counted in ReadStats.refusals
@@ -31,14 +31,14 @@ import gzip
 import math
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
-from itertools import chain
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from model import values as parse
+from serve.handler import records
+from serve.handler.records import log_kind, parse_ts
 
 try:  # about 3x faster on big windows; the standard library does the same job
     from orjson import loads as _loads
@@ -91,16 +91,6 @@ class ReadStats:
         return ", ".join(f"{n} {kind}" for kind, n in self.kinds.items())
 
 
-@lru_cache(maxsize=4096)  # the rows of one request share their ts
-def parse_ts(value) -> datetime:
-    """ISO 8601 with 'Z' or an offset (Python 3.10's fromisoformat knows neither 'Z' nor all forms)."""
-    text = str(value).strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    ts = datetime.fromisoformat(text)
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-
-
 def list_files(location: str, suffixes: tuple[str, ...]) -> list[tuple[object, str]]:
     """(filesystem, path) of each file at `location`: the file itself, or every match under a directory."""
     import fsspec
@@ -112,15 +102,6 @@ def list_files(location: str, suffixes: tuple[str, ...]) -> list[tuple[object, s
         return [(fs, root)]
     found = [p for p in fs.find(root) if p.endswith(suffixes)]
     return [(fs, p) for p in sorted(found)]
-
-
-def log_kind(path: str) -> str | None:
-    """'plain' (x.jsonl), 'gzipped' (x.jsonl.gz, x.jsonl.3.gz) or 'rotated' (x.jsonl.1, any other
-    x.jsonl*) for a log file name; None for a name without `.jsonl` (the handler's `.partial` files)."""
-    name = path.rsplit("/", 1)[-1]
-    if ".jsonl" not in name:
-        return None
-    return "gzipped" if name.endswith(".gz") else "plain" if name.endswith(".jsonl") else "rotated"
 
 
 def log_files(location: str) -> tuple[bool, list[tuple[object, str, str]]]:
@@ -283,15 +264,8 @@ def _record(obj, spec: _Spec):
 def _request(obj: dict, spec: _Spec):
     """(values block [n, columns (+ classes)], per-key value lists, ts, n) of one request record (the
     handler's columnar log), or raise ValueError naming what is wrong."""
-    names = obj["features"]
-    n = obj.get("rows")
-    values = obj.get("values")
-    if not isinstance(names, list) or type(n) is not int or n < 1 or not isinstance(values, list):
-        raise ValueError("a request record needs 'features' (names), 'rows' (n >= 1) and 'values'")
+    names, n, flat = records.request_values(obj)
     width = len(names)
-    flat = list(chain.from_iterable(values)) if values and type(values[0]) is list else values
-    if len(flat) != n * width or (flat is not values and any(len(r) != width for r in values)):
-        raise ValueError(f"'values' does not hold {n} rows of {width} features")
     index = {name: j for j, name in enumerate(names) if isinstance(name, str)}
     try:
         take = [index[name] for name in spec.columns]
@@ -332,10 +306,11 @@ def _request(obj: dict, spec: _Spec):
 
 
 def _request_probabilities(obj: dict, classes: tuple[str, ...], n: int) -> np.ndarray:
-    logged, probs = obj.get("classes"), obj.get("probabilities")
     out = np.full((n, len(classes)), math.nan)
-    if not isinstance(logged, list) or not isinstance(probs, list) or len(probs) != n * len(logged):
+    found = records.request_probabilities(obj, n)
+    if found is None:
         return out
+    logged, probs = found
     if not set(map(type, probs)) <= _NUMBER:
         return out
     matrix = np.array(probs, dtype=np.float64).reshape(n, len(logged)) if logged else out
@@ -406,10 +381,10 @@ def _read_file(
             stats.lines += 1
             try:
                 obj = _loads(line)
-                if isinstance(obj, dict) and isinstance(obj.get("refused"), dict):
+                if records.is_refusal(obj):
                     _refusal(obj, stats, since, until)
                     continue
-                request = isinstance(obj, dict) and isinstance(obj.get("features"), list)
+                request = records.is_request(obj)
                 if request:
                     block, texts, ts, n = _request(obj, spec)
                 else:
@@ -446,8 +421,5 @@ def _refusal(obj: dict, stats: ReadStats, since, until) -> None:
         stats.newest = ts
     if since is not None and ts < since:
         return
-    refused = obj["refused"]
-    column = refused.get("column")
-    stats.refusals.append(
-        (ts.timestamp(), column if isinstance(column, str) else None, str(refused.get("reason") or "invalid"))
-    )
+    column, reason = records.refusal_fields(obj)
+    stats.refusals.append((ts.timestamp(), column, reason))

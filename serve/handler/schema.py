@@ -22,11 +22,11 @@ NUMERIC_KINDS = ("float", "int")
 
 
 class Column:
-    """One feature's request encoding, the float the exported model takes (issue 11's contract): numbers
+    """One feature's request encoding, the float the exported model takes (training's encoding): numbers
     as they are, booleans 0/1, a category value as its index in the training vocabulary (-1 when unseen),
     null as NaN where the column's missing policy is `impute` (the model fills it), else a 400."""
 
-    def __init__(self, name: str, kind: str = "float", categories=None, missing: str | None = None):
+    def __init__(self, name: str, kind: str, categories, missing: str):
         self.name, self.kind, self.missing = name, kind, missing
         self.nullable = missing == "impute"
         self.codes: dict = {}  # exact vocabulary strings: the fast path; any other spelling is parsed
@@ -78,8 +78,6 @@ class Column:
         if v is None:
             if self.nullable:
                 return
-            if self.missing is None:  # no schema (an all-float model): the message of old
-                raise RequestError(400, f"row {i}: {self.name} must be a number, got null", "not_a_number")
             raise RequestError(
                 400,
                 f"row {i}: {self.name} is null (missing), which its missing policy {self.missing!r} does not"
@@ -103,22 +101,18 @@ class Column:
 
 
 class Schema:
-    """The request encoding of every feature, in model order, from serve.json's `schema` (copied from
-    the training meta). No schema (models exported before issue 11): every column a float, no nulls."""
+    """The request encoding of every feature, in model order, from serve.json's `schema` (the training
+    meta's, whose types and missing policies mlops/params.py validated): one entry per feature."""
 
-    def __init__(self, features: list[str], schema: list | None):
-        by_name = {c.get("name"): c for c in schema or [] if isinstance(c, dict)}
-        self.columns = []
-        for name in features:
-            col = by_name.get(name)
-            if col is None:
-                self.columns.append(Column(name))
-                continue
-            kind = str(col.get("type") or col.get("dtype") or "float")
-            kind = {"number": "float", "integer": "int", "boolean": "bool", "categorical": "category"}.get(
-                kind, kind
-            )
-            self.columns.append(Column(name, kind, col.get("categories"), str(col.get("missing") or "error")))
+    def __init__(self, features: list[str], schema: list[dict]):
+        by_name = {c["name"]: c for c in schema}
+        missing = [name for name in features if name not in by_name]
+        if missing:
+            raise ValueError(f"serve.json: the schema has no entry for {', '.join(missing[:5])}")
+        self.columns = [
+            Column(name, by_name[name]["type"], by_name[name].get("categories"), by_name[name]["missing"])
+            for name in features
+        ]
         # The fast path (no Python per value) is for all-number schemas; a null then takes the slow path.
         self.numeric = all(c.kind in NUMERIC_KINDS for c in self.columns)
         self.nullable = torch.tensor([c.nullable for c in self.columns], dtype=torch.bool)

@@ -71,10 +71,10 @@ class TabularHandler(Protocols):
         self.keys = set(self.features)
         getter = operator.itemgetter(*self.features)
         self.take = getter if self.n > 1 else (lambda row: (getter(row),))
-        self.task = str(spec.get("task") or "classification")
+        self.task = str(spec["task"])
         self.regression = self.task == "regression"
         self.classes: list[str] = [] if self.regression else [str(c) for c in spec["classes"]]
-        self.schema = Schema(self.features, spec.get("schema"))
+        self.schema = Schema(self.features, spec["schema"])
         self.version = str(spec["model_version"])
         self.model_name = str(getattr(context, "model_name", None) or spec.get("model_name", "model"))
         self.records = LogRecords(self.features, None if self.regression else self.classes, self.version)
