@@ -4,9 +4,10 @@ Method (printed with the results):
 - The handler runs in-process (no HTTP), loaded as TorchServe loads it (initialize with a stand-in
   context), with a synthetic 30-feature linear TorchScript model and max_batch_rows 1024 (params.yaml's
   default), the inference log off unless said, metrics off. Nothing to pull.
-- The previous code: serve/handler.py at --old (default: the newest commit whose handler has no bounded
-  parser, i.e. no `def _load(self, raw)`, found with git log), written to a temp directory and imported
-  from there. Nothing of it is kept.
+- The handler: the package serve/handler/ of the working tree. The previous code: the single file
+  serve/handler.py at --old (default: the newest commit whose handler has no bounded parser, i.e. no
+  `def _load(self, raw)`, found with git log), written to a temp directory and imported from there.
+  Nothing of it is kept.
 - Hostile bodies: one valid row ({"instances": [{30 features}]}) plus a "junk" member that repeats a
   unit (SHAPES) to 0.5, 1, 2 and 4 MB of body. Each body is sent alone (a TorchServe batch of one) and
   timed with perf_counter around handle(): parsing, bounds, validation and the answer (400/413, or a
@@ -123,7 +124,14 @@ def make_handler(module, work: Path, log_dir: str | None):
         model_dir.mkdir()
         torch.manual_seed(0)
         torch.jit.script(torch.nn.Linear(F, 2)).save(str(model_dir / "model.pt"))
-        spec = {"features": FEATURES, "classes": ["no", "yes"], "model_version": "1", "max_batch_rows": 1024}
+        spec = {
+            "features": FEATURES,
+            "classes": ["no", "yes"],
+            "task": "classification",
+            "schema": [{"name": f, "type": "float", "missing": "error"} for f in FEATURES],
+            "model_version": "1",
+            "max_batch_rows": 1024,
+        }
         (model_dir / "serve.json").write_text(json.dumps(spec))
     os.environ["MLOPS_INFERENCE_LOG_DIR"] = log_dir or "off"
     os.environ["MLOPS_METRICS_FLUSH_SECONDS"] = "0"
@@ -263,7 +271,7 @@ def main() -> None:
     print(f"\nload average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
         work = Path(tmp)
-        modules = {"new": load_module(ROOT / "serve/handler.py", "handler_new")}
+        modules = {"new": importlib.import_module("serve.handler")}
         rev = old_revision(args.old)
         if rev:
             show = ["git", "show", f"{rev}:serve/handler.py"]

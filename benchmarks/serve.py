@@ -136,7 +136,8 @@ def handler_cost(work: Path, v2_body: bytes, batch: int = 8, repeats: int = 300)
         "features": meta["features"],
         "classes": meta.get("classes") or [],
         "model_version": "bench",
-        **{k: meta[k] for k in ("task", "schema") if k in meta},
+        "task": meta["task"],
+        "schema": meta["schema"],
     }
     (model_dir / "serve.json").write_text(json.dumps({**spec, "max_batch_rows": 1024}))
 

@@ -1,10 +1,10 @@
 """Read JSON-lines records (the handler's inference log, labelled feedback) into a feature table.
 
 Two record formats, mixed freely in one file:
-- a row per line (labelled feedback, logs of handlers before the columnar log):
+- a row per line (labelled feedback):
   {"ts": "<UTC ISO 8601>", "features": {name: value}, "prediction": ..., "probabilities": {class: p}, ...}
-- a request per line (the handler's log): the layout serve/handler/records.py defines, and decodes
-  here, for both sides: {"ts", "request_id", "model_version", "features": [names], "rows": n,
+- a request per line (the handler's log), in the layout serve/handler/records.py defines for the
+  handler and this reader alike: {"ts", "request_id", "model_version", "features": [names], "rows": n,
   "values": [n*F or n lists of F], "prediction": [n], "classes": [C], "probabilities": [n*C], ...}
 Both give the same table: one row per served row, the request's ts, request_id and prediction on each.
 - a refused request (the handler answered 4xx): {"ts", "request_id", "model_version",
@@ -241,7 +241,7 @@ def _meta(obj, spec: _Spec):
 
 def _record(obj, spec: _Spec):
     """(values, texts, ts) of one parsed row record, or raise ValueError naming what is wrong. `values`
-    ends with the probability of each of the classes (NaN when the record has none: older handlers)."""
+    ends with the probability of each of the classes (NaN when the record has none, as feedback may)."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     features = obj.get("features")

@@ -548,7 +548,8 @@ def test_the_derivation_finds_what_the_release_and_drift_jobs_run():
         "model/tracking.py",
         "model/registry.py",
         "serve/delivery.py",
-        "serve/handler.py",  # packed into the .mar by `mlops archive` (a string literal)
+        "serve/handler/entry.py",  # packed into the .mar by `mlops archive` (a string literal)
+        "serve/handler/service.py",  # and what it imports
         "pyproject.toml",
         "constraints.txt",
         ".dvc/config",

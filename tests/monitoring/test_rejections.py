@@ -23,7 +23,7 @@ def held_out() -> pd.DataFrame:
 
 
 def refusals(n: int, reason: str, column: str | None) -> list[str]:
-    """n refusal lines exactly as serve/handler.py writes them (LogRecords.refusal)."""
+    """n refusal lines exactly as the handler writes them (LogRecords.refusal)."""
     writer = LogRecords(["mean_radius"], ["benign", "malignant"], "1")
     err = RequestError(400, "row 0: mean_radius is null (missing) ...", reason, column)
     return [writer.refusal(f"bad-{i}", err, 400).decode().rstrip("\n") for i in range(n)]
