@@ -12,7 +12,7 @@ Method (printed with the results):
   (b) TorchServe via `mlops serve` settings (serve/config.properties + params.yaml serve:), token auth
       on, the inference log written (to a temp dir) and the handler's metrics on;
   (c) the KServe runtime (serve.runtime: kserve, serve/kserve_runtime.py): the same .mar, handler,
-      token auth and inference log, adaptive batching (no timer); `serve.workers` processes;
+      token auth and inference log, adaptive batching (no timer); `serve.kserve_workers` processes;
   (d) FastAPI/uvicorn, 2 workers, the same model and response shapes, no auth, no log, no metrics.
 - The handler's own cost, in-process (no HTTP), per 64-row v2 request in a batch of 8 such requests:
   parsing + validation + response, the inference log (records + write), against the forward alone.

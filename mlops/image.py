@@ -18,6 +18,8 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+from pathlib import Path
 
 from mlops.errors import UserError
 
@@ -153,3 +155,37 @@ def verify_pushed(repository: str, image_tag: str, digest: str) -> None:
             f"{repository}:{image_tag}: the registry serves {served or 'no digest'}, the push reported "
             f"{digest}: the tag was pushed again since (or the push did not land). Nothing is deployed."
         )
+
+
+# serve.runtime (recorded in the .mar's serve.json by `mlops archive`) -> the Dockerfile that serves it
+DOCKERFILES = {"torchserve": "Dockerfile", "kserve": "Dockerfile.kserve"}
+
+
+def archived_model(store: Path) -> tuple[str, str]:
+    """(model name, runtime) of the one .mar `mlops archive` wrote; no runtime recorded: TorchServe."""
+    mars = sorted(store.glob("*.mar"))
+    if len(mars) != 1:
+        raise UserError(f"expected exactly one .mar in {store}, found {len(mars)}: run `mlops archive`")
+    with zipfile.ZipFile(mars[0]) as mar:
+        name = json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]["modelName"]
+        spec = json.loads(mar.read("serve.json")) if "serve.json" in mar.namelist() else {}
+    runtime = str(spec.get("runtime", "torchserve"))
+    if runtime not in DOCKERFILES:
+        raise UserError(f"{mars[0]}: unknown serve runtime {runtime!r} (one of {', '.join(DOCKERFILES)})")
+    return name, runtime
+
+
+def build_command(
+    engine: str, ref: str, version: str, sha: str, store: Path = Path("model_store"), extra: str = ""
+) -> list[str]:
+    """The image build for the archived model's runtime. Dockerfile.kserve has its own context filter
+    (Dockerfile.kserve.dockerignore: BuildKit finds it by name; podman and buildah are told)."""
+    name, runtime = archived_model(store)
+    dockerfile = DOCKERFILES[runtime]
+    cmd = [engine, "build", *extra.split(), "-f", dockerfile]
+    ignore = Path(f"{dockerfile}.dockerignore")
+    if Path(engine).name in ("podman", "buildah") and ignore.exists():
+        cmd += ["--ignorefile", str(ignore)]
+    for arg in (f"MODEL_NAME={name}", f"MODEL_VERSION={version}", f"GIT_SHA={sha}"):
+        cmd += ["--build-arg", arg]
+    return [*cmd, "-t", ref, "."]

@@ -38,13 +38,20 @@ def serve_settings(params: Params) -> dict:
     runtime = str(cfg.get("runtime", "torchserve"))
     if runtime not in RUNTIMES:
         raise UserError(f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+    delay = int(cfg.get("max_batch_delay", 100))
+    if delay < 1:  # TorchServe 0.12 (ModelManager.createModel) reads a .mar's 0 as "unset": 100 ms
+        raise UserError(
+            "params.yaml: serve.max_batch_delay must be >= 1 ms: TorchServe 0.12 turns 0 into its default "
+            f"of 100 ms; got {delay}. For no wait at all use batch_size: 1, or serve.runtime: kserve "
+            "(never waits; docs/serving.md, batching policy)"
+        )
     return {
         "runtime": runtime,
         "model_name": str(cfg.get("model_name", "model")),
         "workers": int(cfg.get("workers", 1)),
         "kserve_workers": int(cfg.get("kserve_workers", 2)),
         "batch_size": int(cfg.get("batch_size", 1)),
-        "max_batch_delay": int(cfg.get("max_batch_delay", 100)),
+        "max_batch_delay": delay,
         "response_timeout": int(cfg.get("response_timeout", 120)),
         "max_batch_rows": int(cfg.get("max_batch_rows", 1024)),
         "inference_log_dir": str(cfg.get("inference_log_dir", "logs/inference")),
@@ -91,6 +98,7 @@ def build(version: str, store: Path = MODEL_STORE, params: Params | None = None)
     spec = {
         "model_name": cfg["model_name"],
         "model_version": version,
+        "runtime": cfg["runtime"],  # which image serves this .mar (mlops/image.py build_command)
         "features": meta["features"],
         "classes": meta.get("classes") or [],
         "task": meta["task"],

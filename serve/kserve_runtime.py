@@ -38,7 +38,7 @@ import zipfile
 from pathlib import Path
 
 from serve import handler as serve_handler
-from serve import settings
+from serve import kserve_metrics, settings
 
 
 def _error(status: int, message: str) -> bytes:
@@ -76,7 +76,7 @@ class BatchContext:
 class LoadContext:
     """What TorchServe hands the handler at load time: the unpacked .mar and its manifest."""
 
-    metrics = None  # the handler's TorchServe metrics are off here; KServe's /metrics is the server's
+    metrics = None  # no TorchServe metrics API here: serve/kserve_metrics.py replaces the handler's
 
     def __init__(self, model_dir: Path, model_name: str):
         manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
@@ -252,7 +252,12 @@ def start_metrics() -> None:
 
 
 def serve(
-    sock: socket.socket, model_dir: Path, key: str | None, batch_size: int, metrics: bool = True
+    sock: socket.socket,
+    model_dir: Path,
+    key: str | None,
+    batch_size: int,
+    metrics: bool = True,
+    share_dir: Path | None = None,
 ) -> None:
     """One server process on an already bound socket (the parent binds it; workers share it)."""
     from kserve import ModelServer
@@ -262,6 +267,7 @@ def serve(
     spec = json.loads((model_dir / "serve.json").read_text())
     name = str(spec["model_name"])
     model, handler = build_model(model_dir, name)
+    kserve_metrics.install(handler, name, share_dir)  # the handler's counters on /metrics
     features = list(spec["features"])
     max_bytes = int(
         os.environ.get("TS_MAX_REQUEST_SIZE")
@@ -312,12 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers <= 1:
         serve(sock, model_dir, key, args.batch_size)
         return 0
+    share = args.run_dir / "metrics"  # each process's handler counts, summed by whoever is scraped
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir()
     children = []
     for _ in range(args.workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - a worker
             try:
-                serve(sock, model_dir, key, args.batch_size, metrics=not children)
+                serve(sock, model_dir, key, args.batch_size, metrics=not children, share_dir=share)
             finally:
                 os._exit(0)
         children.append(pid)

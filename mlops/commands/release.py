@@ -68,6 +68,18 @@ def _image_tag(args) -> int:
     return 0
 
 
+def _image_build(args) -> int:
+    import subprocess
+
+    from mlops import image
+
+    cmd = image.build_command(args.engine, args.ref, args.version, args.sha, args.store, args.build_args)
+    print("build:", " ".join(cmd), flush=True)
+    if args.dry_run:
+        return 0
+    return subprocess.run(cmd).returncode
+
+
 def _rollback(args) -> int:
     from model.registry import rollback
 
@@ -184,6 +196,20 @@ def register(sub) -> None:
         help="after the push: fail unless the registry serves this digest for the tag (read back)",
     )
     p.set_defaults(handler=_image_tag)
+
+    p = sub.add_parser(
+        "image-build", help="build the serving image of model_store/*.mar with its runtime's Dockerfile"
+    )
+    p.add_argument(
+        "--ref", required=True, help="the image reference to tag, e.g. ghcr.io/o/n:model-v3-abc1234"
+    )
+    p.add_argument("--version", required=True)
+    p.add_argument("--sha", required=True)
+    p.add_argument("--engine", default="docker", help="docker | podman | buildah")
+    p.add_argument("--build-args", default="", help="extra build options, split on whitespace")
+    p.add_argument("--store", type=Path, default=Path("model_store"))
+    p.add_argument("--dry-run", action="store_true", help="print the command only")
+    p.set_defaults(handler=_image_build)
 
     p = sub.add_parser(
         "rollback",

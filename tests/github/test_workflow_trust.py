@@ -228,7 +228,7 @@ def test_images_are_tagged_immutably_and_deployed_by_digest():
     script = runs(image)
     assert "mlops.cli image-tag" in script and "--refuse-existing" in script
     assert "model-v$VERSION" not in script and "GITHUB_SHA::7" not in script  # the old mutable tags
-    assert script.index("--refuse-existing") < script.index('"$ENGINE" build')
+    assert script.index("--refuse-existing") < script.index("mlops.cli image-build")
     assert image["outputs"]["image"] == "${{ steps.push.outputs.image }}"
     assert 'echo "image=$IMAGE@$digest"' in script
 

@@ -142,3 +142,59 @@ def test_the_pushed_digest_is_read_back(registry, monkeypatch, capsys):
     args[2] = "2"  # model-v2-0123456: never pushed
     assert main([*args, "--expect-digest", "sha256:" + "1" * 64]) == 1
     assert "is not in the registry after the push" in capsys.readouterr().err
+
+
+def _mar(store, runtime=None):
+    import zipfile
+
+    store.mkdir(parents=True, exist_ok=True)
+    spec = {"model_name": "m", **({"runtime": runtime} if runtime else {})}
+    with zipfile.ZipFile(store / "m.mar", "w") as mar:
+        mar.writestr("MAR-INF/MANIFEST.json", json.dumps({"model": {"modelName": "m"}}))
+        mar.writestr("serve.json", json.dumps(spec))
+
+
+@pytest.mark.parametrize(
+    ("runtime", "engine", "dockerfile", "ignorefile"),
+    [
+        (None, "docker", "Dockerfile", False),  # a .mar archived before serve.runtime existed
+        ("torchserve", "podman", "Dockerfile", False),
+        ("kserve", "docker", "Dockerfile.kserve", False),  # BuildKit reads Dockerfile.kserve.dockerignore
+        ("kserve", "podman", "Dockerfile.kserve", True),
+    ],
+)
+def test_the_release_builds_the_image_of_the_archived_runtime(
+    tmp_path, monkeypatch, runtime, engine, dockerfile, ignorefile
+):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the Dockerfiles and their ignore files
+    _mar(tmp_path / "store", runtime)
+    cmd = image.build_command(
+        engine, "r/m:model-v3-abc1234", "3", "abc1234", tmp_path / "store", "--pull=never -q"
+    )
+    assert cmd[:4] == [engine, "build", "--pull=never", "-q"]
+    assert cmd[cmd.index("-f") + 1] == dockerfile and Path(dockerfile).is_file()
+    assert ("--ignorefile" in cmd) == ignorefile
+    assert {"MODEL_NAME=m", "MODEL_VERSION=3", "GIT_SHA=abc1234"} <= set(cmd)
+    assert cmd[-3:] == ["-t", "r/m:model-v3-abc1234", "."]
+
+
+def test_image_build_refuses_an_unknown_runtime_or_no_single_mar(tmp_path):
+    with pytest.raises(UserError, match=r"exactly one \.mar"):
+        image.build_command("docker", "r:t", "1", "abc1234", tmp_path)
+    _mar(tmp_path, "mlserver")
+    with pytest.raises(UserError, match="unknown serve runtime 'mlserver'"):
+        image.build_command("docker", "r:t", "1", "abc1234", tmp_path)
+
+
+def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
+    from serve import archive
+
+    params = archive.load_params()
+    params.raw["serve"] = {**params.raw["serve"], "runtime": "kserve"}
+    archive.build(version="3", store=tmp_path, params=params)
+    assert image.archived_model(tmp_path)[1] == "kserve"
+    params.raw["serve"]["max_batch_delay"] = 0  # TorchServe 0.12 would wait 100 ms, not 0
+    with pytest.raises(UserError, match="max_batch_delay must be >= 1"):
+        archive.serve_settings(params)

@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import json
 import subprocess
+import time
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,26 @@ def test_kserve_front_refuses_before_the_handler_and_passes_the_rest_to_kserve(k
         200,
         {"name": MODEL, "ready": True},
     )
+
+
+def _rows_served(kserve) -> float:
+    status, text = kserve.raw(None, path="/metrics", method="GET")
+    assert status == 200, text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("RowsServed{"))
+
+
+@pytest.mark.slow
+def test_kserve_metrics_path_has_the_handlers_counts_behind_the_token(kserve):
+    assert kserve.raw(None, path="/metrics", method="GET", token=False)[0] == 401
+    before = _rows_served(kserve)
+    for _ in range(4):  # 2 processes: the scraped one adds the other's totals (shared once a second)
+        assert kserve.raw(json.dumps({"instances": [_good(kserve)] * 3}).encode())[0] == 200
+    deadline = time.monotonic() + 5
+    while _rows_served(kserve) < before + 12 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert _rows_served(kserve) == before + 12
+    _, text = kserve.raw(None, path="/metrics", method="GET")
+    assert 'WorkerStarts{ModelName="breast-cancer"}' in text and "HandlerSeconds_bucket{" in text, text
 
 
 @pytest.mark.slow
