@@ -1,6 +1,6 @@
 """The second runtime: the KServe Python model server (PyPI `kserve`) serving the same .mar as TorchServe.
 
-Same model file, same `serve.json`, same handler code (serve/handler.py's TabularHandler, called with a
+Same model file, same `serve.json`, same handler code (serve/handler's TabularHandler, called with a
 stand-in for TorchServe's per-batch context), so the same parsing bounds, 4xx messages, encodings,
 answers and inference log records. KServe brings the server: uvicorn, the Open Inference Protocol's
 health and metadata endpoints (`/v2/health/ready`, `/v2/models/<m>`, `/v2/models/<m>/ready`) and

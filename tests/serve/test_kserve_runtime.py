@@ -148,15 +148,28 @@ def _rows_served(kserve) -> float:
 
 
 @pytest.mark.slow
+def _settled_rows(kserve, timeout: float = 10.0) -> float:
+    """RowsServed once two scrapes a share interval apart agree (each process shares its counts once a
+    second), so a count still in flight is neither missed nor taken for this test's own."""
+    last, deadline = _rows_served(kserve), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.2)
+        now = _rows_served(kserve)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def test_kserve_metrics_path_has_the_handlers_counts_behind_the_token(kserve):
     assert kserve.raw(None, path="/metrics", method="GET", token=False)[0] == 401
-    before = _rows_served(kserve)
+    before = _settled_rows(kserve)  # earlier tests' rows may still be on their way from the other process
     for _ in range(4):  # 2 processes: the scraped one adds the other's totals (shared once a second)
         assert kserve.raw(json.dumps({"instances": [_good(kserve)] * 3}).encode())[0] == 200
     deadline = time.monotonic() + 5
     while _rows_served(kserve) < before + 12 and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert _rows_served(kserve) == before + 12
+    assert _settled_rows(kserve) == before + 12
     _, text = kserve.raw(None, path="/metrics", method="GET")
     assert 'WorkerStarts{ModelName="breast-cancer"}' in text and "HandlerSeconds_bucket{" in text, text
 
