@@ -83,7 +83,8 @@ def test_every_table_renders():
 def test_a_blank_line_inside_a_table_is_found():
     table = "| a | b |\n| --- | --- |\n| 1 | 2 |\n\n| 3 | 4 |\n"
     assert table_problems(table) == ["line 5: pipe rows with no separator under a header (raw text)"]
-    assert table_problems("| a | b |\n| --- | --- |\n| `x | y` | 2 |\n") == ["line 3: 3 cells, the header has 2"]
+    piped = "| a | b |\n| --- | --- |\n| `x | y` | 2 |\n"  # a pipe in backticks still splits a cell
+    assert table_problems(piped) == ["line 3: 3 cells, the header has 2"]
 
 
 def test_every_relative_link_lands():
