@@ -6,18 +6,27 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install cml demo pipeline data test test-fast lint bench clean
+.PHONY: help install install-dev cml demo pipeline data test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[all]"
+
+# Two installs: what a forker runs (train, serve, monitor), and the template's own tooling on top of it
+# (linters, act, kubectl, test servers, KServe). Installing dev marks the lean one done too: it is a superset.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,serve,monitor]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with everything (train, serve, monitor, dev)
+$(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[all]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed ## create .venv with what training, serving and monitoring need
+install-dev: $(VENV)/.installed-dev ## install + the template's tooling: tests, linters, act, kubectl, KServe
 
 # The real CML CLI for the workflow tests (tests/github run it against a local GitHub API test server), the
 # version the PR workflow uses. `npm ci` from tools/cml/package-lock.json: every tarball, CML's own included,
@@ -49,23 +58,23 @@ data: install ## get the data: dvc pull, else recreate the bundled table and pus
 pipeline: data ## dvc repro: validate, prepare, train, evaluate
 	dvc repro
 
-lint: install ## pre-commit on every file (ruff, formatting, file hygiene), offline
+lint: install-dev ## pre-commit on every file (ruff, formatting, file hygiene), offline
 	pre-commit run --all-files --show-diff-on-failure
 
-test: install $(CML) ## all tests, the slow end-to-end ones included
+test: install-dev $(CML) ## all tests, the slow end-to-end ones included
 	pytest
 
-test-fast: install ## unit tests only (skips the slow end-to-end tests)
+test-fast: install-dev ## unit tests only (skips the slow end-to-end tests)
 	pytest -m "not slow"
 
-bench: install ## benchmarks: pipeline timings and Lightning vs plain PyTorch
+bench: install-dev ## benchmarks: pipeline timings and Lightning vs plain PyTorch
 	python benchmarks/pipeline.py
 
 .PHONY: bench-stages bench-threads
-bench-stages: install ## benchmark: each stage's time and peak RSS at 10k/100k/1M rows (params.large.yaml), beside f1a584f
-	python benchmarks/stages.py --baseline f1a584f --baseline-skip evaluate:1000000
+bench-stages: install-dev ## benchmark: each stage's time and peak RSS at 10k/100k/1M rows (params.large.yaml), beside BASE (default main)
+	python benchmarks/stages.py --baseline $(or $(BASE),main)
 
-bench-threads: install ## benchmark: training 100k rows, torch's default threads vs train.threads auto, alone and beside a busy job
+bench-threads: install-dev ## benchmark: training 100k rows, torch's default threads vs train.threads auto, alone and beside a busy job
 	python benchmarks/train_threads.py
 
 clean: ## remove generated outputs (keeps .venv, data and the DVC cache)
@@ -82,7 +91,7 @@ drift: install ## drift check: recent inference log vs the training split (repor
 retrain-pr: install ## on drift: new data snapshot, branch retrain/..., open or update the one PR
 	mlops retrain-pr
 
-bench-drift: install ## benchmark: drift on 1M log rows x 30 features against a 100k reference
+bench-drift: install-dev ## benchmark: drift on 1M log rows x 30 features against a 100k reference
 	python benchmarks/drift.py
 
 .PHONY: promote archive serve stop image bench-serve
@@ -109,10 +118,10 @@ image: archive ## the serving image: docker build of the Dockerfile with the arc
 
 # wrk (the load generator): installed with apt-get when we are root on Debian/Ubuntu (as .ci/run does),
 # else the one command to install it is printed and the target stops
-bench-serve: install ## benchmark: TorchServe vs the KServe runtime vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests (installs wrk)
+bench-serve: install-dev ## benchmark: TorchServe vs the KServe runtime vs FastAPI vs in-process, wrk at c=1/8/32, 1- and 64-row requests (installs wrk)
 	@command -v wrk >/dev/null || { \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "bench-serve: installing wrk: apt-get install wrk"; \
+	    echo "bench-serve: install-deving wrk: apt-get install wrk"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
 	  else \
 	    if command -v apt-get >/dev/null; then how="sudo apt-get install -y wrk"; \
