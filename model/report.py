@@ -759,7 +759,7 @@ def run(base_rev: str = "main", out: Path = Path("report"), sha: str | None = No
     base = Side.load(base_rev.split("/")[-1], base_rev, resolved.stdout.strip())
     out.mkdir(parents=True, exist_ok=True)
     params = load_params()
-    markdown, passed = render(base, pr, out, params.gates, report_settings(params))
+    markdown, passed = render(base, pr, out, params.gates.rules(), report_settings(params))
     (out / "report.md").write_text(markdown)
     summary = "\n".join(
         line

@@ -31,20 +31,22 @@ RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/
 
 
 def serve_settings(params: Params) -> dict:
-    cfg = params.section("serve")
-    runtime = str(cfg.get("runtime", "torchserve"))
-    if runtime not in RUNTIMES:
-        raise UserError(f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+    """serve.json's basics (the handler's config format) from the typed `serve:` section."""
+    cfg = params.serve
+    if cfg.runtime not in RUNTIMES:
+        raise UserError(
+            f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {cfg.runtime!r}"
+        )
     return {
-        "runtime": runtime,
-        "model_name": str(cfg.get("model_name", "model")),
-        "workers": int(cfg.get("workers", 1)),
-        "kserve_workers": int(cfg.get("kserve_workers", 2)),
-        "batch_size": int(cfg.get("batch_size", 1)),
-        "max_batch_delay": int(cfg.get("max_batch_delay", 100)),
-        "response_timeout": int(cfg.get("response_timeout", 120)),
-        "max_batch_rows": int(cfg.get("max_batch_rows", 1024)),
-        "inference_log_dir": str(cfg.get("inference_log_dir", "logs/inference")),
+        "runtime": str(cfg.runtime),
+        "model_name": str(cfg.model_name),
+        "workers": int(cfg.workers),
+        "kserve_workers": int(cfg.kserve_workers),
+        "batch_size": int(cfg.batch_size),
+        "max_batch_delay": int(cfg.max_batch_delay),
+        "response_timeout": int(cfg.response_timeout),
+        "max_batch_rows": int(cfg.max_batch_rows),
+        "inference_log_dir": str(cfg.inference_log_dir),
     }
 
 
