@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mlops.errors import UserError
+from mlops.sections import Train
 from model import datamodule
 from model.datamodule import batches, block, load_block, per_process_batch, read_block, to_tensors
-from mlops.sections import Train
 
 FEATURES = ["a", "b", "c"]
 
