@@ -91,9 +91,9 @@ def check_scriptable(net: torch.nn.Module, name: str) -> None:
         torch.jit.script(net)
     except Exception as err:  # TorchScript raises several types (RuntimeError, NotSupportedError, ...)
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        where = next((line for line in lines if "is being compiled since" in line), "")
-        reason = lines[0] if lines else type(err).__name__
+        reason = lines[0].rstrip(":") if lines else type(err).__name__
+        where = next((line for line in lines if line.startswith("File ")), "")  # the first frame: the cause
         raise NotScriptable(
             f"train.model {name}: its network {type(net).__name__} cannot be compiled by torch.jit.script"
-            f" ({reason}{'; ' + where if where else ''}); docs/models.md says what must be TorchScript"
+            f" ({reason}{' ' + where if where else ''}); docs/models.md says what must be TorchScript"
         ) from None
