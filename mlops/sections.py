@@ -261,6 +261,9 @@ class Serve:
     inference_log_keep_files: int = 48
     inference_log_compress: bool = True
 
+    def __post_init__(self) -> None:
+        duration(self.inference_log_rotate_age, "serve.inference_log_rotate_age")  # fails on load
+
     @property
     def rotate_seconds(self) -> float:
         age = duration(self.inference_log_rotate_age, "serve.inference_log_rotate_age")
@@ -286,6 +289,10 @@ class Performance:
     confidence: float | None = 0.95
     bucket: str = "1d"
     label_horizon: Any = "14d"
+
+    def __post_init__(self) -> None:
+        duration(self.bucket, "monitoring.performance.bucket")
+        duration(self.label_horizon, "monitoring.performance.label_horizon")
 
 
 @dataclass(frozen=True)
@@ -333,3 +340,7 @@ class Monitoring:
     feedback: str = "feedback"
     report_dir: str = "reports/drift"
     pr: Pr = field(default_factory=Pr)
+
+    def __post_init__(self) -> None:
+        duration(self.window, "monitoring.window")
+        duration(self.staleness, "monitoring.staleness")
