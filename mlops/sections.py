@@ -33,7 +33,7 @@ def duration(text: Any, where: str = "duration") -> timedelta | None:
         return timedelta(seconds=float(text))
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(text).lower())
     if not match:
-        raise ParamsError(f"params.yaml: {where}: {text!r} is not a duration like 90s, 30m, 12h, 7d or 2w")
+        raise ParamsError(f"params.yaml: {where}: {text!r} is not a duration like 30m, 12h, 7d or 2w")
     return timedelta(**{_UNITS[match[2] or "s"]: float(match[1])})
 
 
