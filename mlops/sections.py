@@ -37,9 +37,19 @@ def duration(text: Any, where: str = "duration") -> timedelta | None:
     return timedelta(**{_UNITS[match[2] or "s"]: float(match[1])})
 
 
+# Keys that moved into a class's arguments: the hint names the new place.
+MOVED = {
+    "train.hidden": "model.hidden",
+    "train.dropout": "model.dropout",
+    "train.lr": "optimizer.lr",
+    "train.weight_decay": "optimizer.weight_decay",
+}
+
+
 def unknown_key(where: str, key: Any, valid: list[str]) -> ParamsError:
     """One line: the key as written and the closest valid one (or the valid ones)."""
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    close = [MOVED[f"{where}.{key}"]] if f"{where}.{key}" in MOVED else []
+    close = close or difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(valid) or 'none'}"
     return ParamsError(f"params.yaml: unknown key {where}.{key}; {hint}")
 

@@ -133,6 +133,7 @@ def test_every_code_default_equals_params_yaml():
             "unknown key train.optimizer.weight_decy; did you mean weight_decay?",
         ),
         ({"model": {"hiden": [8]}}, "unknown key train.model.hiden; did you mean hidden?"),
+        ({"lr": 0.01}, "unknown key train.lr; did you mean optimizer.lr?"),  # where it lives now
     ],
 )
 def test_a_typo_fails_with_one_line_naming_the_closest_key(tmp_path, train, message):
