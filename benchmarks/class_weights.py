@@ -64,7 +64,7 @@ def run_seed(rows: int, seed: int) -> dict[str, dict[str, float]]:
     prior = np.asarray(prep["class_counts"], dtype=float) / sum(prep["class_counts"])
     out["majority"] = _scores(y, np.tile(prior, (len(y), 1)), compute_metrics)
     for setting in ("none", "auto"):
-        trial = replace(loaded, train={**loaded.train, "class_weights": setting})
+        trial = replace(loaded, train=replace(loaded.train, class_weights=setting))
         module, _ = fit(trial, paths.TRAIN_SPLIT, paths.VAL_SPLIT, prep)
         with torch.no_grad():
             proba = torch.softmax(module.net.eval()(torch.from_numpy(x)).double(), dim=1).numpy()

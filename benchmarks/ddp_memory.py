@@ -139,10 +139,10 @@ def train_project(folder: Path, features: list[str], world: int) -> Path:
     prepared.mkdir(parents=True)
     for name in ("train", "val"):
         shutil.copy(folder / f"{name}.parquet", prepared / f"{name}.parquet")
-    scaler = {"features": features, "mean": [0.0] * len(features), "std": [1.0] * len(features)}
-    (prepared / "scaler.json").write_text(json.dumps(scaler))
+    columns = [{"name": f, "type": "float", "fill": 0.0, "mean": 0.0, "std": 1.0} for f in features]
+    (prepared / "preprocessing.json").write_text(json.dumps({"features": features, "columns": columns}))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(features={f: {"dtype": "float"} for f in features}, label="label", classes=[0, 1])
+    params["data"].update(features={f: {"type": "float"} for f in features}, label="label", classes=[0, 1])
     params["train"].update(
         max_epochs=1, batch_size=8192, accelerator="cpu", devices=world, strategy="ddp", num_nodes=1
     )

@@ -103,13 +103,13 @@ def _train(params, frame, split_seed: int, train_seed: int, workdir: Path, lr: f
 
     train, val, test = split(
         frame,
-        float(params.split.get("test_size", 0.2)),
-        float(params.split.get("val_size", 0.2)),
+        float(params.split.test_size),
+        float(params.split.val_size),
         split_seed,
     )
     features = params.data.feature_names
     scaler = fit_scaler(train, features)
-    cfg = dict(params.train, **({"lr": lr} if lr else {}))
+    cfg = replace(params.train, optimizer=params.train.optimizer.updated(lr=lr)) if lr else params.train
     run_params = replace(params, seed=train_seed, train=cfg)
     module, _ = fit(run_params, train.reset_index(drop=True), val.reset_index(drop=True), scaler)
     path = workdir / f"model-{split_seed}-{train_seed}-{lr}.pt"
@@ -234,7 +234,7 @@ def main() -> int:
 
     params = load_params()
     settings = report_settings(params)
-    gates = params.gates
+    gates = params.gates.rules()
     frame = clean_frame(read_table(params.data.path), params.data)
     seeds = [params.seed + k for k in range(args.seeds)]
     started = time.perf_counter()

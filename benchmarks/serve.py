@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def start_torchserve(
 
     store = work / "model_store"
     params = archive.load_params()
-    params.raw["serve"] = {**(params.raw.get("serve") or {}), **(overrides or {})}  # --serve key=value
+    params = replace(params, serve=replace(params.serve, **(overrides or {})))  # --serve key=value
     archive.build(version="bench", store=store, params=params)
     server.start(run_dir=work / "run", store=store)
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
@@ -216,7 +217,7 @@ def start_kserve(work: Path, overrides: dict | None = None) -> tuple[str, str, s
     from serve import archive, server
 
     params = archive.load_params()
-    params.raw["serve"] = {**(params.raw.get("serve") or {}), **(overrides or {}), "runtime": "kserve"}
+    params = replace(params, serve=replace(params.serve, **(overrides or {}), runtime="kserve"))
     mar = archive.build(version="bench", store=work / "model_store", params=params)
     server.start_kserve(params, archive.serve_settings(params), mar, 120, work / "run")
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]

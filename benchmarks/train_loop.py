@@ -1,6 +1,6 @@
 """Benchmark: training throughput of the Lightning loop against a plain PyTorch loop.
 
-Method: same data (the prepared train/val splits), same model (LitClassifier.net), same batches
+Method: same data (the prepared train/val splits), same model (LitTabular.net), same batches
 (model.datamodule.batches, same seed), same epochs and optimiser. Each loop runs `--repeats` times,
 alternating, after one warm-up run of each; we report the median wall and CPU time of `fit` only (no data
 loading, no export) and rows/s = epochs * train rows / time. Run after `dvc repro` (needs
@@ -19,8 +19,8 @@ import torch
 
 from mlops import paths
 from mlops.params import load_params
+from model.build import build_module
 from model.datamodule import batches, to_tensors
-from model.net import LitClassifier
 from model.threads import use_threads
 from model.train import fit
 
@@ -29,20 +29,13 @@ def plain_fit(params, train, val, scaler) -> None:
     """The loop a user would write by hand: same module, optimiser, batches and validation."""
     torch.manual_seed(params.seed)
     cfg = params.train
-    module = LitClassifier(
-        scaler,
-        len(params.data.classes),
-        list(cfg["hidden"]),
-        float(cfg["dropout"]),
-        float(cfg["lr"]),
-        float(cfg["weight_decay"]),
-    )
+    module = build_module(params, scaler, None)
     optimiser = module.configure_optimizers()
     features = params.data.feature_names
     train_set, val_set = to_tensors(train, features), to_tensors(val, features)
-    loader = batches(train_set, int(cfg["batch_size"]), shuffle=True, seed=params.seed)
+    loader = batches(train_set, int(cfg.batch_size), shuffle=True, seed=params.seed)
     val_loader = batches(val_set, len(val_set), shuffle=False)
-    for _ in range(int(cfg["max_epochs"])):
+    for _ in range(int(cfg.max_epochs)):
         module.train()
         for x, y in loader:
             optimiser.zero_grad()
@@ -80,10 +73,10 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, run in runs.items():
             times[name].append(timed(run))
-    rows = int(params.train["max_epochs"]) * len(train)
+    rows = int(params.train.max_epochs) * len(train)
     print(
-        f"training loop: {params.train['max_epochs']} epochs x {len(train)} rows,"
-        f" batch {params.train['batch_size']},"
+        f"training loop: {params.train.max_epochs} epochs x {len(train)} rows,"
+        f" batch {params.train.batch_size},"
         f" median of {args.repeats}"
     )
     med = {name: [statistics.median(t[i] for t in ts) for i in (0, 1)] for name, ts in times.items()}

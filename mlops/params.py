@@ -6,25 +6,47 @@ line naming the key, never a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mlops import paths
-from mlops.errors import UserError
+from mlops.sections import (
+    Gates,
+    Mlflow,
+    Monitoring,
+    ParamsError,
+    Report,
+    Serve,
+    Split,
+    Train,
+    build,
+    unknown_key,
+)
 
 TYPES = ("float", "int", "category", "bool", "date", "datetime")
 MISSING = ("error", "drop_row", "impute")
 LABEL_MISSING = ("drop_row", "error")  # an unlabelled row teaches nothing: dropped (and counted) by default
 IMPUTE = ("median", "most_frequent", "constant")
 TASKS = ("classification", "regression")
-FEATURE_KEYS = {"type", "dtype", "min", "max", "categories", "missing", "impute", "fill_value"}
-
-
-class ParamsError(UserError, ValueError):
-    """params.yaml says something the pipeline cannot do; the message names the key."""
+FEATURE_KEYS = ("type", "min", "max", "categories", "missing", "impute", "fill_value")
+DATA_KEYS = ("path", "label", "classes", "features", "missing", "impute", "label_missing", "sep", "encoding")
+TOP_KEYS = (
+    "seed",
+    "name",
+    "task",
+    "data",
+    "split",
+    "train",
+    "gates",
+    "report",
+    "mlflow",
+    "serve",
+    "monitoring",
+)
+__all__ = ["DataSpec", "FeatureSpec", "Params", "ParamsError", "load_params"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +59,6 @@ class FeatureSpec:
     missing: str = "error"  # error | drop_row | impute
     impute: str = "median"  # median | most_frequent | constant
     fill_value: Any = None  # impute: constant
-
-    @property
-    def dtype(self) -> str:
-        """The old name of `type` (params.yaml still accepts `dtype:`)."""
-        return self.type
 
     @property
     def numeric(self) -> bool:
@@ -77,25 +94,21 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Params:
+    """params.yaml, typed: one frozen dataclass per section (mlops/sections.py holds their defaults).
+    `raw` is the file as read, for rules that compare it with another revision's file (model/gates.py)."""
+
     raw: dict[str, Any]
     seed: int
     data: DataSpec
-    split: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    gates: dict[str, Any] = field(default_factory=dict)
-    mlflow: dict[str, Any] = field(default_factory=dict)
+    split: Split = field(default_factory=Split)
+    train: Train = field(default_factory=Train)
+    gates: Gates = field(default_factory=Gates)
+    report: Report = field(default_factory=Report)
+    mlflow: Mlflow = field(default_factory=Mlflow)
+    serve: Serve = field(default_factory=Serve)
+    monitoring: Monitoring = field(default_factory=Monitoring)
     name: str = "model"
     task: str = "classification"
-
-    def section(self, name: str) -> dict[str, Any]:
-        """Any other top-level section (serve, monitoring, ...), empty if absent. Names not set there
-        derive from the top-level `name` (serve.model_name, mlflow.*)."""
-        values = dict(self.raw.get(name) or {})
-        if name == "serve":
-            values.setdefault("model_name", self.name)
-        if name == "mlflow":
-            return dict(self.mlflow)
-        return values
 
 
 def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -119,13 +132,10 @@ def _feature(name: str, spec: Any, missing: str, impute: str) -> FeatureSpec:
         spec = {}
     if not isinstance(spec, dict):
         raise ParamsError(f"params.yaml: {where} must be a mapping such as {{type: float}}; got {spec!r}")
-    unknown = sorted(set(map(str, spec)) - FEATURE_KEYS)
-    if unknown:
-        raise ParamsError(
-            f"params.yaml: {where}: unknown key {', '.join(map(repr, unknown))}; allowed:"
-            f" {', '.join(sorted(FEATURE_KEYS - {'dtype'}))}"
-        )
-    kind = _choice(f"{where}.type", spec.get("type", spec.get("dtype", "float")), TYPES)
+    for key in spec:
+        if key not in FEATURE_KEYS:
+            raise unknown_key(where, key, list(FEATURE_KEYS))
+    kind = _choice(f"{where}.type", spec.get("type", "float"), TYPES)
     categories = spec.get("categories")
     if categories is not None:
         if kind != "category":
@@ -171,6 +181,9 @@ def _feature(name: str, spec: Any, missing: str, impute: str) -> FeatureSpec:
 def _data(data: Any, task: str) -> DataSpec:
     if not isinstance(data, dict):
         raise ParamsError("params.yaml: the data section is missing or not a mapping")
+    for key in data:
+        if key not in DATA_KEYS:
+            raise unknown_key("data", key, list(DATA_KEYS))
     needed = ["path", "label", "features"] + (["classes"] if task == "classification" else [])
     absent = [k for k in needed if k not in data]
     if absent:
@@ -215,29 +228,38 @@ def _data(data: Any, task: str) -> DataSpec:
     )
 
 
-def _mlflow(raw: dict[str, Any], name: str, task: str) -> dict[str, Any]:
-    """Explicit keys win; otherwise every name derives from the top-level `name`."""
-    values = dict(raw.get("mlflow") or {})
-    values.setdefault("experiment", name)
-    values.setdefault("registered_model", f"{name}-{'regressor' if task == 'regression' else 'classifier'}")
-    return values
-
-
 def load_params(path: str | Path = paths.PARAMS) -> Params:
+    """Read and check params.yaml. Names not set in `mlflow` and `serve` derive from the top-level `name`."""
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections")
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise unknown_key("params", key, list(TOP_KEYS))
     task = _choice("task", raw.get("task", "classification"), TASKS)
     name = str(raw.get("name") or "model")
+    mlflow = build(Mlflow, raw.get("mlflow"), "mlflow")
+    kind = "regressor" if task == "regression" else "classifier"
+    mlflow = replace(
+        mlflow,
+        experiment=str(mlflow.experiment or name),
+        registered_model=str(mlflow.registered_model or f"{name}-{kind}"),
+    )
+    serve = build(Serve, raw.get("serve"), "serve")
     return Params(
         raw=raw,
         seed=int(raw.get("seed", 0)),
         data=_data(raw.get("data"), task),
-        split=dict(raw.get("split") or {}),
-        train=dict(raw.get("train") or {}),
-        gates=dict(raw.get("gates") or {}),
-        mlflow=_mlflow(raw, name, task),
+        split=build(Split, raw.get("split"), "split"),
+        train=build(Train, raw.get("train"), "train"),
+        gates=build(Gates, raw.get("gates"), "gates"),
+        report=build(Report, raw.get("report"), "report"),
+        mlflow=mlflow,
+        serve=replace(serve, model_name=str(serve.model_name or name)),
+        monitoring=build(Monitoring, raw.get("monitoring"), "monitoring"),
         name=name,
         task=task,
     )

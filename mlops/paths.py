@@ -13,7 +13,6 @@ PREPARED_DIR = Path("artifacts/prepared")
 TRAIN_SPLIT = PREPARED_DIR / "train.parquet"
 VAL_SPLIT = PREPARED_DIR / "val.parquet"
 TEST_SPLIT = PREPARED_DIR / "test.parquet"
-SCALER = PREPARED_DIR / "scaler.json"  # legacy (all-float) form of preprocessing.json, still read
 PREPROCESSING = PREPARED_DIR / "preprocessing.json"  # vocabularies, fill values, scaler: fitted on train
 
 MODEL_DIR = Path("artifacts/model")

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from model import uncertainty
+from model.review_config import DEFAULTS
 from model.slices import PREFIX
 from model.uncertainty import LOWER_IS_BETTER, Interval, point_metrics
 
@@ -155,7 +156,8 @@ def too_few(metric: str, y: np.ndarray, n_classes: int, settings: dict) -> str |
     """'too few to judge (3 positives)' when a metric rests on fewer than report.min_rows rows or
     report.min_positives positives, else None."""
     count, what = support(metric, y, n_classes)
-    least = int(settings.get("min_positives", 5) if what != "rows" else settings.get("min_rows", 20))
+    key = "min_positives" if what != "rows" else "min_rows"
+    least = int(settings.get(key, DEFAULTS[key]))
     return f"{count} {what}" if count < least else None
 
 
@@ -264,8 +266,8 @@ def slice_changes(
     in_base = np.full(len(pr.keys), -1)
     in_base[pr_at] = base_at
     n_classes = pr.proba.shape[1]
-    perms = max(int(settings.get("resamples", 2000)), 1000)
-    seed = int(settings.get("bootstrap_seed", 0))
+    perms = max(int(settings.get("resamples", DEFAULTS["resamples"])), 1000)
+    seed = int(settings.get("bootstrap_seed", DEFAULTS["bootstrap_seed"]))
     out: list[SliceChange] = []
     tests: list[tuple[int, float]] = []
     for column in pr.slices.columns:
@@ -308,7 +310,7 @@ def slice_changes(
                     change, p = _swap_p_worse(y, p_pr, p_base, metric, perms, seed)
                 tests.append((len(out), p))
                 out.append(SliceChange(column, label, metric, change, p, "within noise", "", len(rows)))
-    level = float(settings.get("slice_error", 0.025))
+    level = float(settings.get("slice_error", DEFAULTS["slice_error"]))
     for (index, _), worse in zip(tests, holm([p for _, p in tests], level), strict=True):
         if worse:
             out[index].verdict = "worse"
@@ -355,7 +357,7 @@ def compare(
         gate_deltas, shared = on_shared_rows(pr, base, deltas, noise, settings)
     metrics = tuple(m for m in slice_metrics if m in pr.metrics)
     changes = slice_changes(pr, base, metrics, settings) if metrics else []
-    level = float(settings.get("slice_error", 0.025))
+    level = float(settings.get("slice_error", DEFAULTS["slice_error"]))
     return Comparison(kind, deltas, changes, level, few, noise, gate_deltas, shared)
 
 
@@ -375,7 +377,7 @@ def on_shared_rows(
     than `report.min_rows` shared rows the unpaired interval is judged alone."""
     pr_at, base_at = shared_rows(pr, base)
     n = len(pr_at)
-    if n < int(settings.get("min_rows", 20)):
+    if n < int(settings.get("min_rows", DEFAULTS["min_rows"])):
         return dict(deltas), n
     mine, theirs = pr.take(pr_at), base.take(base_at)
     paired = uncertainty.delta_intervals(

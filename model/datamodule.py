@@ -173,7 +173,7 @@ class TabularDataModule(pl.LightningDataModule):
         if self.train_set is None:
             # Equal blocks: one process with an extra batch would wait forever on the others' gradients.
             self.train_set = load_block(self.train_source, self.features, rank, world, equal=True)
-            # Validation syncs once per epoch (LitClassifier sums over processes), so no row is left out.
+            # Validation syncs once per epoch (LitTabular sums over processes), so no row is left out.
             self.val_set = load_block(self.val_source, self.features, rank, world, equal=False)
 
     def train_dataloader(self) -> DataLoader:

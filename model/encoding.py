@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.params import FeatureSpec
+from mlops.sections import Train
 from model import values as raw
 from model.table import bool_codes
 
@@ -163,10 +164,7 @@ def class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
     return np.bincount(labels.astype(np.int64), minlength=n_classes).tolist()
 
 
-# train.class_weights when params.yaml leaves it out. Not `auto`: on a 12%-positive table inverse-frequency
-# weights raised the minority recall (0.44 -> 0.86) but cost accuracy below the majority-class model
-# (0.829 vs 0.880, `none` 0.904) and calibration (ECE 0.146 vs 0.020): benchmarks/class_weights.py.
-DEFAULT_CLASS_WEIGHTS = "none"
+DEFAULT_CLASS_WEIGHTS = Train.class_weights  # mlops/sections.py says why it is `none`
 
 
 def class_weights(setting, classes: list, counts: list[int]) -> list[float] | None:

@@ -256,7 +256,7 @@ def seed_outputs(params: Params, x_test: np.ndarray, count: int) -> list[np.ndar
 
     from model.train import fit
 
-    preprocessing = paths.PREPROCESSING if paths.PREPROCESSING.exists() else paths.SCALER
+    preprocessing = paths.PREPROCESSING
     if not preprocessing.exists():
         print("evaluate: no seed models (no prepared preprocessing to train them with)")
         return []
@@ -264,7 +264,7 @@ def seed_outputs(params: Params, x_test: np.ndarray, count: int) -> list[np.ndar
     single = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
     outputs = []
     for k in range(1, count + 1):
-        run_params = replace(params, seed=params.seed + k, train={**params.train, **single})
+        run_params = replace(params, seed=params.seed + k, train=replace(params.train, **single))
         module, _ = fit(run_params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler)
         net = module.net.cpu().eval()
         with torch.no_grad():
@@ -358,7 +358,7 @@ def review_extras(
         fitted = baselines.fit_baselines(
             x_train, train["label"].to_numpy(), x_test, n_classes, params.seed, kinds, limit
         )
-    derived, _ = derived_rule(params.gates, task)  # the floors a swapped table is gated by
+    derived, _ = derived_rule(params.gates.rules(), task)  # the floors a swapped table is gated by
     for name, base_out in fitted.items():
         sections["baseline"][name] = scored(base_out)
         linear = name in ("logistic_regression", "linear_regression")  # the bar the report's warning judges

@@ -1,27 +1,20 @@
-"""The model: preprocessing + MLP (a plain nn.Module that ships) inside a LightningModule (that trains).
+"""The model: preprocessing + engineered features + MLP (a plain nn.Module that ships) inside a
+LightningModule (that trains).
 
-Swap in your own architecture by editing `build_network`; the Lightning wrapper, export and serving
-only rely on "encoded raw features in (model/encoding.py), logits or the regression value out".
+`train.model` in params.yaml names the LightningModule class, or a network builder, and its arguments
+(docs/models.md); `LitTabular` is the default. Export and serving only rely on the module's `net`:
+"encoded raw features in (model/encoding.py), logits or the regression value out", in TorchScript.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-
-def _columns(preprocessing: dict) -> list[dict]:
-    """preprocessing.json's columns; the older all-float scaler.json ({features, mean, std}) reads too."""
-    if "columns" in preprocessing:
-        return list(preprocessing["columns"])
-    return [
-        {"name": n, "type": "float", "fill": m, "mean": m, "std": s}
-        for n, m, s in zip(
-            preprocessing["features"], preprocessing["mean"], preprocessing["std"], strict=True
-        )
-    ]
-
+from model.features import Features
 
 DATE_TYPES = ("date", "datetime")
 DATE_PARTS = 7  # model/encoding.py's DATETIME_PARTS; a date column keeps the first 6
@@ -65,7 +58,7 @@ class Preprocess(nn.Module):
 
     def __init__(self, preprocessing: dict):
         super().__init__()
-        columns = _columns(preprocessing)
+        columns = list(preprocessing["columns"])
         numeric = [j for j, c in enumerate(columns) if c["type"] not in ("category", *DATE_TYPES)]
         category = [j for j, c in enumerate(columns) if c["type"] == "category"]
         dates = [j for j, c in enumerate(columns) if c["type"] in DATE_TYPES]
@@ -91,8 +84,13 @@ class Preprocess(nn.Module):
         self.one_hot_width: int = sum(s + 1 for s in sizes)
         self.width: int = len(numeric) + self.date_width + self.one_hot_width
 
+    def filled(self, x: torch.Tensor) -> torch.Tensor:
+        """NaN -> the column's fill value: what the feature hook (model/features.py) sees."""
+        return torch.where(torch.isnan(x), self.fill, x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.where(torch.isnan(x), self.fill, x)
+        """Encoded features -> the network's input (filling again is a no-op on filled input)."""
+        x = self.filled(x)
         parts = [(x.index_select(1, self.numeric_index) - self.mean) / self.std]
         if self.date_width > 0:
             derived = date_parts(x.index_select(1, self.date_index)).reshape(x.shape[0], -1)
@@ -106,47 +104,66 @@ class Preprocess(nn.Module):
         return torch.cat(parts, dim=1)
 
 
-def build_network(n_features: int, n_classes: int, hidden: list[int], dropout: float) -> nn.Sequential:
+def build_network(n_inputs: int, n_outputs: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
+    """The default body: an MLP. A network builder named in `train.model` has this signature: it gets
+    `n_inputs` and `n_outputs` and its own keyword arguments from params.yaml."""
     layers: list[nn.Module] = []
-    width = n_features
+    width = n_inputs
     for size in hidden:
         layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
         width = size
-    layers.append(nn.Linear(width, n_classes))
+    layers.append(nn.Linear(width, n_outputs))
     return nn.Sequential(*layers)
 
 
 class TabularNet(nn.Module):
     """What gets exported to TorchScript and served: encoded raw features [n, F] in; class logits
     [n, C] out, or for regression [n, 1] in the label's units (the network learns a standardised target;
-    the training split's mean and std undo it here)."""
+    the training split's mean and std undo it here). The engineered features (model/features.py) are
+    computed inside, so serving computes them exactly as training did."""
 
-    def __init__(self, preprocessing: dict, n_outputs: int, hidden: list[int], dropout: float = 0.0):
+    def __init__(
+        self,
+        preprocessing: dict,
+        n_outputs: int,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
+        body: nn.Module | None = None,
+        features: nn.Module | None = None,
+    ):
         super().__init__()
         self.prep = Preprocess(preprocessing)
-        self.body = build_network(self.prep.width, n_outputs, hidden, dropout)
+        self.features = (
+            features if features is not None else Features([c["name"] for c in preprocessing["columns"]])
+        )
+        n_inputs = self.prep.width + int(self.features.width)
+        self.body = body if body is not None else build_network(n_inputs, n_outputs, hidden, dropout)
         target = preprocessing.get("target") or {}
         self.regression: bool = preprocessing.get("task", "classification") == "regression"
         self.register_buffer("target_mean", torch.tensor(float(target.get("mean", 0.0))))
         self.register_buffer("target_std", torch.tensor(float(target.get("std", 1.0))))
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        filled = self.prep.filled(x)
+        return torch.cat([self.prep(filled), self.features(filled)], dim=1)
+
     @torch.jit.export
     def standardised(self, x: torch.Tensor) -> torch.Tensor:
         """The network's own output: logits, or the standardised regression target (training's loss)."""
-        return self.body(self.prep(x))
+        return self.body(self.inputs(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(self.prep(x))
+        out = self.body(self.inputs(x))
         if self.regression:
             out = out * self.target_std + self.target_mean
         return out
 
 
-Classifier = TabularNet  # the name before regression existed
-
-
-class LitClassifier(pl.LightningModule):
-    """Training logic only: loss, optimiser and the per-epoch metrics that MLflow records.
+class LitTabular(pl.LightningModule):
+    """Training logic for classification and regression: loss, optimiser and the per-epoch metrics that
+    MLflow records. The default `train.model`; a module of your own follows the contract in
+    docs/models.md (the constructor arguments `preprocessing`, `n_outputs`, `class_weights`,
+    `optimizer`, `features`, and a `net` attribute that is exported).
 
     Epoch metrics are summed in tensors and sent to the logger once per epoch. Lightning's
     `self.log` costs about a millisecond a call, more than a whole step of a small tabular model
@@ -157,18 +174,20 @@ class LitClassifier(pl.LightningModule):
 
     def __init__(
         self,
-        scaler: dict,
-        n_classes: int,
-        hidden: list[int],
-        dropout: float,
-        lr: float,
-        weight_decay: float = 0.0,
+        preprocessing: dict,
+        n_outputs: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        hidden: Sequence[int] = (32, 16),
+        dropout: float = 0.1,
         class_weights: list[float] | None = None,
+        body: nn.Module | None = None,
+        features: nn.Module | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["scaler"])
-        self.regression = scaler.get("task", "classification") == "regression"
-        self.net = TabularNet(scaler, 1 if self.regression else n_classes, hidden, dropout)
+        self.save_hyperparameters(ignore=["preprocessing", "optimizer", "body", "features"])
+        self.optimizer = optimizer
+        self.regression = preprocessing.get("task", "classification") == "regression"
+        self.net = TabularNet(preprocessing, n_outputs, hidden, dropout, body=body, features=features)
         if self.regression:
             self.loss = nn.MSELoss()
             self.target_mean, self.target_std = self.net.target_mean.item(), self.net.target_std.item()
@@ -176,9 +195,8 @@ class LitClassifier(pl.LightningModule):
             weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             self.loss = nn.CrossEntropyLoss(weight=weight)
         self.history: list[dict[str, float]] = []  # one row per epoch: the training-curves plot
-        self._sums = torch.zeros(
-            5
-        )  # train loss*rows, train rows, val loss*rows, val correct|sq.err, val rows
+        # train loss*rows, train rows, val loss*rows, val correct|sq.err, val rows
+        self._sums = torch.zeros(5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -229,6 +247,4 @@ class LitClassifier(pl.LightningModule):
             self.logger.log_metrics(row, step=self.current_epoch)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        return self.optimizer(self.parameters())

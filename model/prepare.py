@@ -141,8 +141,8 @@ def run() -> None:
     train, val, test = split_indices(
         None if spec.regression else labels,
         len(rows),
-        test_size=float(params.split.get("test_size", 0.2)),
-        val_size=float(params.split.get("val_size", 0.2)),
+        test_size=float(params.split.test_size),
+        val_size=float(params.split.val_size),
         seed=params.seed,
     )
     matrix, columns = encode_table(spec, frame, rows, train, consume=True)

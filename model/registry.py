@@ -39,6 +39,7 @@ import yaml
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
+from mlops.sections import as_dict
 from model.gates import all_passed, check_gates, floors_changed, recorded_identity, swap_reason
 
 CHAMPION = "champion"
@@ -226,7 +227,7 @@ def _client(params: Params):
 
 
 def _model_name(params: Params) -> str:
-    return str(params.mlflow.get("registered_model", "model"))
+    return str(params.mlflow.registered_model)
 
 
 def _alias(client, name: str, alias: str):
@@ -271,7 +272,7 @@ def _register(
     for existing in client.search_model_versions(f"name='{name}'"):
         if (existing.tags or {}).get("model_md5") == model_md5:
             return existing, False
-    experiment = tracking.experiment_id(str(params.mlflow.get("experiment", "default")))
+    experiment = tracking.experiment_id(str(params.mlflow.experiment))
     tags = {
         "git_sha": sha,
         "git_dirty": "true" if dirty else "false",
@@ -279,14 +280,15 @@ def _register(
         "model_md5": model_md5,
         "training_run_id": str(tracking.train_run(paths.MODEL_FILE).get("run_id", "")),
         "params": json.dumps(
-            {"seed": params.seed, "split": params.split, "train": params.train}, sort_keys=True
+            {"seed": params.seed, "split": as_dict(params.split), "train": as_dict(params.train)},
+            sort_keys=True,
         ),
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
         "dataset": json.dumps(identity or {}),  # task, label, classes: the swap check's identity
     }
     with mlflow.start_run(experiment_id=experiment, run_name=f"promote {sha[:7]}") as run:
         mlflow.set_tags({"mlops.step": "promote", "git_sha": sha})
-        mlflow.log_params({"seed": params.seed, **{f"train.{k}": v for k, v in params.train.items()}})
+        mlflow.log_params({"seed": params.seed, **{f"train.{k}": v for k, v in params.train.flat().items()}})
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(paths.MODEL_DIR), artifact_path="torchscript")
         source = f"{run.info.artifact_uri}/torchscript"
@@ -418,7 +420,7 @@ def promote(
     results = check_gates(
         metrics,
         baseline.metrics,
-        params.gates,
+        params.gates.rules(),
         baseline_name=baseline.name,
         no_baseline=swapped,
         baselines=baselines,  # a swapped table's floors come from its baselines, as in the PR report

@@ -32,7 +32,7 @@ from mlops.params import load_params
 from model import plots
 from model.compare import Comparison, Predictions, compare
 from model.gates import all_passed, check_gates, floors_changed, swap_reason
-from model.review_config import baseline_names, report_settings, task_of
+from model.review_config import DEFAULTS, baseline_names, report_settings, task_of
 from model.tracking import train_run
 from model.uncertainty import LOWER_IS_BETTER, verdict
 
@@ -336,7 +336,8 @@ def baseline_warning(pr: Side, settings: dict) -> str | None:
         low, high = (-span["high"], -span["low"]) if lower else (span["low"], span["high"])
         if high >= margin:
             return None
-        shown = f"gain {gain:+.4f}, {float(settings.get('confidence', 0.95)):.0%} CI {_span(low, high)}"
+        level = float(settings.get("confidence", DEFAULTS["confidence"]))
+        shown = f"gain {gain:+.4f}, {level:.0%} CI {_span(low, high)}"
     elif gain > margin:
         return None
     else:
@@ -522,7 +523,8 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
         deltas=comparison.judged,
         delta_kind=(
             f"unpaired, and paired on the {comparison.shared} rows both hold"
-            if comparison.gate_deltas is not None and comparison.shared >= int(settings.get("min_rows", 20))
+            if comparison.gate_deltas is not None
+            and comparison.shared >= int(settings.get("min_rows", DEFAULTS["min_rows"]))
             else comparison.kind or "paired"
         ),
         confidence=confidence,
@@ -634,7 +636,7 @@ def render(base: Side, pr: Side, out: Path, gates: dict, settings: dict) -> tupl
     ]
     lines += metric_rows(base, pr, comparison)
     lines += [""]
-    lines += per_class_section(base, pr, int(settings.get("max_classes", 20)))
+    lines += per_class_section(base, pr, int(settings.get("max_classes", DEFAULTS["max_classes"])))
     lines += ["### Baselines (same split)", "", *baseline_rows(base, pr), ""]
 
     lines += _details(
@@ -734,7 +736,7 @@ def _plots(base: Side, pr: Side, out: Path, settings: dict) -> list[tuple[str, s
         plots.reliability(p["calibration"], b.get("calibration"), base.name, out / "calibration.png")
         made.append(("calibration", "reliability diagram"))
     if p.get("attributions") is not None:
-        top_k = int(settings.get("top_k", 8))
+        top_k = int(settings.get("top_k", DEFAULTS["top_k"]))
         plots.attributions(
             p["attributions"], b.get("attributions"), top_k, base.name, out / "attributions.png"
         )
@@ -759,7 +761,7 @@ def run(base_rev: str = "main", out: Path = Path("report"), sha: str | None = No
     base = Side.load(base_rev.split("/")[-1], base_rev, resolved.stdout.strip())
     out.mkdir(parents=True, exist_ok=True)
     params = load_params()
-    markdown, passed = render(base, pr, out, params.gates, report_settings(params))
+    markdown, passed = render(base, pr, out, params.gates.rules(), report_settings(params))
     (out / "report.md").write_text(markdown)
     summary = "\n".join(
         line

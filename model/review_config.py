@@ -1,4 +1,4 @@
-"""params.yaml `report`: the settings `evaluate` and `mlops report` share, with their defaults.
+"""params.yaml `report`: the settings `evaluate` and `mlops report` share (defaults: mlops/sections.py).
 
 A module of its own so the report imports no torch or scikit-learn just to read them. Everything that
 differs between a classification and a regression table is decided here from the top-level `task`,
@@ -9,28 +9,10 @@ replaced by the task's default, not an error: swapping datasets stays an edit of
 from __future__ import annotations
 
 from mlops.params import Params
+from mlops.sections import Report, as_dict
 from model.uncertainty import KNOWN, REGRESSION_METRICS
 
-DEFAULTS = {
-    "resamples": 2000,
-    "confidence": 0.95,
-    "bootstrap_seed": 0,
-    "baseline": {"metric": "roc_auc", "margin": 0.0},
-    "slices": [],
-    "slice_metrics": ["accuracy", "recall", "roc_auc"],
-    "top_k": 8,
-    "ig_steps": 32,
-    "max_rows": 10000,
-    "max_cells": 300000,
-    "max_classes": 20,
-    "ig_rows": 1000,
-    "baseline_rows": 100000,
-    "plot_points": 200,
-    "min_rows": 20,
-    "min_positives": 5,
-    "slice_error": 0.025,
-    "seeds": "auto",
-}
+DEFAULTS = as_dict(Report())  # the section's defaults, as the dict the report code reads
 # The linear model comes first: the report's "does not beat" warning reads the first entry.
 BASELINE_NAMES = {
     "logistic_regression": "logistic regression",
@@ -48,7 +30,9 @@ REGRESSION_DEFAULTS = {"baseline_metric": "rmse", "slice_metrics": ["rmse", "mae
 def task_of(params: Params | dict) -> str:
     """`task` at the top of params.yaml (a Params or the raw dict): classification unless it says
     regression."""
-    raw = params.raw if isinstance(params, Params) else (params or {})
+    if isinstance(params, Params):
+        return params.task
+    raw = params or {}
     return "regression" if str(raw.get("task") or "classification") == "regression" else "classification"
 
 
@@ -73,9 +57,9 @@ def for_task(settings: dict, task: str) -> dict:
 
 
 def report_settings(params: Params) -> dict:
-    """params.yaml `report`, with defaults for any key left out, for the params' task; unknown metric
-    names and out-of-range numbers are errors."""
-    settings = {**DEFAULTS, **params.section("report")}
+    """params.yaml `report` as a dict, for the params' task; unknown metric names and out-of-range
+    numbers are errors."""
+    settings = as_dict(params.report)
     unknown = set(settings["slice_metrics"]) - set(KNOWN)
     if unknown:
         raise ValueError(

@@ -51,21 +51,21 @@ def resolve(setting, processes: int = 1, cpus: int | None = None) -> int:
     return int(setting)
 
 
-def local_processes(cfg: dict) -> int:
+def local_processes(cfg) -> int:
     """Training processes on this machine: `train.devices` when it trains on the CPU, else 1 (a GPU
     process's threads only feed the GPU)."""
-    if str(cfg.get("accelerator", "cpu")) != "cpu":
+    if str(cfg.accelerator) != "cpu":
         return 1
-    devices = cfg.get("devices", 1)
+    devices = cfg.devices
     if isinstance(devices, list):
         return max(1, len(devices))
     return int(devices) if str(devices).strip().isdigit() and int(devices) > 0 else 1
 
 
-def use_threads(cfg: dict) -> int:
-    """Set torch's intra-op thread count from the `train:` section; returns it."""
+def use_threads(cfg) -> int:
+    """Set torch's intra-op thread count from the `train:` section (mlops.sections.Train); returns it."""
     import torch
 
-    threads = resolve(cfg.get("threads", "auto"), local_processes(cfg))
+    threads = resolve(cfg.threads, local_processes(cfg))
     torch.set_num_threads(threads)
     return threads

@@ -28,6 +28,7 @@ import torch
 
 from mlops import paths
 from mlops.params import Params, load_params
+from mlops.sections import as_dict
 
 
 def quiet_lightning() -> None:
@@ -54,54 +55,30 @@ def fixed_hash_seed() -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
-def trainer_placement(cfg: dict) -> dict:
-    """The Trainer's hardware arguments from `train:`; `devices` may be a count, a list or "auto"."""
-    devices = cfg.get("devices", 1)
-    if isinstance(devices, str) and devices.strip().isdigit():
-        devices = int(devices)
-    return {
-        "accelerator": str(cfg.get("accelerator", "cpu")),
-        "devices": devices,
-        "strategy": str(cfg.get("strategy", "auto")),
-        "num_nodes": int(cfg.get("num_nodes", 1)),
-    }
-
-
-def fit(params: Params, train, val, scaler: dict, logger=False):
+def fit(params: Params, train, val, preprocessing: dict, logger=False):
     """Train deterministically from params; returns the fitted LightningModule and the Trainer.
 
     `train` and `val` are DataFrames or Parquet paths (a path lets each DDP process read only its rows).
-    `scaler` is the preprocessing `prepare` fitted (preprocessing.json, or the older scaler.json).
+    `preprocessing` is what `prepare` fitted (preprocessing.json). The module is the one `train.model`
+    names (model/build.py).
     """
+    from model.build import build_module
     from model.datamodule import TabularDataModule
-    from model.encoding import DEFAULT_CLASS_WEIGHTS, class_weights
-    from model.net import LitClassifier
+    from model.encoding import class_weights
     from model.threads import use_threads
 
     quiet_lightning()
     cfg = params.train
     use_threads(cfg)  # train.threads: auto | N (model/threads.py says why)
     pl.seed_everything(params.seed, workers=True, verbose=False)
-    scaler = {**scaler, "task": params.task}
     weights = None
-    if not params.data.regression and "class_counts" in scaler:
-        setting = cfg.get("class_weights", DEFAULT_CLASS_WEIGHTS)
-        weights = class_weights(setting, params.data.classes, scaler["class_counts"])
-    module = LitClassifier(
-        scaler=scaler,
-        n_classes=len(params.data.classes),
-        hidden=list(cfg.get("hidden", [32, 16])),
-        dropout=float(cfg.get("dropout", 0.0)),
-        lr=float(cfg.get("lr", 1e-3)),
-        weight_decay=float(cfg.get("weight_decay", 0.0)),
-        class_weights=weights,
-    )
-    data = TabularDataModule(
-        train, val, params.data.feature_names, int(cfg.get("batch_size", 64)), params.seed
-    )
+    if not params.data.regression and "class_counts" in preprocessing:
+        weights = class_weights(cfg.class_weights, params.data.classes, preprocessing["class_counts"])
+    module = build_module(params, preprocessing, weights)
+    data = TabularDataModule(train, val, params.data.feature_names, int(cfg.batch_size), params.seed)
     trainer = pl.Trainer(
-        **trainer_placement(cfg),
-        max_epochs=int(cfg.get("max_epochs", 30)),
+        **cfg.placement(),
+        max_epochs=int(cfg.max_epochs),
         deterministic=True,
         logger=logger,
         use_distributed_sampler=False,  # TabularDataModule gives each process its own block of rows
@@ -115,16 +92,11 @@ def fit(params: Params, train, val, scaler: dict, logger=False):
     return module, trainer
 
 
-def model_schema(preprocessing: dict, params: Params) -> list[dict]:
+def model_schema(preprocessing: dict) -> list[dict]:
     """meta.json's `schema` (feature order, types, vocabularies, missing policy): what serving accepts."""
     from model.encoding import schema
 
-    if "columns" in preprocessing:
-        return schema(preprocessing)
-    return [  # the older all-float scaler.json
-        {"name": f.name, "type": f.type, "missing": f.missing, "min": f.min, "max": f.max}
-        for f in params.data.features
-    ]
+    return schema(preprocessing)
 
 
 def export(module, path) -> None:
@@ -171,8 +143,8 @@ def run() -> None:
     from model.datamodule import parquet_rows
 
     params = load_params()
-    scaler = json.loads((paths.PREPROCESSING if paths.PREPROCESSING.exists() else paths.SCALER).read_text())
-    experiment = params.mlflow.get("experiment", "default")
+    preprocessing = json.loads(paths.PREPROCESSING.read_text())
+    experiment = params.mlflow.experiment
     # Only rank 0 (as torchrun, SLURM or Lightning's re-launch tell it through the environment) opens
     # the tracking store: opening creates an embedded sqlite store, and two ranks doing it at once collide.
     logger = (
@@ -185,15 +157,15 @@ def run() -> None:
         if rank_zero_only.rank == 0
         else False
     )
-    module, trainer = fit(params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler, logger=logger)
+    module, trainer = fit(params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, preprocessing, logger=logger)
     if not trainer.is_global_zero:
         return
 
     logger.log_hyperparams(
         {
             "seed": params.seed,
-            **{f"train.{k}": v for k, v in params.train.items()},
-            **{f"split.{k}": v for k, v in params.split.items()},
+            **{f"train.{k}": v for k, v in params.train.flat().items()},
+            **{f"split.{k}": v for k, v in as_dict(params.split).items()},
             "data.path": str(params.data.path),
             "data.rows.train": parquet_rows(paths.TRAIN_SPLIT),
             "train.world_size": trainer.world_size,
@@ -201,13 +173,14 @@ def run() -> None:
     )
     paths.MODEL_DIR.mkdir(parents=True, exist_ok=True)
     export(module, paths.MODEL_FILE)
-    pd.DataFrame(module.history).to_csv(paths.HISTORY, index=False)
+    history = list(getattr(module, "history", []))  # a module of your own may keep none
+    pd.DataFrame(history, columns=["epoch"] if not history else None).to_csv(paths.HISTORY, index=False)
     meta = {
         "task": params.task,
         "features": params.data.feature_names,
         "label": params.data.label,
         "classes": [str(c) for c in params.data.classes],
-        "schema": model_schema(scaler, params),
+        "schema": model_schema(preprocessing),
         "seed": params.seed,
     }
     paths.MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
@@ -223,10 +196,10 @@ def run() -> None:
             serialization_format="pickle",
             pip_requirements=["torch==2.13.0"],
         )
-    last = module.history[-1] if module.history else {}
+    last = history[-1] if history else {}
     quality = "val_rmse" if params.data.regression else "val_accuracy"
     print(
-        f"train: {len(module.history)} epochs on {trainer.world_size} process(es), "
+        f"train: {trainer.current_epoch} epochs on {trainer.world_size} process(es), "
         f"{quality}={last.get(quality, float('nan')):.4f}; "
         f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
     )

@@ -34,11 +34,13 @@ RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/
 
 
 def serve_settings(params: Params) -> dict:
-    cfg = params.section("serve")
-    runtime = str(cfg.get("runtime", "torchserve"))
-    if runtime not in RUNTIMES:
-        raise UserError(f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
-    delay = int(cfg.get("max_batch_delay", 100))
+    """serve.json's basics (the handler's config format) from the typed `serve:` section."""
+    cfg = params.serve
+    if cfg.runtime not in RUNTIMES:
+        raise UserError(
+            f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {cfg.runtime!r}"
+        )
+    delay = int(cfg.max_batch_delay)
     if delay < 1:  # TorchServe 0.12 (ModelManager.createModel) reads a .mar's 0 as "unset": 100 ms
         raise UserError(
             "params.yaml: serve.max_batch_delay must be >= 1 ms: TorchServe 0.12 turns 0 into its default "
@@ -46,15 +48,15 @@ def serve_settings(params: Params) -> dict:
             "(never waits; docs/serving.md, batching policy)"
         )
     return {
-        "runtime": runtime,
-        "model_name": str(cfg.get("model_name", "model")),
-        "workers": int(cfg.get("workers", 1)),
-        "kserve_workers": int(cfg.get("kserve_workers", 2)),
-        "batch_size": int(cfg.get("batch_size", 1)),
+        "runtime": str(cfg.runtime),
+        "model_name": str(cfg.model_name),
+        "workers": int(cfg.workers),
+        "kserve_workers": int(cfg.kserve_workers),
+        "batch_size": int(cfg.batch_size),
         "max_batch_delay": delay,
-        "response_timeout": int(cfg.get("response_timeout", 120)),
-        "max_batch_rows": int(cfg.get("max_batch_rows", 1024)),
-        "inference_log_dir": str(cfg.get("inference_log_dir", "logs/inference")),
+        "response_timeout": int(cfg.response_timeout),
+        "max_batch_rows": int(cfg.max_batch_rows),
+        "inference_log_dir": str(cfg.inference_log_dir),
     }
 
 

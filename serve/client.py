@@ -57,7 +57,7 @@ class Client:
         if model_name is None:
             from mlops.params import load_params
 
-            model_name = load_params().section("serve").get("model_name", "model")
+            model_name = load_params().serve.model_name
         return cls(settings.endpoint("inference").url, model_name, settings.key_file(), **kwargs)
 
     def request(

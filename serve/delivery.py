@@ -179,7 +179,7 @@ def _registered_model(root: Path) -> str:
         return "model"
     from mlops.params import load_params
 
-    return str(load_params(root / "params.yaml").mlflow.get("registered_model", "model"))
+    return str(load_params(root / "params.yaml").mlflow.registered_model)
 
 
 def _image_or_none(ref: str | None) -> Image | None:

@@ -80,9 +80,9 @@ def _env(run_dir: Path, log_dir: str, params=None) -> dict[str, str]:
     )
     if params is not None:
         cfg = serve_settings(params)
-        features = list(params.raw["data"]["features"])
         env.setdefault(
-            "TS_MAX_REQUEST_SIZE", str(settings.max_request_bytes(features, cfg["max_batch_rows"]))
+            "TS_MAX_REQUEST_SIZE",
+            str(settings.max_request_bytes(params.data.feature_names, cfg["max_batch_rows"])),
         )
         env.setdefault("MLOPS_SERVE_SPEC", json.dumps(settings.handler_spec(params)))
     return env

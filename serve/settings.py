@@ -89,35 +89,21 @@ def max_request_bytes(features: list[str], max_rows: int) -> int:
     return max_rows * max(named, flat) + (64 << 10)
 
 
-def duration_seconds(value) -> float:
-    """'90s', '30m', '1h', '7d' or a number of seconds."""
-    text = str(value).strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    if text and text[-1] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
-
-
 def handler_spec(params) -> dict:
     """What the handler reads from params.yaml beyond serve.json's basics: feature ranges (out-of-range
     values are flagged) and the inference log's rotation. `mlops serve start` passes it in the worker's
     environment (MLOPS_SERVE_SPEC); an archive can carry the same dict in serve.json."""
-    serve = params.section("serve")
-    features = params.raw.get("data", {}).get("features", {}) or {}
-    ranges = {
-        name: [spec.get("min"), spec.get("max")]
-        for name, spec in features.items()
-        if isinstance(spec, dict) and (spec.get("min") is not None or spec.get("max") is not None)
-    }
+    serve = params.serve
+    ranges = {f.name: [f.min, f.max] for f in params.data.features if f.min is not None or f.max is not None}
     return {
         "feature_ranges": ranges,
         # per-row metrics (predicted class, out-of-range features) wait for this many rows (handler Metrics)
-        "metrics_min_rows": int(serve.get("metrics_min_rows", 100)),
+        "metrics_min_rows": int(serve.metrics_min_rows),
         "inference_log": {
-            "rotate_bytes": int(float(serve.get("inference_log_rotate_mb", 64)) * (1 << 20)),
-            "rotate_seconds": duration_seconds(serve.get("inference_log_rotate_age", "1h")),
-            "keep_files": int(serve.get("inference_log_keep_files", 48)),
-            "compress": bool(serve.get("inference_log_compress", True)),
+            "rotate_bytes": int(float(serve.inference_log_rotate_mb) * (1 << 20)),
+            "rotate_seconds": serve.rotate_seconds,
+            "keep_files": int(serve.inference_log_keep_files),
+            "compress": bool(serve.inference_log_compress),
         },
     }
 
@@ -133,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m serve.settings max-request-size", file=sys.stderr)
         return 2
     params = load_params()
-    max_rows = int(params.section("serve").get("max_batch_rows", 1024))
-    print(max_request_bytes(list(params.raw["data"]["features"]), max_rows))
+    print(max_request_bytes(params.data.feature_names, int(params.serve.max_batch_rows)))
     return 0
 
 

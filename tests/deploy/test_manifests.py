@@ -90,9 +90,7 @@ def test_the_gate_body_limit_is_the_request_size_derived_from_params():
     from serve import settings
 
     params = load_params()
-    limit = settings.max_request_bytes(
-        list(params.raw["data"]["features"]), int(params.section("serve").get("max_batch_rows", 1024))
-    )
+    limit = settings.max_request_bytes(params.data.feature_names, int(params.serve.max_batch_rows))
     conf = gate_conf()
     assert re.search(r"client_max_body_size (\d+);", conf).group(1) == str(limit)
     assert f"listen {GATE_HTTP};" in conf and f"listen {GATE_METRICS};" in conf

@@ -161,7 +161,7 @@ def test_params_pr_on_a_fresh_fork_gets_one_command_and_no_cache_of_an_earlier_c
     whether it changes the bytes of this small model is not guaranteed, so the test could pass vacuously.
     """
     repo = fresh_fork(trained_repo, tmp_path / "repo", dvc_remote, branch="lower-lr")
-    old_lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"]
+    old_lr = yaml.safe_load((repo / "params.yaml").read_text())["train"]["optimizer"]["lr"]
     set_param(repo, "train", "lr", old_lr / 2)
     sh(["mlops", "data", "--no-push"], repo)  # no remote: the deterministic bootstrap
     sh(["dvc", "repro"], repo)
@@ -182,7 +182,7 @@ def test_params_pr_on_a_fresh_fork_gets_one_command_and_no_cache_of_an_earlier_c
     body = the_comment(github_server, 7, first)
     assert body.startswith(f"## {LOCK_TITLE}\n"), body  # what the author sees first
     assert "## Model report: ✅ all gates passed" in body  # the metrics are still reviewed
-    assert "Params diff (1 changed)" in body and f"`train.lr` | {old_lr} | {old_lr / 2} |" in body
+    assert "Params diff (1 changed)" in body and f"`train.optimizer.lr` | {old_lr} | {old_lr / 2} |" in body
     assert not github_server.calls("POST", "/telemetry")  # the workflow turns CML's telemetry off
     [(line, run_id)] = ADOPT.findall(body)  # ONE command, with the run id filled in
     assert line in first.summary("train")

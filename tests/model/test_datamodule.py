@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mlops.errors import UserError
+from mlops.sections import Train
 from model import datamodule
 from model.datamodule import batches, block, load_block, per_process_batch, read_block, to_tensors
-from model.train import trainer_placement
 
 FEATURES = ["a", "b", "c"]
 
@@ -65,11 +65,11 @@ def test_batch_size_is_the_global_batch():
 
 
 def test_trainer_placement_defaults_and_overrides():
-    assert trainer_placement({}) == {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
-    cfg = {"accelerator": "gpu", "devices": "4", "strategy": "ddp", "num_nodes": 2}
-    assert trainer_placement(cfg) == {"accelerator": "gpu", "devices": 4, "strategy": "ddp", "num_nodes": 2}
-    assert trainer_placement({"devices": [0, 2]})["devices"] == [0, 2]
-    assert trainer_placement({"devices": "auto"})["devices"] == "auto"
+    assert Train().placement() == {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
+    cfg = Train(accelerator="gpu", devices="4", strategy="ddp", num_nodes=2)
+    assert cfg.placement() == {"accelerator": "gpu", "devices": 4, "strategy": "ddp", "num_nodes": 2}
+    assert Train(devices=[0, 2]).placement()["devices"] == [0, 2]
+    assert Train(devices="auto").placement()["devices"] == "auto"
 
 
 def reference_batches(data, batch_size, shuffle, seed=0):

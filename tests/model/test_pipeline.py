@@ -95,7 +95,7 @@ def test_mlflow_holds_the_run_with_params_metrics_and_model(trained_repo):
     run_id = json.loads((trained_repo / "artifacts/train_run.json").read_text())["run_id"]
     db = sqlite3.connect(trained_repo / "mlflow.db")
     params = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
-    assert params["train.lr"] == "0.003" and params["seed"] == "42"
+    assert params["train.optimizer.lr"] == "0.003" and params["seed"] == "42"
     epochs = db.execute(
         "select count(*) from metrics where run_uuid=? and key='val_loss'", (run_id,)
     ).fetchone()

@@ -62,12 +62,13 @@ def check(tmp_path, frame, **changes) -> dict:
 @pytest.mark.parametrize(
     ("feature", "message"),
     [
-        ({"dtype": "category"}, None),  # the old key still works, with the new types
+        ({"type": "category"}, None),
         (
             {"type": "string"},
             "data.features.x.type must be one of float, int, category, bool, date, datetime; got 'string'",
         ),
-        ({"type": "float", "mising": "impute"}, "data.features.x: unknown key 'mising'"),
+        ({"type": "float", "mising": "impute"}, "unknown key data.features.x.mising; did you mean missing?"),
+        ({"dtype": "float"}, "unknown key data.features.x.dtype; did you mean type?"),  # the old name: gone
         (
             {"type": "float", "missing": "skip"},
             "data.features.x.missing must be one of error, drop_row, impute",
@@ -93,10 +94,10 @@ def test_task_and_names_derive_from_one_setting(tmp_path):
     data = {"path": "d.csv", "label": "y", "features": {"x": {}}}
     params = load_params(write_params(tmp_path, data, name="houses", task="regression"))
     assert params.task == "regression" and params.data.regression and params.data.classes == []
-    assert params.mlflow == {"experiment": "houses", "registered_model": "houses-regressor"}
-    assert params.section("serve")["model_name"] == "houses"
+    assert (params.mlflow.experiment, params.mlflow.registered_model) == ("houses", "houses-regressor")
+    assert params.serve.model_name == "houses"
     explicit = write_params(tmp_path, data, name="houses", task="regression", mlflow={"experiment": "mine"})
-    assert load_params(explicit).mlflow["experiment"] == "mine"  # an explicit key wins
+    assert load_params(explicit).mlflow.experiment == "mine"  # an explicit key wins
     with pytest.raises(ParamsError, match="task must be one of classification, regression"):
         load_params(write_params(tmp_path, data, task="ranking"))
     with pytest.raises(ParamsError, match="data section lacks classes"):
@@ -253,15 +254,15 @@ def test_decoding_for_the_drift_reference():
 def test_class_weights_reach_the_loss(tmp_path):
     from dataclasses import replace
 
+    from mlops.sections import Component, Train
     from model.train import fit
 
     params, frame, matrix, prep = fitted(tmp_path)
     labels = frame["species"].map({c: i for i, c in enumerate(params.data.classes)}).to_numpy()
     split = pd.DataFrame(matrix, columns=params.data.feature_names).assign(label=labels)
     prep["class_counts"] = encoding.class_counts(labels[:100], 3)
-    params = replace(
-        params, train={"hidden": [4], "max_epochs": 1, "batch_size": 50, "class_weights": "auto"}
-    )
+    tiny = Component("model.net.LitTabular", {"hidden": [4]})
+    params = replace(params, train=Train(model=tiny, max_epochs=1, batch_size=50, class_weights="auto"))
     module, _ = fit(params, split.iloc[:100], split.iloc[100:], prep)
     expected = encoding.class_weights("auto", params.data.classes, prep["class_counts"])
     assert module.loss.weight.tolist() == pytest.approx(expected)

@@ -28,7 +28,7 @@ def test_a_different_table_runs_the_whole_pipeline(tmp_path):
         "path": "data/wine.parquet",
         "label": "cultivar",
         "classes": ["cultivar_0", "cultivar_1", "cultivar_2"],
-        "features": {c: {"dtype": "float", "min": 0} for c in table.columns if c != "cultivar"},
+        "features": {c: {"type": "float", "min": 0} for c in table.columns if c != "cultivar"},
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["dvc", "add", "data"], repo)

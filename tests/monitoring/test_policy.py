@@ -40,7 +40,7 @@ def test_defaults_from_params_yaml(monkeypatch):
     params = load_params(ROOT / "params.yaml")
     policy = load_policy(params)
     assert policy.columns == params.data.feature_names and policy.window == timedelta(days=7)
-    assert policy.inference_log == params.section("serve")["inference_log_dir"]
+    assert policy.inference_log == params.serve.inference_log_dir
     assert policy.stattest == {"numerical": "ks", "categorical": "two_sample_chi2"}  # both are samples
     assert policy.retrain_on == ("features", "performance")
     assert policy.performance.label_horizon == timedelta(days=14) and policy.missing_increase == 0.05
@@ -80,7 +80,7 @@ def test_policy_errors_name_the_key(tmp_path):
 def test_performance_rule_takes_its_metrics_from_the_gates(monkeypatch):
     params = load_params(ROOT / "params.yaml")
     rule = load_policy(params).performance
-    gated = params.section("gates")["max_regression"]
+    gated = params.gates.max_regression
     assert (
         rule.metrics == {m: v for m, v in gated.items() if m != "brier"} and "brier" in gated
     )  # not computed

@@ -37,7 +37,7 @@ def write_pr_side(
 ) -> None:
     """The files a pipeline run leaves: metrics, plot CSVs, validation report, meta; plus params/data.dvc."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["lr"] = 0.003  # a fixed baseline, whatever this checkout's params.yaml says
+    params["train"]["optimizer"]["lr"] = 0.003  # a fixed baseline, whatever this checkout's params.yaml says
     if params_edit:
         params_edit(params)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -68,7 +68,7 @@ def test_two_seeds_of_the_same_model_are_within_noise_and_pass(bundled, trained_
     assert set(verdicts.values()) <= {"within noise", "no change"}, verdicts
     assert comparison.regressed_slices == []
     main_scores = scores_of(trained_repo)
-    results = check_gates(scores, main_scores, params.gates, deltas=comparison.deltas)
+    results = check_gates(scores, main_scores, params.gates.rules(), deltas=comparison.deltas)
     assert all_passed([r for r in results if r.name.startswith("max regression")]), results
 
 
@@ -86,7 +86,7 @@ def test_a_model_trained_on_shuffled_labels_is_worse_and_fails(bundled, trained_
     for metric in ("accuracy", "roc_auc", "log_loss", "brier"):
         assert compare_verdict(comparison, metric) == "worse", (metric, comparison.deltas[metric])
     main_scores = scores_of(trained_repo)
-    results = check_gates(scores, main_scores, params.gates, deltas=comparison.deltas)
+    results = check_gates(scores, main_scores, params.gates.rules(), deltas=comparison.deltas)
     failed = [r for r in results if not r.passed]
     assert any(r.name == "max regression accuracy" and "beyond noise" in r.detail for r in failed), failed
 

@@ -31,7 +31,7 @@ def test_without_intervals_the_markers_respect_lower_is_better():
 
 def test_param_change_report(repo):
     better = {**METRICS, "accuracy": 0.97, "log_loss": 0.10}
-    write_pr_side(repo, better, params_edit=lambda p: p["train"].update(lr=0.01))
+    write_pr_side(repo, better, params_edit=lambda p: p["train"]["optimizer"].update(lr=0.01))
     assert run() == 0
     text = report(repo)
     assert text.splitlines()[0] == "## Model report: ✅ all gates passed"
@@ -40,9 +40,9 @@ def test_param_change_report(repo):
     assert "`main` and this PR have no per-row predictions" in text  # both predate eval/predictions.csv
     assert (
         "<details><summary>Params diff (1 changed)</summary>" in text
-        and "| `train.lr` | 0.003 | 0.01 |" in text
+        and "| `train.optimizer.lr` | 0.003 | 0.01 |" in text
     )
-    assert "**Changed vs `main`:** params `train.lr`; no data; no code." in text
+    assert "**Changed vs `main`:** params `train.optimizer.lr`; no data; no code." in text
     assert "| rows | 569 | 569 |" in text and "benign 357 (62.7%)" in text
     assert "MLflow run `r123`" in text and "data md5 `abc123.dir`" in text
     assert text.rstrip().splitlines()[-1].startswith("<sub>Provisional: ")  # the release job re-measures

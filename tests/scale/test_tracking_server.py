@@ -84,7 +84,7 @@ def test_pipeline_report_promote_rollback_on_postgres_and_s3(
 
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-q", "--allow-empty", "-m", "train against the tracking server"], repo)
-    name = load_params(repo / "params.yaml").mlflow["registered_model"]  # derived from `name`
+    name = load_params(repo / "params.yaml").mlflow.registered_model  # derived from `name`
     promoted = sh(["mlops", "promote"], repo, **env)
     assert f"registry: `{url}`" in promoted.stdout
     assert champion_versions(url, name) == {"champion": "1"}

@@ -159,7 +159,7 @@ def main() -> int:
     args = parser.parse_args()
     from mlops.params import load_params
 
-    row = [1.0] * len(load_params().raw["data"]["features"])
+    row = [1.0] * len(load_params().data.feature_names)
     url = settings.endpoint("inference").url
     print(json.dumps(flood(url, args.model, args.run_dir, args.conns, args.size, args.seconds, row)))
     return 0
