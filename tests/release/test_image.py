@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -192,9 +193,9 @@ def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
     from serve import archive
 
     params = archive.load_params()
-    params.raw["serve"] = {**params.raw["serve"], "runtime": "kserve"}
+    params = replace(params, serve=replace(params.serve, runtime="kserve"))
     archive.build(version="3", store=tmp_path, params=params)
     assert image.archived_model(tmp_path)[1] == "kserve"
-    params.raw["serve"]["max_batch_delay"] = 0  # TorchServe 0.12 would wait 100 ms, not 0
+    params = replace(params, serve=replace(params.serve, max_batch_delay=0))  # TorchServe 0.12: 100 ms, not 0
     with pytest.raises(UserError, match="max_batch_delay must be >= 1"):
         archive.serve_settings(params)
