@@ -40,5 +40,21 @@ def podman_env() -> dict[str, str]:
     return env
 
 
+LAYER_CACHE = "localhost/mlops-layer-cache:latest"
+
+
+def keep_layers(image: str, env: dict[str, str]) -> None:
+    """Remove `image` but keep its layers (apt, pip: minutes) for the next build, in this session (the
+    promote workflow's first build) or a later one: `podman rmi` of the only tag also deletes the build's
+    intermediate images, the layer cache. The cache tag moves to `image`; the image it left goes."""
+    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}"]
+    old = sh([*inspect, LAYER_CACHE], ROOT, check=False, **env).stdout.strip()
+    sh(["podman", "tag", image, LAYER_CACHE], ROOT, **env)
+    sh(["podman", "rmi", image], ROOT, **env)  # an untag: the cache tag holds the image
+    new = sh([*inspect, LAYER_CACHE], ROOT, check=False, **env).stdout.strip()
+    if old and old != new:
+        sh(["podman", "rmi", old], ROOT, check=False, **env)  # its layers that the new image shares stay
+
+
 def build_args() -> str:
     return sh([str(SCRIPT), "args"], ROOT, **podman_env()).stdout.strip()

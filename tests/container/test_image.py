@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.container.podman import SCRIPT, podman_env
+from tests.container.podman import SCRIPT, keep_layers, podman_env
 from tests.repo import clone, sh
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def image(trained_repo, dvc_remote, tmp_path_factory):
     build = sh([str(SCRIPT), "build", IMAGE], repo, MODEL_VERSION=version, GIT_SHA=sha, **env)
     print(build.stdout.splitlines()[-1])
     yield repo, env, version, sha
-    sh(["podman", "rmi", "-f", IMAGE], repo, check=False, **env)
+    keep_layers(IMAGE, env)
 
 
 def test_image_runs_answers_health_and_predicts(image):

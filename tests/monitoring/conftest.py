@@ -40,6 +40,18 @@ def workspace(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def no_report_charts(monkeypatch):
+    """Evidently computes every statistic and test verdict as usual, but draws no charts: the Plotly
+    figures are most of a check's time, and the report's HTML is then only a shell. For tests that read
+    decisions many times (a loud AttributeError if Evidently renames what is patched)."""
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+    from evidently.presets.drift import DataDriftPreset
+
+    monkeypatch.setattr(ValueDriftCalculation, "_render", lambda self, *args, **kwargs: [])
+    monkeypatch.setattr(DataDriftPreset, "render", lambda self, *args, **kwargs: [])
+
+
+@pytest.fixture
 def drift(capsys):
     """Run `mlops drift ARGS` in-process: (exit code, summary.json or None, stdout + stderr)."""
     from mlops.cli import main
