@@ -1,5 +1,5 @@
 """A workspace for the drift tests (params.yaml, the bundled data and its prepared split, in tmp_path), a
-local webhook that receives the alerts, and the GitHub API test server of tests/github."""
+local webhook that receives the alerts (the GitHub API test server's fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.github.conftest import github_server, github_tls  # noqa: F401  (fixtures, used by name)
 from tests.repo import ROOT
 
 ENV = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -59,6 +60,22 @@ def project(tmp: Path, prepared: Path) -> tuple[Path, Path, Path]:
     return repo, bare, remote
 
 
+@pytest.fixture(scope="module")
+def drifted(prepared, tmp_path_factory) -> Path:
+    """`prepared` after drift: 150 shifted rows with their labels (seed 1) in logs/ and feedback/, and
+    `mlops drift`'s decision in reports/drift. Built once; the tests that start there copy it."""
+    tmp = tmp_path_factory.mktemp("drifted")
+    repo, _, _ = project(tmp, prepared)
+    cwd = Path.cwd()
+    os.chdir(repo)  # the helpers read params.yaml from the cwd
+    try:
+        production(repo, 150, seed=1, sd=1.0)
+    finally:
+        os.chdir(cwd)
+    assert "decision: drift" in sh(["mlops", "drift"], repo).stdout
+    return tmp
+
+
 def data_md5(text: str) -> str:
     return yaml.safe_load(text)["outs"][0]["md5"]
 
@@ -80,15 +97,13 @@ def production(repo: Path, rows: int, seed: int, sd: float) -> None:
 
 
 @pytest.mark.slow
-def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch, prepared):
+def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch, drifted):
     monkeypatch.chdir(tmp_path)  # the helpers read params.yaml from the cwd
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, bare, remote = project(tmp_path, prepared)
+    repo, bare, remote = project(tmp_path, drifted)  # 150 drifted rows with labels: decision drift
     api = api_env(github)
     main_dvc = (repo / "data.dvc").read_text()
 
-    production(repo, 150, seed=1, sd=1.0)
-    assert "decision: drift" in sh(["mlops", "drift"], repo).stdout
     out = sh(["mlops", "retrain-pr", "--report-link", "https://ci.example/run/1"], repo, **api).stdout
     assert "opened PR #1" in out
     (pull,) = github.state.pulls
@@ -157,16 +172,14 @@ def two_clones(tmp_path: Path, repo: Path, bare: Path, remote: Path) -> list[Pat
 
 @pytest.mark.slow
 def test_two_concurrent_runs_from_two_clones_open_exactly_one_pr_every_round(
-    tmp_path, github, monkeypatch, prepared
+    tmp_path, github, monkeypatch, drifted
 ):
     """Both runs start together; the branch create is the lock: one opens, the other updates. Four
     rounds, two per start order (each round is ~15 s of CPU): a lock that let both runs open a PR in
     half the races fails here with probability 1 - 0.5**4 = 94%, and one that always does, at once."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, bare, remote = project(tmp_path, prepared)
-    production(repo, 150, seed=1, sd=1.0)
-    sh(["mlops", "drift"], repo)
+    repo, bare, remote = project(tmp_path, drifted)
     clones = two_clones(tmp_path, repo, bare, remote)
     for round_ in range(4):
         runs = [
@@ -225,13 +238,11 @@ def test_label_flips_open_a_performance_pr(tmp_path, github, monkeypatch, prepar
 
 @pytest.mark.slow
 def test_a_second_run_in_one_checkout_updates_and_merged_data_opens_nothing(
-    tmp_path, github, monkeypatch, prepared
+    tmp_path, github, monkeypatch, drifted
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, _, _ = project(tmp_path, prepared)
-    production(repo, 150, seed=1, sd=1.0)
-    sh(["mlops", "drift"], repo)
+    repo, _, _ = project(tmp_path, drifted)
     assert "opened PR #1" in sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
     out = sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
     assert "already held this snapshot" in out and "updated PR #1" in out
@@ -246,12 +257,10 @@ def test_a_second_run_in_one_checkout_updates_and_merged_data_opens_nothing(
 
 
 @pytest.mark.slow
-def test_a_run_from_another_branch_proposes_against_the_base(tmp_path, github, monkeypatch, prepared):
+def test_a_run_from_another_branch_proposes_against_the_base(tmp_path, github, monkeypatch, drifted):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, bare, _ = project(tmp_path, prepared)
-    production(repo, 150, seed=1, sd=1.0)
-    sh(["mlops", "drift"], repo)
+    repo, bare, _ = project(tmp_path, drifted)
     sh("git switch -q -c feature && echo note > NOTE.md && git add NOTE.md && git commit -q -m note", repo)
     assert "opened PR #1" in sh(["mlops", "retrain-pr"], repo, **api_env(github)).stdout
     assert (
@@ -266,13 +275,11 @@ def test_a_run_from_another_branch_proposes_against_the_base(tmp_path, github, m
 
 
 @pytest.mark.slow
-def test_no_push_on_a_feature_branch_builds_on_a_freshly_fetched_origin_base(tmp_path, monkeypatch, prepared):
+def test_no_push_on_a_feature_branch_builds_on_a_freshly_fetched_origin_base(tmp_path, monkeypatch, drifted):
     """The demo's `--no-push` on a feature branch, while origin/main moved on since the last fetch."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, bare, remote = project(tmp_path, prepared)
-    production(repo, 150, seed=1, sd=1.0)
-    sh(["mlops", "drift"], repo)
+    repo, bare, remote = project(tmp_path, drifted)
     sh(["git", "symbolic-ref", "HEAD", "refs/heads/main"], bare)  # clones check out main
     other = clone(bare, tmp_path / "colleague", remote)  # origin's main gains a commit this clone never saw
     sh("echo docs > DOCS.md && git add DOCS.md && git commit -q -m docs", other)
@@ -293,16 +300,14 @@ def test_no_push_on_a_feature_branch_builds_on_a_freshly_fetched_origin_base(tmp
 
 @pytest.mark.slow
 def test_in_github_actions_a_local_remote_is_refused_and_the_snapshot_kept(
-    tmp_path, github, monkeypatch, prepared
+    tmp_path, github, monkeypatch, drifted
 ):
     """A fork without DVC_REMOTE_URL: the default remote is a folder on the runner. Nothing is pushed
     there, no branch, no PR, a non-zero exit naming DVC_REMOTE_URL; the snapshot is kept, and the
     README's commands bring it back in another clone."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
-    repo, bare, remote = project(tmp_path, prepared)
-    production(repo, 150, seed=1, sd=1.0)
-    sh(["mlops", "drift"], repo)
+    repo, bare, remote = project(tmp_path, drifted)
     page, outputs = tmp_path / "step-summary.md", tmp_path / "github-output"
     runner = {
         **api_env(github),
