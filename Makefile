@@ -28,7 +28,7 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed ## create .venv with what training, serving and monitoring need
 install-dev: $(VENV)/.installed-dev ## install + the template's tooling: tests, linters, act, kubectl, KServe
 
-# The real CML CLI for the workflow tests (tests/github run it against a local GitHub API test server), the
+# The real CML CLI for the workflow tests (tests/template/github run it against a local GitHub API test server), the
 # version the PR workflow uses. `npm ci` from tools/cml/package-lock.json: every tarball, CML's own included,
 # must match the sha512 `integrity` recorded there, and no install scripts run. A vendored `npm pack`
 # tarball (CML_TGZ; ../shared/vendor/ in this project's own CI, whose registry lacks @dvcorg/cml) is first

@@ -1,7 +1,9 @@
-"""Shared fixtures. `trained_repo` runs the real pipeline once per session in a temporary copy.
+"""Shared fixtures. `trained_repo` runs the real pipeline once per session in a temporary copy;
+`github_server` is the GitHub REST API test server (tests/standins).
 
-The `template` marker (the template's own machinery: the act harness, the podman image, the PostgreSQL
-and S3 servers, the deploy manifests, promtool) is set here by folder; a fork's PR loop deselects it.
+The `template` marker is set here on everything under tests/template/: the template's own machinery (the
+act harness and the workflows, the podman image, the deploy manifests, the PostgreSQL and S3 servers).
+A fork's PR loop deselects it; a fork that does not keep the machinery can delete that folder.
 """
 
 from __future__ import annotations
@@ -14,14 +16,12 @@ import pytest
 
 from tests.repo import copy_project, sh
 
-TEMPLATE_FOLDERS = ("github", "container", "deploy", "scale")  # under tests/
+TEMPLATE = Path(__file__).parent / "template"
 
 
 def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
     for item in items:
-        parts = item.path.relative_to(here).parts if item.path.is_relative_to(here) else ()
-        if parts and parts[0] in TEMPLATE_FOLDERS:
+        if item.path.is_relative_to(TEMPLATE):
             item.add_marker(pytest.mark.template)
 
 
@@ -50,3 +50,20 @@ def trained_repo(tmp_path_factory, dvc_remote) -> Path:
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-q", "--allow-empty", "-m", "train"], repo)  # deterministic: may change nothing
     return repo
+
+
+@pytest.fixture(scope="session")
+def github_tls(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(cert, key, CA bundle) for 127.0.0.1, made once per session."""
+    from tests.standins.github_api import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("github-tls"))
+
+
+@pytest.fixture
+def github_server(github_tls):
+    """A fresh GitHub REST API test server (TLS, 127.0.0.1, random port) for each test."""
+    from tests.standins.github_api import FakeGitHub
+
+    with FakeGitHub(*github_tls) as server:
+        yield server

@@ -15,13 +15,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_retraining_on_the_same_machine_gives_the_same_lock(trained_repo, dvc_remote, tmp_path):
-    """The trained repo retrained once; a clone at another path retrains everything again (`dvc repro -f`)."""
+    """The trained repo retrained once; a clone at another path retrains everything again (`dvc repro -f`),
+    then trains and evaluates again in that checkout: the same seed gives the same lock and metrics."""
     repo = clone(trained_repo, tmp_path / "again", dvc_remote)
     sh(["dvc", "pull"], repo)
     out = sh(["dvc", "repro", "-f"], repo).stdout
     assert "Running stage 'train'" in out
     assert (repo / "dvc.lock").read_text() == (trained_repo / "dvc.lock").read_text()
     assert sh(["git", "status", "--porcelain"], repo).stdout == ""  # the run record is git-ignored
+    # once more in the same checkout, over what the first run left (checkpoints, mlflow.db): same metrics
+    sh(["mlops", "train"], repo)
+    sh(["mlops", "evaluate"], repo)
+    assert (repo / "eval/metrics.json").read_text() == (trained_repo / "eval/metrics.json").read_text()
 
     # the run id is kept outside the model folder, tied to the bytes it trained
     meta = json.loads((repo / "artifacts/model/meta.json").read_text())

@@ -1,5 +1,5 @@
 """A workspace for the drift tests (params.yaml, the bundled data and its prepared split, in tmp_path), a
-local webhook that receives the alerts, and the GitHub API test server of tests/github."""
+local webhook that receives the alerts (the GitHub API test server's fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.github.conftest import github_server, github_tls  # noqa: F401  (fixtures, used by name)
 from tests.repo import ROOT
 
 ENV = (
@@ -37,6 +36,18 @@ def workspace(tmp_path, monkeypatch):
     write_bundled()
     prepare()
     return tmp_path
+
+
+@pytest.fixture
+def no_report_charts(monkeypatch):
+    """Evidently computes every statistic and test verdict as usual, but draws no charts: the Plotly
+    figures are most of a check's time, and the report's HTML is then only a shell. For tests that read
+    decisions many times (a loud AttributeError if Evidently renames what is patched)."""
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+    from evidently.presets.drift import DataDriftPreset
+
+    monkeypatch.setattr(ValueDriftCalculation, "_render", lambda self, *args, **kwargs: [])
+    monkeypatch.setattr(DataDriftPreset, "render", lambda self, *args, **kwargs: [])
 
 
 @pytest.fixture

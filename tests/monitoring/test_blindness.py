@@ -12,12 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mlops import paths
 from monitoring.drift import BLIND_EXIT
 from monitoring.serving import RELEASE_RECORD
 from tests.monitoring.logs import records, write_jsonl
 from tests.repo import ROOT
+
+pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
 
 LOG_DIR = Path("logs/inference")
 

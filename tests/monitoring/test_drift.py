@@ -34,7 +34,7 @@ def test_shifted_window_is_drift(workspace, drift):
     assert "decision: drift" in out
 
 
-def test_unshifted_held_out_rows_are_no_drift(workspace, drift):
+def test_unshifted_held_out_rows_are_no_drift(workspace, drift, no_report_charts):
     write_jsonl(LOG, records(held_out()))
     code, summary, out = drift()
     assert (code, summary["decision"]) == (0, "no_drift")
@@ -44,8 +44,9 @@ def test_unshifted_held_out_rows_are_no_drift(workspace, drift):
 
 
 @pytest.mark.slow
-def test_false_positive_rate_on_fresh_samples_across_20_seeds(workspace, drift):
-    """Reference and window are disjoint random halves of the real table, per seed: same distribution."""
+def test_false_positive_rate_on_fresh_samples_across_20_seeds(workspace, drift, no_report_charts):
+    """Reference and window are disjoint random halves of the real table, per seed: same distribution.
+    The decisions only (no charts drawn): the statistics are Evidently's, as in production."""
     full = table()
     decisions, shares = [], []
     for seed in range(20):
@@ -77,7 +78,7 @@ def test_not_enough_data(workspace, drift, capsys):
     assert "decision is 'not_enough_data': no retraining PR" in capsys.readouterr().out
 
 
-def test_malformed_lines_are_counted_and_skipped(workspace, drift):
+def test_malformed_lines_are_counted_and_skipped(workspace, drift, no_report_charts):
     good = records(held_out().iloc[:150])
     bad_feature = {**good[0], "features": {**good[0]["features"], "mean_radius": "abc"}}
     missing_feature = {
@@ -106,7 +107,7 @@ def test_malformed_lines_are_counted_and_skipped(workspace, drift):
     assert "7 malformed line(s) skipped" in out
 
 
-def test_window_and_now_select_records(workspace, drift):
+def test_window_and_now_select_records(workspace, drift, no_report_charts):
     now = datetime(2026, 1, 10, tzinfo=timezone.utc)
     rows = held_out()
     write_jsonl(LOG, records(rows.iloc[:120], now=now, age=timedelta(hours=2)))
@@ -116,7 +117,7 @@ def test_window_and_now_select_records(workspace, drift):
     assert summary["window"]["since"].startswith("2026-01-09T00:00:00")
 
 
-def test_prediction_and_target_drift(workspace, drift):
+def test_prediction_and_target_drift(workspace, drift, no_report_charts):
     """A model predicting one class only, and labels that came back all malignant."""
     rows = jittered(held_out(), seed=1)
     log = records(rows)
@@ -135,7 +136,7 @@ def test_prediction_and_target_drift(workspace, drift):
     assert summary["decision"] == "drift" and summary["reasons"][0].startswith("prediction drift")
 
 
-def test_step_outputs_under_github_actions(workspace, drift, monkeypatch, tmp_path):
+def test_step_outputs_under_github_actions(workspace, drift, monkeypatch, tmp_path, no_report_charts):
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     write_jsonl(LOG, records(shifted(held_out(), 1.0, pd.read_parquet(paths.TRAIN_SPLIT))))

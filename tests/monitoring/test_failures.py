@@ -8,10 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mlops import paths
 from monitoring.drift import FAILED_EXIT
 from tests.monitoring.logs import records, write_jsonl
+
+pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
 
 LOG = Path("logs/inference/model-host-1.jsonl")
 FEEDBACK = Path("feedback/labels.jsonl")

@@ -20,6 +20,8 @@ from monitoring.drift import check
 from monitoring.policy import load_policy
 from monitoring.snapshot import build
 
+pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
+
 FEATURES = {
     "island": {"type": "category"},
     "bill_length_mm": {"type": "float", "min": 0},

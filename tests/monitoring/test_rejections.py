@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mlops import paths
 from serve.handler import LogRecords, RequestError
 from tests.monitoring.logs import records, write_jsonl
+
+pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
 
 LOG = Path("logs/inference/model-host-1.jsonl")
 REFUSED = Path("logs/inference/refused/model-host-1.jsonl")  # where the handler puts them

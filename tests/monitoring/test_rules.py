@@ -45,7 +45,7 @@ def one_column_shifted(column: str, sd: float) -> pd.DataFrame:
     return rows
 
 
-def test_one_critical_column_drifting_is_drift(workspace, drift, webhook):
+def test_one_critical_column_drifting_is_drift(workspace, drift, webhook, no_report_charts):
     write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
     code, summary, out = drift()
     assert (code, summary["decision"]) == (0, "no_drift")  # 1 of 30 columns: under the 0.5 share
@@ -63,7 +63,7 @@ def test_one_critical_column_drifting_is_drift(workspace, drift, webhook):
     assert alert["title"] == "mlops drift: drift" and "worst_perimeter (K-S p_value" in alert["message"]
 
 
-def test_weights_count_in_the_share(workspace, drift):
+def test_weights_count_in_the_share(workspace, drift, no_report_charts):
     write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
     edit_policy("weights: {}", "weights: {worst_perimeter: 30}")  # 30 of 59 weight units
     _, summary, _ = drift()
@@ -101,7 +101,9 @@ def flipped(records_: list[dict], share: float, seed: int) -> list[dict]:
     return out
 
 
-def test_label_flips_with_unchanged_inputs_are_a_performance_decision(workspace, drift, webhook):
+def test_label_flips_with_unchanged_inputs_are_a_performance_decision(
+    workspace, drift, webhook, no_report_charts
+):
     Path("eval").mkdir()
     Path("eval/metrics.json").write_text(json.dumps(CHAMPION))
     rows = held_out()
@@ -130,7 +132,7 @@ def test_label_flips_with_unchanged_inputs_are_a_performance_decision(workspace,
     assert "performance regressed" in alert["message"] and alert["type"] == "failure"
 
 
-def test_a_small_drop_within_sampling_noise_does_not_fire(workspace, drift):
+def test_a_small_drop_within_sampling_noise_does_not_fire(workspace, drift, no_report_charts):
     """3 wrong labels in 60 rows (accuracy 0.95 vs 0.965): within noise, so no performance decision.
     (ROC AUC is left out: these rows' logged probabilities are 0 or 1, so 3 errors made with full
     confidence move it from 0.992 to 0.95, which DeLong's interval rightly calls beyond noise.)"""

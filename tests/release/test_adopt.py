@@ -19,8 +19,8 @@ import yaml
 
 from mlops import outputs
 from mlops.errors import UserError
-from tests.github.server import FakeGitHub, make_certificate
 from tests.model import lock_project as lp
+from tests.standins.github_api import FakeGitHub, make_certificate
 
 REPO = "octo/model"
 

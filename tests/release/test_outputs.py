@@ -16,8 +16,8 @@ import yaml
 
 from mlops import outputs
 from mlops.errors import UserError
-from tests.github.server import FakeGitHub, make_certificate
 from tests.repo import clone, sh
+from tests.standins.github_api import FakeGitHub, make_certificate
 
 # -- admit, on a synthetic cache (no DVC needed) ---------------------------------------------------------
 

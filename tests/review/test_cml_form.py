@@ -2,7 +2,7 @@
 
 CML re-serializes the markdown with its own remark 13 when it publishes images; anything not in that
 form (`-` bullets, `---`, a bare `[`) would come back changed. This runs that same remark, from the real
-CML the workflow tests install (tests/github/cml.py), on reports of every kind.
+CML the workflow tests install (tests/standins/cml.py), on reports of every kind.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import subprocess
 
 import numpy as np
 
-from tests.github.cml import real_cml
 from tests.repo import ROOT, sh
 from tests.review.synthetic import METRICS, report, write_pr_side
 from tests.review.test_slices_baselines import predictions_csv, proba_for
+from tests.standins.cml import real_cml
 
 ROUND_TRIP = """
 const remark = require('remark');
