@@ -42,7 +42,8 @@ FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test s
 
 def _forward(model_file, features: np.ndarray) -> torch.Tensor:
     model = torch.jit.load(str(model_file)).eval()
-    with torch.no_grad():
+    # a call or two per model: the profiling executor's warm-up and re-optimisation cost more than they save
+    with torch.no_grad(), torch.jit.optimized_execution(False):
         parts = [
             model(torch.tensor(features[i : i + FORWARD_ROWS], dtype=torch.float32))
             for i in range(0, max(len(features), 1), FORWARD_ROWS)
