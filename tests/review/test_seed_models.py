@@ -28,7 +28,7 @@ def test_evaluate_scores_the_train_stages_seed_models_and_imports_no_training_co
     shutil.copytree(trained_repo / "artifacts", tmp_path / "artifacts")
     params = yaml.safe_load((trained_repo / "params.yaml").read_text())
     params["report"]["top_k"] = 0
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     code = (
         "import sys; from model.evaluate import run; run(); "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({TRAINING_ONLY!r})))"
