@@ -57,7 +57,7 @@ def train(params, scaler: dict) -> list[Path]:
         export(module, paths.SEEDS_DIR / name)
         models.append({"seed": params.seed + offset, "file": name})
     MANIFEST.write_text(json.dumps({"seed": params.seed, "models": models}, indent=2) + "\n")
-    print(f"train: {k} seed model(s) -> {paths.SEEDS_DIR}")
+    print(f"train seeds: {k} seed model(s) -> {paths.SEEDS_DIR}")  # not "train: ", the run summary
     return [paths.SEEDS_DIR / m["file"] for m in models]
 
 
