@@ -228,10 +228,15 @@ def _data(data: Any, task: str) -> DataSpec:
     )
 
 
+# libyaml's safe loader when PyYAML has it: the same documents, parsed in milliseconds instead of the
+# pure-Python parser's half second (every stage and `mlops report` read params.yaml)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_params(path: str | Path = paths.PARAMS) -> Params:
     """Read and check params.yaml. Names not set in `mlflow` and `serve` derive from the top-level `name`."""
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):

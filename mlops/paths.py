@@ -19,6 +19,7 @@ MODEL_DIR = Path("artifacts/model")
 MODEL_FILE = MODEL_DIR / "model.pt"  # TorchScript: raw features in, logits out (scaling baked in)
 MODEL_META = MODEL_DIR / "meta.json"  # features, classes, seed, MLflow run
 HISTORY = MODEL_DIR / "history.csv"  # per-epoch training curves
+SEEDS_DIR = Path("artifacts/seeds")  # report.seeds extra models of other seeds (model/seeds.py), seeds.json
 
 EVAL_DIR = Path("eval")
 METRICS = EVAL_DIR / "metrics.json"

@@ -29,22 +29,21 @@ import shutil
 import numpy as np
 import pandas as pd
 import torch
-from sklearn import metrics as skm
-from sklearn.preprocessing import label_binarize
 
 from mlops import paths
 from mlops.params import Params, load_params
+from model import seeds as seed_models
 from model import uncertainty
 from model.gates import derived_rule
 from model.review_config import report_settings, task_of
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
-AUTO_SEED_ROWS = 20000  # report.seeds auto: seed models only up to this many train rows
 
 
 def _forward(model_file, features: np.ndarray) -> torch.Tensor:
     model = torch.jit.load(str(model_file)).eval()
-    with torch.no_grad():
+    # a call or two per model: the profiling executor's warm-up and re-optimisation cost more than they save
+    with torch.no_grad(), torch.jit.optimized_execution(False):
         parts = [
             model(torch.tensor(features[i : i + FORWARD_ROWS], dtype=torch.float32))
             for i in range(0, max(len(features), 1), FORWARD_ROWS)
@@ -63,6 +62,8 @@ def predict_values(model_file, features: np.ndarray) -> np.ndarray:
 
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    from sklearn import metrics as skm
+
     pred = proba.argmax(1)
     binary = n_classes == 2
     average = "binary" if binary else "macro"
@@ -92,6 +93,8 @@ def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float
 
 def per_class(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of each class (the report's per-class table)."""
+    from sklearn import metrics as skm
+
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y, pred, labels=range(len(classes)), zero_division=0
     )
@@ -123,6 +126,9 @@ def downsample_curve(frame: pd.DataFrame, x: str, y: str, points: int) -> pd.Dat
 def curves(
     y: np.ndarray, proba: np.ndarray, n_classes: int, points: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn import metrics as skm
+    from sklearn.preprocessing import label_binarize
+
     if n_classes == 2:
         truth, score = y, proba[:, 1]
     else:  # micro-average: every (row, class) pair is one binary decision
@@ -236,47 +242,6 @@ def top_classes(y: np.ndarray, n_classes: int, limit: int) -> list[int]:
     return sorted(np.argsort(-counts, kind="stable")[:limit].tolist())
 
 
-def seed_count(settings: dict, train_rows: int) -> int:
-    """`report.seeds`: extra models trained with other seeds to measure seed-to-seed noise; `auto`: 2 on
-    tables small enough that a fit takes seconds (the train split up to AUTO_SEED_ROWS rows), else 0."""
-    value = settings.get("seeds", "auto")
-    if value == "auto":
-        return 2 if train_rows <= AUTO_SEED_ROWS else 0
-    return int(value)
-
-
-def seed_outputs(params: Params, x_test: np.ndarray, count: int) -> list[np.ndarray]:
-    """Test outputs of `count` models trained exactly as `train` does on the same split, with seeds
-    seed+1 ... seed+count, in this process on one CPU (never the configured accelerator or strategy:
-    they are a measurement, not a product). The report widens every interval of the change by their
-    spread: the noise a retrain alone brings."""
-    if count <= 0:
-        return []
-    from dataclasses import replace
-
-    from model.train import fit
-
-    preprocessing = paths.PREPROCESSING
-    if not preprocessing.exists():
-        print("evaluate: no seed models (no prepared preprocessing to train them with)")
-        return []
-    scaler = json.loads(preprocessing.read_text())
-    single = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
-    outputs = []
-    for k in range(1, count + 1):
-        run_params = replace(params, seed=params.seed + k, train=replace(params.train, **single))
-        module, _ = fit(run_params, paths.TRAIN_SPLIT, paths.VAL_SPLIT, scaler)
-        net = module.net.cpu().eval()
-        with torch.no_grad():
-            raw = net(torch.tensor(x_test, dtype=torch.float32)).double()
-        if task_of(params) == "regression":
-            outputs.append(raw.numpy().reshape(-1, 1))
-        else:
-            proba = torch.softmax(raw, dim=1).numpy()
-            outputs.append(proba / proba.sum(axis=1, keepdims=True))
-    return outputs
-
-
 def feature_schema(params: Params) -> list[dict]:
     """The features in order with their type (and a category's vocabulary): meta.json's `schema`, written
     by train, else params.yaml (a model from before typed schemas: every column a number)."""
@@ -325,10 +290,17 @@ def attribute(params, settings, features, kinds, x_train, x_test, seed: int) -> 
 
 
 def review_extras(
-    params: Params, test: pd.DataFrame, y: np.ndarray, out: np.ndarray, sample: np.ndarray, keys: list[str]
+    params: Params,
+    test: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    sample: np.ndarray,
+    keys: list[str],
+    seed_files: list | tuple = (),
 ) -> dict:
     """Baselines, slices, calibration and attributions; returns the metrics.json sections they add.
-    `out`: class probabilities, or the regression prediction [n, 1]; `sample`: the rows intervals use."""
+    `out`: class probabilities, or the regression prediction [n, 1]; `sample`: the rows intervals use;
+    `seed_files`: the seed models the train stage exported (model/seeds.py), scored on those rows."""
     from model import baselines, calibration, slices
 
     settings = report_settings(params)
@@ -424,7 +396,8 @@ def review_extras(
     else:
         for c in range(n_classes):
             predictions[f"proba_{c}"] = out[sample, c]
-    seeds = seed_outputs(params, x_test[sample], seed_count(settings, len(train)))
+    predict = predict_values if regression else predict_proba
+    seeds = [predict(path, x_test[sample]) for path in seed_files]
     for k, seed_out in enumerate(seeds, start=1):  # same rows, other training seeds: the seed noise
         for c in range(seed_out.shape[1]):
             predictions[f"seed{k}_{'prediction' if regression else f'proba_{c}'}"] = seed_out[:, c]
@@ -453,12 +426,11 @@ def run() -> None:
         scores = compute_metrics(y, out, len(classes))
     names = uncertainty.metric_names(task, out.shape[1])
     keys = row_keys(x, y)
-    train_rows = len(pd.read_parquet(paths.TRAIN_SPLIT, columns=["label"]))
-    seeds = seed_count(settings, train_rows)
-    sample = bounded_sample(keys, interval_rows(settings, out.shape[1], seeds))
+    seed_files = seed_models.files(params)  # trained and exported by the train stage
+    sample = bounded_sample(keys, interval_rows(settings, out.shape[1], len(seed_files)))
 
     paths.PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    extras = review_extras(params, test, y, out, sample, keys)
+    extras = review_extras(params, test, y, out, sample, keys, seed_files)
     document = {
         **with_intervals(y[sample], out[sample], scores, settings, names, not sample.all()),
         **extras,

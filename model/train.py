@@ -203,3 +203,6 @@ def run() -> None:
         f"{quality}={last.get(quality, float('nan')):.4f}; "
         f"model -> {paths.MODEL_FILE}; MLflow run {logger.run_id} ({tracking.tracking_uri()})"
     )
+    from model import seeds  # report.seeds: the seed-noise models, evaluate only scores them
+
+    seeds.train_after(params, preprocessing, trainer.world_size)

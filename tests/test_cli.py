@@ -75,7 +75,7 @@ def test_dvc_yaml_uses_the_paths_the_code_writes():
     }
     assert outs["validate"] == [str(paths.VALIDATION_REPORT)]
     assert outs["prepare"] == [str(paths.PREPARED_DIR)]
-    assert outs["train"] == [str(paths.MODEL_DIR)]
+    assert outs["train"] == [str(paths.MODEL_DIR), str(paths.SEEDS_DIR)]
     assert outs["evaluate"] == [
         str(p)
         for p in (
