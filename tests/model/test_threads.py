@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mlops.errors import UserError
+from mlops.sections import Train
 from model.threads import MAX_AUTO, available_cpus, local_processes, resolve, use_threads
 from tests.repo import ROOT
 
@@ -73,15 +74,15 @@ def test_available_cpus_is_lowered_by_a_cgroup_quota(tmp_path):
 
 
 def test_local_processes_counts_cpu_ranks_only():
-    assert local_processes({}) == 1
-    assert local_processes({"accelerator": "cpu", "devices": 2, "strategy": "ddp"}) == 2
-    assert local_processes({"accelerator": "cpu", "devices": "auto"}) == 1
-    assert local_processes({"accelerator": "gpu", "devices": 4}) == 1
+    assert local_processes(Train()) == 1
+    assert local_processes(Train(accelerator="cpu", devices=2, strategy="ddp")) == 2
+    assert local_processes(Train(accelerator="cpu", devices="auto")) == 1
+    assert local_processes(Train(accelerator="gpu", devices=4)) == 1
 
 
 def test_use_threads_sets_torchs_thread_count(restore_threads):
     torch.set_num_threads(2)
-    assert use_threads({"threads": 1}) == 1 and torch.get_num_threads() == 1
-    assert use_threads({"threads": 3}) == 3 and torch.get_num_threads() == 3
-    auto = use_threads({})
+    assert use_threads(Train(threads=1)) == 1 and torch.get_num_threads() == 1
+    assert use_threads(Train(threads=3)) == 3 and torch.get_num_threads() == 3
+    auto = use_threads(Train())
     assert auto == resolve("auto") and torch.get_num_threads() == auto

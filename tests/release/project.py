@@ -14,6 +14,13 @@ import yaml
 from model import registry
 from tests.repo import sh
 
+# what train writes into meta.json and the archive requires: the task and the request schema
+META = {
+    "task": "classification",
+    "features": ["a"],
+    "classes": ["x", "y"],
+    "schema": [{"name": "a", "type": "float"}],
+}
 GOOD = {"accuracy": 0.96, "precision": 0.95, "recall": 0.95, "f1": 0.95, "roc_auc": 0.99, "log_loss": 0.1}
 
 
@@ -22,7 +29,7 @@ def write_model(project: Path, weights: bytes, metrics: dict) -> None:
     model_dir = project / "artifacts/model"
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "model.pt").write_bytes(weights)
-    (model_dir / "meta.json").write_text(json.dumps({"features": ["a"], "classes": ["x", "y"]}))
+    (model_dir / "meta.json").write_text(json.dumps(META))
     (project / "eval").mkdir(exist_ok=True)
     (project / "eval/metrics.json").write_text(json.dumps(metrics))
     entries = [{"md5": registry.md5(f), "relpath": f.name} for f in sorted(model_dir.iterdir())]
