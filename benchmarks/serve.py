@@ -204,7 +204,7 @@ def start_torchserve(
     archive.build(version="bench", store=store, params=params)
     server.start(run_dir=work / "run", store=store)
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
-    name = archive.serve_settings(archive.load_params())["model_name"]
+    name = server.serve_settings(archive.load_params())["model_name"]
     return env, env["TS_INFERENCE_ADDRESS"], name, token
 
 
@@ -219,9 +219,9 @@ def start_kserve(work: Path, overrides: dict | None = None) -> tuple[str, str, s
     params = archive.load_params()
     params = replace(params, serve=replace(params.serve, **(overrides or {}), runtime="kserve"))
     mar = archive.build(version="bench", store=work / "model_store", params=params)
-    server.start_kserve(params, archive.serve_settings(params), mar, 120, work / "run")
+    server.start_kserve(params, server.serve_settings(params), mar, 120, work / "run")
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
-    return os.environ["TS_INFERENCE_ADDRESS"], archive.serve_settings(params)["model_name"], token
+    return os.environ["TS_INFERENCE_ADDRESS"], server.serve_settings(params)["model_name"], token
 
 
 def kserve_installed() -> bool:

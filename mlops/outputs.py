@@ -40,6 +40,7 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import UserError
+from mlops.git import git
 from model.lock_check import git_tracked_outputs
 
 LOCK = Path("dvc.lock")
@@ -371,14 +372,9 @@ _OBJECT = re.compile(r"files/md5/[0-9a-f]{2}/[0-9a-f]{30}(\.dir)?")
 _RUN_ENTRY = re.compile(r"runs/[0-9a-f]{2}/[0-9a-f]{64}/[0-9a-f]{64}")
 
 
-def _git_out(*args: str) -> str | None:
-    proc = subprocess.run(["git", *args], text=True, capture_output=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def origin_repo() -> str:
     """owner/name of the `origin` remote (https://, ssh:// or scp-like git@host:owner/name.git)."""
-    url = _git_out("remote", "get-url", "origin") or ""
+    url = git("remote", "get-url", "origin", check=False) or ""
     found = re.search(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$", url)
     if not found:
         raise UserError(f"cannot tell the repository from the origin remote ({url or 'none'}): pass --repo")
@@ -442,7 +438,7 @@ def _download(run_id: str, repo: str) -> tuple[dict, bytes]:
     api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
     token = _token()
     run = _api(f"{api}/repos/{repo}/actions/runs/{run_id}", token)
-    head = _git_out("rev-parse", "HEAD")
+    head = git("rev-parse", "HEAD", check=False)
     if run.get("head_sha") != head:
         raise UserError(
             f"run {run_id} trained commit {str(run.get('head_sha'))[:12]}, "
@@ -497,14 +493,14 @@ def adopt(run_id: str, repo: str | None = None, push: bool = True) -> int:
     if checkout.returncode:
         print("adopt: `dvc checkout` could not restore every output here (see above); `dvc pull` may")
     subprocess.run(["git", "add", "--", *written], check=True)
-    if not _git_out("diff", "--cached", "--name-only", "--", *written):
+    if not git("diff", "--cached", "--name-only", "--", *written, check=False):
         print(f"adopt: the branch already holds what run {run_id} produced; nothing to commit")
         return 0
     message = f"Adopt what CI run {run_id} trained: dvc.lock and outputs"
     subprocess.run(
         ["git", "commit", "-q", "-m", message, "-m", str(run.get("html_url", "")), "--", *written], check=True
     )
-    print(f"adopt: committed {_git_out('rev-parse', '--short', 'HEAD')} {message!r}")
+    print(f"adopt: committed {git('rev-parse', '--short', 'HEAD', check=False)} {message!r}")
     if not push:
         print("adopt: not pushed (--no-push): `git push` when ready")
         return 0
@@ -513,12 +509,12 @@ def adopt(run_id: str, repo: str | None = None, push: bool = True) -> int:
 
 def _push() -> int:
     """To the branch's upstream (after `gh pr checkout`, a fork's branch), else origin <branch>."""
-    branch = _git_out("symbolic-ref", "--short", "HEAD")
+    branch = git("symbolic-ref", "--short", "HEAD", check=False)
     if not branch:
         raise UserError("HEAD is detached: the commit is made; push it to the PR's branch yourself")
     argv = (
         ["git", "push"]
-        if _git_out("rev-parse", "--abbrev-ref", "@{upstream}")
+        if git("rev-parse", "--abbrev-ref", "@{upstream}", check=False)
         else ["git", "push", "origin", branch]
     )
     print(f"$ {' '.join(argv)}", flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import UserError
+from mlops.git import git
 
 LOCK = Path("dvc.lock")
 DVC_YAML = Path("dvc.yaml")
@@ -47,24 +48,18 @@ def git_tracked_outputs(dvc_yaml: Path = DVC_YAML) -> list[str]:
     return found
 
 
-def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], text=True, capture_output=True)
-
-
 def lock_stages(ref: str | None) -> dict | None:
     """The `stages` of dvc.lock at git `ref` (None: the working tree); None when there is no dvc.lock."""
     if ref is None:
         return (yaml.safe_load(LOCK.read_text()) or {}).get("stages", {}) if LOCK.exists() else None
-    shown = _git("show", f"{ref}:{LOCK.as_posix()}")
-    return (yaml.safe_load(shown.stdout) or {}).get("stages", {}) if shown.returncode == 0 else None
+    shown = git("show", f"{ref}:{LOCK.as_posix()}", check=False)
+    return (yaml.safe_load(shown) or {}).get("stages", {}) if shown is not None else None
 
 
 def changed_paths(paths: list[str]) -> list[str]:
     """Those of `paths` whose working copy differs from HEAD (modified, added, deleted or untracked)."""
-    proc = _git("status", "--porcelain=v1", "--untracked-files=all", "--", *paths)
-    if proc.returncode:
-        raise UserError(f"git status failed: {proc.stderr.strip()}")
-    return sorted({line[3:].strip().strip('"') for line in proc.stdout.splitlines() if line.strip()})
+    out = git("status", "--porcelain=v1", "--untracked-files=all", "--", *paths)
+    return sorted({line[3:].strip().strip('"') for line in out.splitlines() if line.strip()})
 
 
 def changed_stages() -> tuple[list[str], bool]:
@@ -120,7 +115,7 @@ def classify(base: str) -> Plan:
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
-    if _git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}").returncode:
+    if git("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False) is None:
         raise UserError(f"{base} is not a commit in this clone: fetch it (actions/checkout: fetch-depth: 0)")
     base_lock, head_lock, work_lock = lock_stages(base), lock_stages("HEAD"), lock_stages(None)
     plan = Plan(base)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import yaml
 
 from mlops import paths
 from mlops.errors import UserError
+from mlops.git import git
 from mlops.params import Params, load_params
 from mlops.sections import as_dict
 from model.gates import all_passed, check_gates, floors_changed, recorded_identity, swap_reason
@@ -140,15 +140,10 @@ def verify_reviewed_artifacts(lock: Path = LOCK) -> dict[str, str]:
     return expected
 
 
-def git(*args: str) -> str | None:
-    proc = subprocess.run(["git", *args], text=True, capture_output=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def git_sha() -> str:
     """The commit checked out here. GITHUB_SHA only without git: a variable left in a shell (or an
     Actions run's, in `act`) must not name a commit that is not the one whose files are promoted."""
-    return git("rev-parse", "HEAD") or os.environ.get("GITHUB_SHA") or "unknown"
+    return git("rev-parse", "HEAD", check=False) or os.environ.get("GITHUB_SHA") or "unknown"
 
 
 def uncommitted() -> list[str]:
@@ -157,7 +152,7 @@ def uncommitted() -> list[str]:
     A promotion records `git_sha`, the commit the model and metrics belong to. With uncommitted changes
     (a branch whose retrained dvc.lock is not committed yet) no commit holds what is promoted, and the
     sha would name the commit the branch started from, main's."""
-    out = git("status", "--porcelain=v1", "--untracked-files=no")
+    out = git("status", "--porcelain=v1", "--untracked-files=no", check=False)
     return sorted(line[3:].strip() for line in (out or "").splitlines() if line.strip())
 
 
@@ -192,8 +187,8 @@ class Baseline:
 
 def previous_commit_baseline(sha: str) -> Baseline:
     """Metrics of the first parent of `sha` on main, from git (the fallback for a fresh registry)."""
-    parent = git("rev-parse", f"{sha}^") if sha != "unknown" else None
-    text = git("show", f"{parent}:{paths.METRICS.as_posix()}") if parent else None
+    parent = git("rev-parse", f"{sha}^", check=False) if sha != "unknown" else None
+    text = git("show", f"{parent}:{paths.METRICS.as_posix()}", check=False) if parent else None
     if not text:
         return Baseline(
             "champion",
@@ -211,8 +206,8 @@ def previous_commit_baseline(sha: str) -> Baseline:
 
 def _parent_params(sha: str) -> dict:
     """params.yaml of the first parent of `sha` ({} when unknown): did this merge set the floors itself?"""
-    parent = git("rev-parse", f"{sha}^") if sha != "unknown" else None
-    text = git("show", f"{parent}:params.yaml") if parent else None
+    parent = git("rev-parse", f"{sha}^", check=False) if sha != "unknown" else None
+    text = git("show", f"{parent}:params.yaml", check=False) if parent else None
     return (yaml.safe_load(text) or {}) if text else {}
 
 
@@ -495,14 +490,14 @@ def _require_forward(client, name: str, champion, number: str, sha: str, forced:
     released = tags.get(RELEASED_FROM) or tags.get("git_sha")  # a champion from before this tag: its commit
     if not released or "unknown" in (released, sha):
         return
-    if released == sha or git("merge-base", "--is-ancestor", released, sha) is not None:
+    if released == sha or git("merge-base", "--is-ancestor", released, sha, check=False) is not None:
         return
     problem = (
         f"{CHAMPION} is version {_version(champion)}, released from commit {released[:12]}, which this "
         f"checkout's commit {sha[:12]} does not contain: moving it to version {number} would go backwards "
         "(a re-run of an older release run?)"
     )
-    if git("cat-file", "-e", f"{released}^{{commit}}") is None:
+    if git("cat-file", "-e", f"{released}^{{commit}}", check=False) is None:
         problem += f"; commit {released[:12]} is not in this clone at all (shallow? fetch-depth: 0)"
     if forced is None:
         raise UserError(

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import yaml
 
 from mlops import paths
 from mlops.errors import UserError
+from mlops.git import git
 from mlops.params import load_params
 from model import plots
 from model.compare import Comparison, Predictions, compare
@@ -52,10 +52,6 @@ PR = "this PR"
 NEAR_PERFECT_AUC = 0.99  # ROC/PR curves of models at or above this on both sides are folded away
 
 
-def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], text=True, capture_output=True, check=check)
-
-
 @dataclass
 class Side:
     """Everything the report compares, for one revision (`rev` None: the working tree)."""
@@ -75,8 +71,7 @@ class Side:
         def read(path: Path) -> str | None:
             if rev is None:
                 return path.read_text() if path.exists() else None
-            shown = git("show", f"{rev}:{path.as_posix()}", check=False)
-            return shown.stdout if shown.returncode == 0 else None
+            return git("show", f"{rev}:{path.as_posix()}", check=False)
 
         def parsed(path: Path) -> dict:
             text = read(path)
@@ -751,14 +746,14 @@ def _plots(base: Side, pr: Side, out: Path, settings: dict) -> list[tuple[str, s
 def run(base_rev: str = "main", out: Path = Path("report"), sha: str | None = None) -> int:
     """Write OUT/report.md (+ PNGs) and OUT/summary.md (no images, for a job summary); 1 if a gate fails."""
     resolved = git("rev-parse", "--verify", "--quiet", f"{base_rev}^{{commit}}", check=False)
-    if resolved.returncode != 0:
+    if resolved is None:
         raise UserError(
             f"base revision {base_rev!r} not found: fetch it (`git fetch origin main`) or pass --base"
         )
-    pr = Side.load(PR, None, sha or git("rev-parse", "HEAD").stdout.strip())
+    pr = Side.load(PR, None, sha or git("rev-parse", "HEAD"))
     if pr.metrics is None:
         raise UserError(f"{paths.METRICS} is missing: run the pipeline first (`dvc repro`)")
-    base = Side.load(base_rev.split("/")[-1], base_rev, resolved.stdout.strip())
+    base = Side.load(base_rev.split("/")[-1], base_rev, resolved)
     out.mkdir(parents=True, exist_ok=True)
     params = load_params()
     markdown, passed = render(base, pr, out, params.gates.rules(), report_settings(params))

@@ -17,9 +17,6 @@ from mlops.params import Params
 
 LOG_ENV = "MLOPS_INFERENCE_LOG_DIR"  # the handler writes where this points; the drift job reads there too
 FEEDBACK_ENV = "MLOPS_FEEDBACK"
-ALERT_ENV = (
-    "MLOPS_ALERT_URLS"  # Apprise URLs (Slack, Teams, mailto, json:// webhooks), space or comma separated
-)
 CHECKS = ("features", "prediction", "target", "performance")
 
 

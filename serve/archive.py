@@ -24,40 +24,12 @@ from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
 from serve import settings
+from serve.server import MODEL_STORE, serve_settings
 
 HANDLER = Path(__file__).parent / "handler/entry.py"  # the file TorchServe loads
 HANDLER_PACKAGE = HANDLER.parent
 VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
-MODEL_STORE = Path("model_store")
 SAMPLE_ROWS = 3
-RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/serving.md)
-
-
-def serve_settings(params: Params) -> dict:
-    """serve.json's basics (the handler's config format) from the typed `serve:` section."""
-    cfg = params.serve
-    if cfg.runtime not in RUNTIMES:
-        raise UserError(
-            f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {cfg.runtime!r}"
-        )
-    delay = int(cfg.max_batch_delay)
-    if delay < 1:  # TorchServe 0.12 (ModelManager.createModel) reads a .mar's 0 as "unset": 100 ms
-        raise UserError(
-            "params.yaml: serve.max_batch_delay must be >= 1 ms: TorchServe 0.12 turns 0 into its default "
-            f"of 100 ms; got {delay}. For no wait at all use batch_size: 1, or serve.runtime: kserve "
-            "(never waits; docs/serving.md, batching policy)"
-        )
-    return {
-        "runtime": str(cfg.runtime),
-        "model_name": str(cfg.model_name),
-        "workers": int(cfg.workers),
-        "kserve_workers": int(cfg.kserve_workers),
-        "batch_size": int(cfg.batch_size),
-        "max_batch_delay": delay,
-        "response_timeout": int(cfg.response_timeout),
-        "max_batch_rows": int(cfg.max_batch_rows),
-        "inference_log_dir": str(cfg.inference_log_dir),
-    }
 
 
 def model_config(cfg: dict) -> str:

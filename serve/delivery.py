@@ -28,7 +28,6 @@ import base64
 import json
 import os
 import re
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import UserError
+from mlops.git import git, identity
 
 ENVIRONMENTS = ("staging", "production")
 BRANCH = "deploy/production"  # the production PR's head; staging's is deploy/staging (branch_for)
@@ -288,8 +288,8 @@ def forced_note(reason: str | None) -> str:
 
 def _commit_forced(root: Path, path: str, subject: str, reason: str) -> str:
     """A forced local edit is committed at once, so its reason cannot be lost; returns the commit."""
-    _git(root, "commit", "-q", "-m", subject + forced_note(reason), "--", path)
-    return _git(root, "rev-parse", "HEAD")
+    git("commit", "-q", "-m", subject + forced_note(reason), "--", path, cwd=root, env=identity(root))
+    return git("rev-parse", "HEAD", cwd=root)
 
 
 # -- local edits ---------------------------------------------------------------------------------------
@@ -334,22 +334,6 @@ def canary(root: Path, percent: int, force: bool = False, reason: str | None = N
 
 
 # -- rollback: a revert in git ---------------------------------------------------------------------------
-BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
-
-
-def _git(root: Path, *args: str) -> str:
-    """git in `root`; on a runner with no identity configured, commits are the Actions bot's."""
-    env = dict(os.environ)
-    if not subprocess.run(["git", "-C", str(root), "config", "user.email"], capture_output=True).stdout:
-        for role in ("AUTHOR", "COMMITTER"):
-            env.setdefault(f"GIT_{role}_NAME", BOT[0])
-            env.setdefault(f"GIT_{role}_EMAIL", BOT[1])
-    proc = subprocess.run(["git", "-C", str(root), *args], text=True, capture_output=True, env=env)
-    if proc.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout.strip()
-
-
 def rollback_plan(root: Path, env: str) -> tuple[str, str, list[list[str]]]:
     """(commit, subject, git commands) undoing the last commit that changed `env`'s image.
 
@@ -358,17 +342,14 @@ def rollback_plan(root: Path, env: str) -> tuple[str, str, list[list[str]]]:
     restored to its state before the commit, in one commit that says which one it reverts: a plain revert
     would conflict with those later lines."""
     path = release_file(env)
-    commits = _git(root, "log", "--format=%H", "-G", r"^\s+digest:", "--", path).split()
+    commits = git("log", "--format=%H", "-G", r"^\s+digest:", "--", path, cwd=root).split()
     if not commits:
         raise UserError(f"no commit has changed the image in {path}: nothing to roll back")
     commit = commits[0]
-    subject = _git(root, "log", "-1", "--format=%s", commit)
-    before = subprocess.run(
-        ["git", "-C", str(root), "cat-file", "-e", f"{commit}^:{path}"], capture_output=True
-    )
-    if before.returncode != 0:
+    subject = git("log", "-1", "--format=%s", commit, cwd=root)
+    if git("cat-file", "-e", f"{commit}^:{path}", cwd=root, check=False) is None:
         raise UserError(f"{commit[:12]} created {path}: there is no earlier deployment to go back to")
-    later = _git(root, "log", "--format=%H", f"{commit}..HEAD", "--", path).split()
+    later = git("log", "--format=%H", f"{commit}..HEAD", "--", path, cwd=root).split()
     if not later:
         return commit, subject, [["git", "revert", "--no-edit", commit]]
     message = f'Revert "{subject}"\n\nThis reverts commit {commit} (and the canary steps after it).'
@@ -383,10 +364,10 @@ def rollback(root: Path, env: str, apply: bool) -> list[list[str]]:
     """The commands of `rollback_plan`; with `apply`, run them (the working tree must be clean there)."""
     _, _, commands = rollback_plan(root, env)
     if apply:
-        if _git(root, "status", "--porcelain", "--", release_file(env)):
+        if git("status", "--porcelain", "--", release_file(env), cwd=root):
             raise UserError(f"{release_file(env)} has uncommitted changes: commit or discard them first")
         for command in commands:
-            _git(root, *command[1:])
+            git(*command[1:], cwd=root, env=identity(root))
     return commands
 
 

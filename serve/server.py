@@ -20,13 +20,45 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops.errors import UserError
 from serve import settings
-from serve.archive import MODEL_STORE, serve_settings
 from serve.client import Client, ServeError, model_workers
 
+if TYPE_CHECKING:
+    from mlops.params import Params
+
 KINDS = ("inference", "management", "metrics")
+MODEL_STORE = Path("model_store")
+RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/serving.md)
+
+
+def serve_settings(params: Params) -> dict:
+    """serve.json's basics (the handler's config format) from the typed `serve:` section."""
+    cfg = params.serve
+    if cfg.runtime not in RUNTIMES:
+        raise UserError(
+            f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {cfg.runtime!r}"
+        )
+    delay = int(cfg.max_batch_delay)
+    if delay < 1:  # TorchServe 0.12 (ModelManager.createModel) reads a .mar's 0 as "unset": 100 ms
+        raise UserError(
+            "params.yaml: serve.max_batch_delay must be >= 1 ms: TorchServe 0.12 turns 0 into its default "
+            f"of 100 ms; got {delay}. For no wait at all use batch_size: 1, or serve.runtime: kserve "
+            "(never waits; docs/serving.md, batching policy)"
+        )
+    return {
+        "runtime": str(cfg.runtime),
+        "model_name": str(cfg.model_name),
+        "workers": int(cfg.workers),
+        "kserve_workers": int(cfg.kserve_workers),
+        "batch_size": int(cfg.batch_size),
+        "max_batch_delay": delay,
+        "response_timeout": int(cfg.response_timeout),
+        "max_batch_rows": int(cfg.max_batch_rows),
+        "inference_log_dir": str(cfg.inference_log_dir),
+    }
 
 
 def _torchserve() -> str:

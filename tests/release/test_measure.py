@@ -24,7 +24,7 @@ def test_a_release_whose_reported_metrics_disagree_with_the_remeasured_ones_is_r
     commit(project, "model 2")
     measured.scores = {**GOOD, "accuracy": 0.91}
     alerts = []
-    monkeypatch.setattr("monitoring.alerting.notify", lambda title, body, level: alerts.append(body) or True)
+    monkeypatch.setattr("mlops.alerts.notify", lambda title, body, level: alerts.append(body) or True)
     with pytest.raises(UserError, match=r"accuracy: eval/metrics.json reports 0.97, re-measured 0.91"):
         registry.promote(candidate=True)
     assert champion(project) == "1"
