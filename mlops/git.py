@@ -16,12 +16,13 @@ BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github
 
 
 def git(*args: str, cwd: Path | str | None = None, env: dict | None = None, check: bool = True) -> str | None:
-    """Run `git ARGS` in `cwd` (default: here) with `env` over the environment; its stdout, stripped."""
+    """Run `git ARGS` in `cwd` (default: here) with `env` over the environment; its stdout without the
+    trailing newline. Leading blanks stay: `status --porcelain` starts a line with one (" M path")."""
     proc = subprocess.run(
         ["git", *args], cwd=cwd, text=True, capture_output=True, env={**os.environ, **env} if env else None
     )
     if proc.returncode == 0:
-        return proc.stdout.strip()
+        return proc.stdout.rstrip()
     if check:
         raise UserError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return None
