@@ -40,7 +40,7 @@ class Measurement:
 
 def _verify_test_split() -> None:
     """The test split must be the bytes dvc.lock names, as the model must (verify_reviewed_artifacts)."""
-    from model.registry import locked_md5, md5
+    from model.artifacts import locked_md5, md5
 
     expected = locked_md5(paths.TEST_SPLIT)
     if not paths.TEST_SPLIT.exists():
@@ -59,7 +59,7 @@ def measure(params: Params | None = None) -> Measurement:
     import pandas as pd
 
     from model import evaluate
-    from model.registry import verify_reviewed_artifacts
+    from model.artifacts import verify_reviewed_artifacts
     from model.review_config import report_settings, task_of
 
     params = params or load_params()

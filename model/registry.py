@@ -27,188 +27,30 @@ the previous commit on main, read from git, which is the record of what was revi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from mlops import paths
 from mlops.errors import UserError
 from mlops.git import git
 from mlops.params import Params, load_params
 from mlops.sections import as_dict
+from model.artifacts import (
+    Baseline,
+    _parent_params,
+    data_md5,
+    git_sha,
+    previous_commit_baseline,
+    require_clean,
+    require_release_ref,
+    verify_reviewed_artifacts,
+)
 from model.gates import all_passed, check_gates, floors_changed, recorded_identity, swap_reason
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
-LOCK = Path("dvc.lock")
-DATA_DVC = Path("data.dvc")
-DVC_CACHE = Path(".dvc/cache/files/md5")
 RELEASE = Path("model_store/release.json")  # the champion after the last alias move; `make image` reads it
-
-
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _lock_outs(lock: Path = LOCK) -> dict[str, dict]:
-    if not lock.exists():
-        raise UserError(
-            f"{lock} not found: promotion ships what `dvc repro` recorded; run the pipeline first"
-        )
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    return {out["path"]: out for stage in stages.values() for out in stage.get("outs", [])}
-
-
-def _expected_files(out: dict) -> dict[str, str]:
-    """{relative file path: md5} for one dvc.lock output; a directory's list lives in the DVC cache."""
-    path, digest = out["path"], out["md5"]
-    if not digest.endswith(".dir"):
-        return {path: digest}
-    manifest = DVC_CACHE / digest[:2] / digest[2:]
-    if not manifest.exists():
-        raise UserError(f"DVC has no file list for {path} ({digest}) in {DVC_CACHE}: run `dvc pull` first")
-    return {f"{path}/{entry['relpath']}": entry["md5"] for entry in read_manifest(manifest, digest)}
-
-
-def locked_md5(file: Path, lock: Path = LOCK) -> str:
-    """The md5 dvc.lock records for one file, itself an output or inside a directory output."""
-    rel = file.as_posix()
-    for path, out in _lock_outs(lock).items():
-        if rel == path or rel.startswith(path + "/"):
-            found = _expected_files(out).get(rel)
-            if found:
-                return found
-    raise UserError(f"{lock} records no output holding {rel}: run `dvc repro` and commit dvc.lock")
-
-
-def read_manifest(manifest: Path, digest: str) -> list[dict]:
-    """A `.dir` file list, trusted only when its bytes hash to the name dvc.lock gave it.
-
-    The list decides which md5 each file must have; a list swapped in the cache or the remote (with
-    matching tampered files) would otherwise make every file check pass. DVC names the list by the md5
-    of its exact bytes, so one md5 over the file proves it is the reviewed list."""
-    data = manifest.read_bytes()
-    actual = hashlib.md5(data).hexdigest()
-    if actual != digest.removesuffix(".dir"):
-        raise UserError(
-            f"the DVC file list {manifest} is not the one dvc.lock names: its md5 is {actual}, "
-            f"dvc.lock says {digest}; refusing to trust it (tampered cache or remote?). "
-            "Delete it and `dvc pull` from the trusted remote."
-        )
-    try:
-        entries = json.loads(data)
-    except ValueError as err:
-        raise UserError(f"the DVC file list {manifest} is not JSON: {err}") from None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("relpath"), str) and isinstance(e.get("md5"), str)
-        for e in entries
-    ):
-        raise UserError(f"the DVC file list {manifest} is not a list of {{relpath, md5}} entries")
-    return entries
-
-
-def verify_reviewed_artifacts(lock: Path = LOCK) -> dict[str, str]:
-    """Refuse unless the model files and the metrics are byte-for-byte what dvc.lock recorded."""
-    outs = _lock_outs(lock)
-    wanted = {str(paths.MODEL_DIR), str(paths.METRICS)}
-    missing = wanted - outs.keys()
-    if missing:
-        raise UserError(
-            f"{lock} records no output {', '.join(sorted(missing))}: run `dvc repro` and commit dvc.lock"
-        )
-    expected: dict[str, str] = {}
-    for name in sorted(wanted):
-        expected.update(_expected_files(outs[name]))
-    problems = []
-    for rel, digest in expected.items():
-        if not Path(rel).exists():
-            problems.append(f"{rel}: missing (run `dvc pull`)")
-        elif (actual := md5(Path(rel))) != digest:
-            problems.append(f"{rel}: md5 {actual} != {digest} in {lock}")
-    if problems:
-        raise UserError(
-            "the model on disk is not the reviewed one; refusing to promote:\n  " + "\n  ".join(problems)
-        )
-    return expected
-
-
-def git_sha() -> str:
-    """The commit checked out here. GITHUB_SHA only without git: a variable left in a shell (or an
-    Actions run's, in `act`) must not name a commit that is not the one whose files are promoted."""
-    return git("rev-parse", "HEAD", check=False) or os.environ.get("GITHUB_SHA") or "unknown"
-
-
-def uncommitted() -> list[str]:
-    """Tracked files that differ from HEAD (staged or not). Untracked files are no commit's content.
-
-    A promotion records `git_sha`, the commit the model and metrics belong to. With uncommitted changes
-    (a branch whose retrained dvc.lock is not committed yet) no commit holds what is promoted, and the
-    sha would name the commit the branch started from, main's."""
-    out = git("status", "--porcelain=v1", "--untracked-files=no", check=False)
-    return sorted(line[3:].strip() for line in (out or "").splitlines() if line.strip())
-
-
-def require_clean(allow_dirty: bool) -> bool:
-    """Refuse a dirty tree unless `allow_dirty`; returns whether it is dirty (recorded as git_dirty)."""
-    changed = uncommitted()
-    if changed and not allow_dirty:
-        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
-        raise UserError(
-            f"uncommitted changes ({shown}): no commit holds what would be promoted, so its git sha would "
-            "be wrong. Commit them first, or pass --allow-dirty to promote anyway with git_dirty=true "
-            "recorded on the version"
-        )
-    if changed:
-        print(f"promote: uncommitted changes in {len(changed)} file(s): recording git_dirty=true")
-    return bool(changed)
-
-
-def data_md5() -> str:
-    if not DATA_DVC.exists():
-        return "unknown"
-    outs = (yaml.safe_load(DATA_DVC.read_text()) or {}).get("outs") or [{}]
-    return str(outs[0].get("md5", "unknown"))
-
-
-@dataclass
-class Baseline:
-    name: str  # "champion" (v3) or "main@<sha>"; shown in gate lines and the summary
-    metrics: dict | None
-    source: str  # a sentence for the job summary
-
-
-def previous_commit_baseline(sha: str) -> Baseline:
-    """Metrics of the first parent of `sha` on main, from git (the fallback for a fresh registry)."""
-    parent = git("rev-parse", f"{sha}^", check=False) if sha != "unknown" else None
-    text = git("show", f"{parent}:{paths.METRICS.as_posix()}", check=False) if parent else None
-    if not text:
-        return Baseline(
-            "champion",
-            None,
-            "no champion in the registry and no previous commit with "
-            f"{paths.METRICS}: first promotion, regression gates skipped",
-        )
-    return Baseline(
-        f"main@{parent[:7]}",
-        json.loads(text),
-        f"no champion in the registry (fresh store); baseline is {paths.METRICS} "
-        f"of the previous commit on main, {parent[:7]}, read from git",
-    )
-
-
-def _parent_params(sha: str) -> dict:
-    """params.yaml of the first parent of `sha` ({} when unknown): did this merge set the floors itself?"""
-    parent = git("rev-parse", f"{sha}^", check=False) if sha != "unknown" else None
-    text = git("show", f"{parent}:params.yaml", check=False) if parent else None
-    return (yaml.safe_load(text) or {}) if text else {}
 
 
 def _client(params: Params):
@@ -317,25 +159,6 @@ def _summary(path: str | None, lines: list[str]) -> None:
     if path:
         with open(path, "a") as out:
             out.write(text + "\n")
-
-
-RELEASE_REF = "refs/heads/main"
-
-
-def require_release_ref() -> None:
-    """In GitHub Actions, only main may register or move the alias: a dispatch from a branch is refused.
-
-    The workflow refuses it too (`if:` on the job), and the `registry` environment should be limited to
-    main (docs/security.md); this is the check that holds when a branch edits its own copy of the
-    workflow but still reaches this code with credentials."""
-    if os.environ.get("GITHUB_ACTIONS") != "true":
-        return  # a person on a laptop: their registry, their call
-    ref = os.environ.get("GITHUB_REF", "")
-    if ref != RELEASE_REF:
-        raise UserError(
-            f"promotion runs only from {RELEASE_REF} (this run is on {ref or 'an unknown ref'}): "
-            "merge the change to main; an unreviewed branch never moves the registry"
-        )
 
 
 def promote(
@@ -657,63 +480,6 @@ def rollback(version: str | None = None, force: bool = False, reason: str | None
     forced = " (forced: gates " + gates + ")" if "forced" in details else ""
     print(f"rollback: {CHAMPION} -> version {number} (was {current}){forced}; {RELEASE} updated")
     return 0
-
-
-def champion_for_archive(model_file: Path = paths.MODEL_FILE) -> dict:
-    """The champion's release record, once `model_file` is proven to be its bytes (md5 vs its tag).
-
-    `mlops archive` calls this so that it can only ever package the champion: after a refused promotion
-    (or a rollback) the model on disk is not the champion, and packaging it would ship unreviewed bytes
-    under the champion's version number.
-    """
-    params = load_params()
-    client = _client(params)
-    name = _model_name(params)
-    recorded = json.loads(RELEASE.read_text()) if RELEASE.exists() else {}
-    if recorded.get("event") == "candidate" and recorded.get("registered_model") == name:
-        return _candidate_for_archive(client, name, recorded, model_file)
-    champion = _alias(client, name, CHAMPION)
-    if champion is None:
-        raise UserError(
-            f"{name} has no {CHAMPION} in the registry ({_safe_uri()}): `mlops archive` packages only the "
-            "champion; run `mlops promote` first"
-        )
-    number, tags = _version(champion), champion.tags or {}
-    expected = tags.get("model_md5")
-    if not expected:
-        raise UserError(f"{CHAMPION} version {number} has no model_md5 tag: it was not registered by promote")
-    if not model_file.exists():
-        raise UserError(f"{model_file} not found: run `dvc pull` at the champion's commit first")
-    actual = md5(model_file)
-    if actual != expected:
-        raise UserError(
-            f"{model_file} (md5 {actual}) is not the {CHAMPION}, version {number} (md5 {expected}, git sha "
-            f"{tags.get('git_sha', 'unknown')}); refusing to archive. Was its promotion refused? "
-            "Check out the champion's commit and `dvc pull`, or promote this model first."
-        )
-    if recorded.get("registered_model") == name and recorded.get("version") == number:
-        return recorded  # keeps the record of the alias move (a rollback's reason)
-    return write_release(name, champion, "found in the registry")  # moved elsewhere (another checkout)
-
-
-def _candidate_for_archive(client, name: str, recorded: dict, model_file: Path) -> dict:
-    """The gated candidate of `mlops promote --candidate`: CI builds its image before the alias moves."""
-    from mlflow.exceptions import MlflowException
-
-    number = str(recorded.get("version"))
-    try:
-        tags = client.get_model_version(name, number).tags or {}
-    except MlflowException:
-        raise UserError(f"{RELEASE} names candidate version {number}, which {name} does not have") from None
-    if tags.get("gates") != "passed":
-        raise UserError(f"candidate version {number} has not passed its gates; refusing to archive it")
-    actual = md5(model_file) if model_file.exists() else "missing"
-    if actual != tags.get("model_md5"):
-        raise UserError(
-            f"{model_file} (md5 {actual}) is not candidate version {number} (md5 {tags.get('model_md5')}); "
-            "refusing to archive"
-        )
-    return recorded
 
 
 def _safe_uri() -> str:

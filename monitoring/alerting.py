@@ -25,7 +25,8 @@ LEVELS = {
 def decision_alert(summary: dict, report_hint: str = "") -> bool:
     """The alert for a drift-check decision (the caller skips no_drift). None for never_served: a new
     repository's expected state, told by a notice in the job, not by a daily page."""
-    from monitoring.drift import NEVER_SERVED, drifted_columns, rejection_line
+    from monitoring.drift import NEVER_SERVED, drifted_columns
+    from monitoring.rejections import rejection_line
 
     decision = summary["decision"]
     if decision == NEVER_SERVED:

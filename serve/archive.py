@@ -23,12 +23,25 @@ from pathlib import Path
 from mlops import paths
 from mlops.errors import UserError
 from mlops.params import Params, load_params
+from model import values as raw_values
+from model.artifacts import md5
+from model.registry import (
+    CHAMPION,
+    RELEASE,
+    _alias,
+    _client,
+    _model_name,
+    _safe_uri,
+    _version,
+    write_release,
+)
 from serve import settings
 from serve.server import MODEL_STORE, serve_settings
 
-HANDLER = Path(__file__).parent / "handler/entry.py"  # the file TorchServe loads
+# named through their modules, so the packaging step may live in any folder
+HANDLER = Path(settings.__file__).parent / "handler" / "entry.py"  # the file TorchServe loads
 HANDLER_PACKAGE = HANDLER.parent
-VALUES = Path(__file__).resolve().parents[1] / "model" / "values.py"  # the handler's value parser
+VALUES = Path(raw_values.__file__)  # the handler's value parser
 SAMPLE_ROWS = 3
 
 
@@ -51,8 +64,6 @@ def model_config(cfg: dict) -> str:
 
 def archive_champion(store: Path = MODEL_STORE) -> Path:
     """The release path (`mlops archive`): refuse unless the model on disk is the registry's champion."""
-    from model.registry import champion_for_archive
-
     release = champion_for_archive(paths.MODEL_FILE)
     print(
         f"archive: {paths.MODEL_FILE} is {release['registered_model']} champion version "
@@ -144,3 +155,60 @@ def write_sample_request(path: Path, features: list[str], schema: list) -> None:
     rows = pd.read_parquet(paths.TEST_SPLIT)[features].head(SAMPLE_ROWS)
     records = raw_records(rows, schema)
     path.write_text(json.dumps({"instances": records}, indent=1, default=str) + "\n")
+
+
+def champion_for_archive(model_file: Path = paths.MODEL_FILE) -> dict:
+    """The champion's release record, once `model_file` is proven to be its bytes (md5 vs its tag).
+
+    `mlops archive` calls this so that it can only ever package the champion: after a refused promotion
+    (or a rollback) the model on disk is not the champion, and packaging it would ship unreviewed bytes
+    under the champion's version number.
+    """
+    params = load_params()
+    client = _client(params)
+    name = _model_name(params)
+    recorded = json.loads(RELEASE.read_text()) if RELEASE.exists() else {}
+    if recorded.get("event") == "candidate" and recorded.get("registered_model") == name:
+        return _candidate_for_archive(client, name, recorded, model_file)
+    champion = _alias(client, name, CHAMPION)
+    if champion is None:
+        raise UserError(
+            f"{name} has no {CHAMPION} in the registry ({_safe_uri()}): `mlops archive` packages only the "
+            "champion; run `mlops promote` first"
+        )
+    number, tags = _version(champion), champion.tags or {}
+    expected = tags.get("model_md5")
+    if not expected:
+        raise UserError(f"{CHAMPION} version {number} has no model_md5 tag: it was not registered by promote")
+    if not model_file.exists():
+        raise UserError(f"{model_file} not found: run `dvc pull` at the champion's commit first")
+    actual = md5(model_file)
+    if actual != expected:
+        raise UserError(
+            f"{model_file} (md5 {actual}) is not the {CHAMPION}, version {number} (md5 {expected}, git sha "
+            f"{tags.get('git_sha', 'unknown')}); refusing to archive. Was its promotion refused? "
+            "Check out the champion's commit and `dvc pull`, or promote this model first."
+        )
+    if recorded.get("registered_model") == name and recorded.get("version") == number:
+        return recorded  # keeps the record of the alias move (a rollback's reason)
+    return write_release(name, champion, "found in the registry")  # moved elsewhere (another checkout)
+
+
+def _candidate_for_archive(client, name: str, recorded: dict, model_file: Path) -> dict:
+    """The gated candidate of `mlops promote --candidate`: CI builds its image before the alias moves."""
+    from mlflow.exceptions import MlflowException
+
+    number = str(recorded.get("version"))
+    try:
+        tags = client.get_model_version(name, number).tags or {}
+    except MlflowException:
+        raise UserError(f"{RELEASE} names candidate version {number}, which {name} does not have") from None
+    if tags.get("gates") != "passed":
+        raise UserError(f"candidate version {number} has not passed its gates; refusing to archive it")
+    actual = md5(model_file) if model_file.exists() else "missing"
+    if actual != tags.get("model_md5"):
+        raise UserError(
+            f"{model_file} (md5 {actual}) is not candidate version {number} (md5 {tags.get('model_md5')}); "
+            "refusing to archive"
+        )
+    return recorded

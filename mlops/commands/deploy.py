@@ -36,8 +36,9 @@ def _unchecked(root: Path) -> None:
 
 def _propose(args) -> int:
     from serve import delivery
+    from serve.proposal import propose
 
-    action, number, url = delivery.propose(
+    action, number, url = propose(
         args.image,
         args.version,
         repo=args.repo,

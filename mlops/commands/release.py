@@ -52,7 +52,7 @@ def _outputs(args) -> int:
 
 
 def _adopt(args) -> int:
-    from mlops.outputs import adopt
+    from mlops.adopt import adopt
 
     return adopt(args.run_id, repo=args.repo, push=not args.no_push)
 

@@ -54,9 +54,10 @@ def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspa
     """The handler refuses a null in a `missing: error` column, so one in the log (another server, an
     older schema) is counted per column; a column that imputes is not."""
     from mlops.params import load_params
-    from monitoring.drift import feature_types, rejections
+    from monitoring.columns import feature_types
     from monitoring.inference_log import read_jsonl
     from monitoring.policy import load_policy
+    from monitoring.rejections import rejections
 
     Path("params.yaml").write_text(
         Path("params.yaml")

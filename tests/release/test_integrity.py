@@ -10,7 +10,7 @@ import pytest
 
 from mlops.cli import main
 from mlops.errors import UserError
-from model import registry
+from model import artifacts, registry
 from serve import archive
 from tests.release.project import GOOD, champion, commit, promote_two, write_model
 
@@ -67,7 +67,7 @@ def test_archive_after_a_refused_promotion_is_refused_and_keeps_the_champion_arc
     commit(project, "model 2")
     with pytest.raises(UserError, match="failed the gates"):
         registry.promote()
-    expected = registry.md5(project / "artifacts/model/model.pt")
+    expected = artifacts.md5(project / "artifacts/model/model.pt")
     with pytest.raises(UserError, match=rf"md5 {expected}\) is not the champion, version 1 .*refusing"):
         archive.archive_champion()
     assert (project / "model_store/breast-cancer.mar").read_bytes() == champion_mar

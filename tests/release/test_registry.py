@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mlops.errors import UserError
-from model import registry
+from model import artifacts, registry
 from tests.release.project import GOOD, champion, commit, promote_two, write_model
 from tests.repo import sh
 
@@ -33,7 +33,7 @@ def test_first_promotion_sets_champion_and_records_the_release(project):
     )
     head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
     assert version.tags["git_sha"] == head
-    assert version.tags["model_md5"] == registry.md5(project / "artifacts/model/model.pt")
+    assert version.tags["model_md5"] == artifacts.md5(project / "artifacts/model/model.pt")
     assert float(version.tags["metric.accuracy"]) == GOOD["accuracy"]
     assert json.loads(version.tags["params"])["seed"] == 42
     assert "data_md5" in version.tags and version.tags["gates"] == "passed"

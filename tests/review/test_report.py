@@ -6,7 +6,9 @@ import pytest
 
 from mlops.errors import UserError
 from model.compare import Comparison
-from model.report import Side, metric_rows, run
+from model.report import run
+from model.report_sections import metric_rows
+from model.report_side import Side
 from tests.repo import ROOT, sh
 from tests.review.synthetic import METRICS, report, write_pr_side
 

@@ -7,7 +7,9 @@ import numpy as np
 import yaml
 
 from model.calibration import reliability_table
-from model.report import Side, _signed, baseline_warning, changed_deps, run
+from model.report import run
+from model.report_sections import _signed, baseline_warning
+from model.report_side import Side, changed_deps
 from tests.repo import sh
 from tests.review.synthetic import report, write_pr_side
 

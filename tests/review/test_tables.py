@@ -278,7 +278,8 @@ def test_many_classes_stay_bounded(project):
     """Many classes (the issue's table had 280): eval/predictions.csv keeps at most report.max_cells
     probability cells (at least 100 rows), the confusion matrix the most frequent report.max_classes
     classes plus one pooled "other", and the report's per-class table the lowest-F1 classes only."""
-    from model.report import Side, per_class_section
+    from model.report_sections import per_class_section
+    from model.report_side import Side
 
     k = 60
     write_project(
