@@ -26,14 +26,17 @@ LAYERS: list[tuple[str, ...]] = [
     ("serve",),  # the handler and the local server
     ("mlops.release",),  # promotion, the lock check, artifacts, archive, image, delivery
     ("monitoring",),  # drift, performance, the retraining PR
-    ("mlops.cli", "mlops.__main__"),  # the one entry point
+    ("mlops.cli",),  # the one entry point
 ]
+SAME_FOLDER = {"mlops.__main__": "mlops.cli"}  # `python -m mlops` is the CLI
 PRODUCT = ("mlops", "model", "serve", "monitoring")
 MAX_LINES = 500
 
 
 def folder_of(module: str) -> str | None:
     """The layer folder `module` belongs to (the longest listed prefix), or None outside the product."""
+    if module in SAME_FOLDER:
+        return SAME_FOLDER[module]
     best = None
     for layer in LAYERS:
         for name in layer:
