@@ -190,7 +190,7 @@ def test_image_build_refuses_an_unknown_runtime_or_no_single_mar(tmp_path):
 
 
 def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
-    from serve import archive
+    from serve import archive, server
 
     params = archive.load_params()
     params = replace(params, serve=replace(params.serve, runtime="kserve"))
@@ -198,4 +198,4 @@ def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
     assert image.archived_model(tmp_path)[1] == "kserve"
     params = replace(params, serve=replace(params.serve, max_batch_delay=0))  # TorchServe 0.12: 100 ms, not 0
     with pytest.raises(UserError, match="max_batch_delay must be >= 1"):
-        archive.serve_settings(params)
+        server.serve_settings(params)
