@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 
 MAX_AUTO = 8  # beyond this a small MLP's operations are too short to split further
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -63,7 +63,8 @@ def local_processes(cfg) -> int:
 
 
 def use_threads(cfg) -> int:
-    """Set torch's intra-op thread count from the `train:` section (mlops.sections.Train); returns it."""
+    """Set torch's intra-op thread count from the `train:` section (mlops.config.sections.Train); returns
+    it."""
     import torch
 
     threads = resolve(cfg.threads, local_processes(cfg))

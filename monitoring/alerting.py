@@ -1,4 +1,4 @@
-"""What monitoring tells a person, through the Apprise channel of mlops/alerts.py.
+"""What monitoring tells a person, through the Apprise channel of mlops/release/alerts.py.
 
 A PR and a job summary reach nobody at 05:23 on a Sunday, and a monitor that went blind produces no PR
 at all. So every decision other than `no_drift` (and `never_served`, a new repository's notice), and
@@ -10,7 +10,7 @@ never hidden behind them.
 
 from __future__ import annotations
 
-from mlops.alerts import notify
+from mlops.release.alerts import notify
 
 TOP = 10  # drifted columns named in an alert; the rest are counted
 LEVELS = {

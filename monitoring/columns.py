@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.params import Params
+from mlops.config.params import Params
 from monitoring import categorical as categorical_test
 from monitoring import performance
 from monitoring.inference_log import read_jsonl

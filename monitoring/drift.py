@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops import paths
-from mlops.errors import UserError
-from mlops.params import Params
+from mlops.config import paths
+from mlops.config.errors import UserError
+from mlops.config.params import Params
+from mlops.github.actions import set_outputs, step_summary
 from monitoring import performance, serving
-from monitoring.actions import set_outputs, step_summary
 from monitoring.columns import (
     PROBA_REPORT,
     REPORT,

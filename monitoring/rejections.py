@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from mlops.params import Params
+from mlops.config.params import Params
 from monitoring.inference_log import ReadStats
 from monitoring.policy import Policy
 

@@ -24,14 +24,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from mlops.errors import UserError
-from mlops.git import git, identity
-from mlops.params import Params
+from mlops.config.errors import UserError
+from mlops.config.git import git, identity
+from mlops.config.params import Params
+from mlops.github.actions import set_outputs, step_summary
+from mlops.github.client import GitHub
 from model.dataset import bootstrap, dvc
 from monitoring import remote
-from monitoring.actions import set_outputs, step_summary
 from monitoring.drift import PERFORMANCE, RETRAIN, SUMMARY, markdown
-from monitoring.github import GitHub
 from monitoring.policy import Policy
 from monitoring.snapshot import Snapshot, build
 

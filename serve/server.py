@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 from serve import settings
 from serve.client import Client, ServeError, model_workers
 
 if TYPE_CHECKING:
-    from mlops.params import Params
+    from mlops.config.params import Params
 
 KINDS = ("inference", "management", "metrics")
 MODEL_STORE = Path("model_store")
@@ -188,7 +188,7 @@ LOAD_FAILED = ("Backend worker process died", "Load model failed", "Failed to lo
 
 
 def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path = MODEL_STORE) -> None:
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     params = load_params()
     cfg = serve_settings(params)
@@ -308,7 +308,7 @@ def stop(run_dir: Path = settings.RUN_DIR, timeout: float = 30.0) -> bool:
 
 
 def status(run_dir: Path = settings.RUN_DIR) -> int:
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     name = serve_settings(load_params())["model_name"]
     client = _client(name, run_dir)
@@ -352,7 +352,7 @@ def start_kserve(params, cfg: dict, mar: Path, timeout: float, run_dir: Path) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.key_file(run_dir).unlink(missing_ok=True)
     env = _env(run_dir, cfg["inference_log_dir"], params)
-    root = str(Path(__file__).resolve().parents[1])  # serve/ and model/values.py, as in the .mar
+    root = str(Path(__file__).resolve().parents[1])  # serve/ and mlops/config/values.py, as in the .mar
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.setdefault(settings.KEY_FILE_ENV, str(settings.key_file(run_dir).resolve()))
     cmd = [

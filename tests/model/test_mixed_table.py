@@ -150,7 +150,7 @@ def test_mixed_type_classification_table_runs_the_whole_loop(trained_repo, dvc_r
 
     commit_all(repo, "penguins")
     report = sh(["mlops", "report", "--base", "main"], repo, check=False, **env)
-    text = (repo / "report/report.md").read_text()
+    text = (repo / "reports/pr/report.md").read_text()
     assert report.returncode == 0, report.stdout + report.stderr
     assert "No comparable baseline" in text  # breast-cancer's metrics are not a baseline for penguins
 
@@ -216,7 +216,7 @@ def test_regression_table_runs_the_whole_loop(trained_repo, dvc_remote, tmp_path
     commit_all(repo, "penguin mass")
     report = sh(["mlops", "report", "--base", "main"], repo, check=False, **env)
     assert report.returncode == 0, report.stdout + report.stderr
-    assert "No comparable baseline" in (repo / "report/report.md").read_text()
+    assert "No comparable baseline" in (repo / "reports/pr/report.md").read_text()
 
     client = None
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from model import artifacts, registry
+from mlops.release import artifacts, registry
 from tests.repo import sh
 
 # what train writes into meta.json and the archive requires: the task and the request schema
@@ -69,7 +69,7 @@ def commit(project: Path, message: str) -> None:
 def champion(project: Path) -> str | None:
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
     found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops import adopt
-from mlops.errors import UserError
+from mlops.config.errors import UserError
+from mlops.release import adopt
 from tests.model import lock_project as lp
 from tests.standins.github_api import FakeGitHub, make_certificate
 

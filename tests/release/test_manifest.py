@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mlops.errors import UserError
-from model import artifacts, registry
+from mlops.config.errors import UserError
+from mlops.release import artifacts, registry
 from tests.release.project import GOOD, champion, commit, write_model
 
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from mlops.cli import main
-from serve import delivery, proposal
+from mlops.release import delivery, proposal
 from tests.standins.github_api import FakeGitHub, make_certificate
 from tests.template.deploy.conftest import ROOT, render, validate
 
