@@ -1,4 +1,4 @@
-"""The review side: the PR report that CML posts as one comment per pull request."""
+"""`mlops report`: the PR report that CML posts as one comment per pull request."""
 
 from __future__ import annotations
 
