@@ -39,7 +39,8 @@ from serve import settings
 from serve.server import MODEL_STORE, serve_settings
 
 # named through their modules, so the packaging step may live in any folder
-HANDLER = Path(settings.__file__).parent / "handler" / "entry.py"  # the file TorchServe loads
+ROOT = Path(settings.__file__).resolve().parents[1]  # the repository (serve/settings.py's parent's)
+HANDLER = ROOT / "serve/handler/entry.py"  # the file TorchServe loads
 HANDLER_PACKAGE = HANDLER.parent
 VALUES = Path(raw_values.__file__)  # the handler's value parser
 SAMPLE_ROWS = 3
