@@ -1,4 +1,4 @@
-"""Issue 11's must-show: swap in a mixed-type table by data + params.yaml only, and run the whole loop.
+"""A forker's own table: swap in a mixed-type table by data + params.yaml only, and run the whole loop.
 
 The table is made here (model/examples.py: a 3-class string label with imbalance, numeric columns with
 missing cells, two categorical columns, a bool; no download). On a branch of the trained breast-cancer
