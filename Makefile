@@ -80,7 +80,7 @@ bench-threads: install-dev ## benchmark: training 100k rows, torch's default thr
 clean: ## remove generated outputs (keeps .venv, data and the DVC cache)
 	rm -rf artifacts eval reports mlflow.db mlartifacts .pytest_cache
 
-pr-report: pipeline ## the PR comment, locally: report/report.md + PNGs for the working tree vs BASE (default main)
+pr-report: pipeline ## the PR comment, locally: reports/pr/report.md + PNGs for the working tree vs BASE (default main)
 	mlops report --base $(or $(BASE),main)
 
 .PHONY: drift retrain-pr bench-drift
@@ -110,7 +110,7 @@ stop: install ## stop the local TorchServe and free its ports
 
 ENGINE ?= docker
 image: archive ## the serving image: docker build of the Dockerfile with the archived model (ENGINE=podman for podman)
-	model=$$(python -c "from mlops.params import load_params; print(load_params().section('serve')['model_name'])"); \
+	model=$$(python -c "from mlops.config.params import load_params; print(load_params().section('serve')['model_name'])"); \
 	version=$$(python -c "import json; print(json.load(open('model_store/release.json'))['version'])"); \
 	$(ENGINE) build --build-arg MODEL_NAME=$$model --build-arg MODEL_VERSION=$$version \
 	  --build-arg GIT_SHA=$$(git rev-parse HEAD) --build-arg MAX_REQUEST_SIZE=$$(python -m serve.settings max-request-size) \

@@ -35,8 +35,8 @@ def table(rows: int, seed: int, positive: float = 0.12) -> pd.DataFrame:
 
 
 def run_seed(rows: int, seed: int) -> dict[str, dict[str, float]]:
-    from mlops import paths
-    from mlops.params import load_params
+    from mlops.config import paths
+    from mlops.config.params import load_params
     from model.evaluate import compute_metrics
     from model.prepare import run as prepare
     from model.train import fit

@@ -40,7 +40,7 @@ SHIFTED_COLUMNS = 10
 
 def population(n: int, rng) -> pd.DataFrame:
     """n rows like the bundled table: features (float) and the integer label."""
-    from mlops.params import load_params
+    from mlops.config.params import load_params
     from model.dataset import bundled_frame
     from model.prepare import clean_frame
 

@@ -73,7 +73,7 @@ def one_seed(seed: int, table: pd.DataFrame, features, classes, now, rows=None, 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from mlops.params import load_params
+    from mlops.config.params import load_params
     from monitoring.drift import check
     from monitoring.performance import scores
     from monitoring.policy import load_policy
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="rows per window (default: the held-out rows)")
     parser.add_argument("--table", choices=("bundled", "three-class"), default="bundled")
     args = parser.parse_args()
-    from mlops.params import load_params
+    from mlops.config.params import load_params
     from model.dataset import bundled_frame
     from model.prepare import clean_frame
 

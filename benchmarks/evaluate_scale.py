@@ -1,7 +1,7 @@
 """Benchmark: wall time and peak RSS of `mlops evaluate` on a large test split, for one or more code trees.
 
 Method: a seeded synthetic project in a temp dir: 30 float features, two overlapping Gaussian classes,
-prepared splits of --train/--val/--test rows (default 600k/200k/200k: the 1M-row table of issue 11 at
+prepared splits of --train/--val/--test rows (default 600k/200k/200k: a 1M-row table at
 split 0.6/0.2/0.2), a TorchScript MLP (standardise, 32, 16, 2 logits; seeded random weights: what is
 measured is the evaluation's cost, not the model's quality), a history.csv and a meta.json, and a
 params.yaml: this checkout's, with `data.features` replaced by the 30 columns and `report.slices` by

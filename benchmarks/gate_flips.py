@@ -9,7 +9,8 @@ params.yaml of this checkout:
   - init: K models on the split of the first seed, only the training seed changes: the rows are the
     same, intervals are paired. This is what any code or hyperparameter PR looks like to the gates.
   - lr: on each of the K splits, the PR that sets train.lr 0.003 -> 0.0001 against that split's main.
-Each pair is judged with model.compare.compare + model.gates.check_gates on every gate of params.yaml
+Each pair is judged with mlops.report.compare.compare + mlops.report.gates.check_gates on every gate of
+params.yaml
 (floors and regressions), exactly as `mlops report` does; a seed-only PR should pass, the lr PR fail.
 Every model comes with the seed models `evaluate` trains beside it (report.seeds; --seed-models, 2 by
 default as `auto` gives on this table), so the intervals of the change cover the retrain as in the PR.
@@ -26,7 +27,7 @@ accuracy gates (floor and max_regression with its interval) is the false-alarm r
 n = 114 (the bundled test split) and n = 1000.
 
 When the split changes, the gates judge the unpaired interval and the paired one on the rows both test
-splits hold (model.compare.on_shared_rows), as `mlops report` does.
+splits hold (mlops.report.compare.on_shared_rows), as `mlops report` does.
 
 Usage: python benchmarks/gate_flips.py [--seeds 10] [--seed-models 2] [--json out.json] [--cache DIR].
 69 models at 3-10 s each on 2 cores (486 s at load 4-8); judging about 3 min; with --cache DIR a rerun
@@ -49,14 +50,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops.params import load_params
-from model.compare import Predictions, compare
+from mlops.config.params import load_params
+from mlops.report.compare import Predictions, compare
+from mlops.report.gates import all_passed, check_gates
+from mlops.report.settings import report_settings
+from mlops.report.uncertainty import clopper_pearson, delta_intervals, point_metrics, verdict
 from model.dataset import read_table
 from model.evaluate import compute_metrics, predict_proba, row_keys
-from model.gates import all_passed, check_gates
 from model.prepare import clean_frame, fit_scaler, split
-from model.review_config import report_settings
-from model.uncertainty import clopper_pearson, delta_intervals, point_metrics, verdict
 
 CACHE: dict[tuple, tuple] = {}
 STORE: Path | None = None

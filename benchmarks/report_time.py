@@ -1,4 +1,4 @@
-"""How long `mlops report` takes on a trained checkout (the PR comment's cost in CI, issue 13: < 15 s).
+"""How long `mlops report` takes on a trained checkout: the PR comment waits for it (keep it under 15 s).
 
 Method: in the current directory, which must hold a pipeline run (`dvc repro` done) and a `main` branch
 with committed eval/ files, run `mlops report --base BASE` N times as a subprocess and print the wall

@@ -126,7 +126,7 @@ def handler_cost(work: Path, v2_body: bytes, batch: int = 8, repeats: int = 300)
     """Microseconds per 64-row v2 request, the handler in-process on a batch of `batch` such requests."""
     import torch
 
-    from mlops import paths
+    from mlops.config import paths
     from serve import handler as serve_handler
 
     model_dir = work / "handler"
@@ -196,7 +196,8 @@ def start_torchserve(
     env["TS_GRPC_INFERENCE_PORT"], env["TS_GRPC_MANAGEMENT_PORT"] = str(free_port()), str(free_port())
     env["MLOPS_INFERENCE_LOG_DIR"] = str(work / "inference") if log else "off"
     os.environ.update(env)
-    from serve import archive, server
+    from mlops.release import archive
+    from serve import server
 
     store = work / "model_store"
     params = archive.load_params()
@@ -204,7 +205,7 @@ def start_torchserve(
     archive.build(version="bench", store=store, params=params)
     server.start(run_dir=work / "run", store=store)
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
-    name = archive.serve_settings(archive.load_params())["model_name"]
+    name = server.serve_settings(archive.load_params())["model_name"]
     return env, env["TS_INFERENCE_ADDRESS"], name, token
 
 
@@ -214,14 +215,15 @@ def start_kserve(work: Path, overrides: dict | None = None) -> tuple[str, str, s
     os.environ["TS_INFERENCE_ADDRESS"] = f"http://127.0.0.1:{port}"
     os.environ["TS_METRICS_ADDRESS"] = f"http://127.0.0.1:{free_port()}"
     os.environ["MLOPS_INFERENCE_LOG_DIR"] = str(work / "inference")
-    from serve import archive, server
+    from mlops.release import archive
+    from serve import server
 
     params = archive.load_params()
     params = replace(params, serve=replace(params.serve, **(overrides or {}), runtime="kserve"))
     mar = archive.build(version="bench", store=work / "model_store", params=params)
-    server.start_kserve(params, archive.serve_settings(params), mar, 120, work / "run")
+    server.start_kserve(params, server.serve_settings(params), mar, 120, work / "run")
     token = json.loads((work / "run/key_file.json").read_text())["inference"]["key"]
-    return os.environ["TS_INFERENCE_ADDRESS"], archive.serve_settings(params)["model_name"], token
+    return os.environ["TS_INFERENCE_ADDRESS"], server.serve_settings(params)["model_name"], token
 
 
 def kserve_installed() -> bool:
@@ -368,7 +370,7 @@ def main() -> int:
     os.chdir(args.project)
     import pandas as pd
 
-    from mlops import paths
+    from mlops.config import paths
 
     features = json.loads(paths.MODEL_META.read_text())["features"]
     test = pd.read_parquet(paths.TEST_SPLIT)[features]

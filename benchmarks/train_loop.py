@@ -17,8 +17,8 @@ import time
 import pandas as pd
 import torch
 
-from mlops import paths
-from mlops.params import load_params
+from mlops.config import paths
+from mlops.config.params import load_params
 from model.build import build_module
 from model.datamodule import batches, to_tensors
 from model.threads import use_threads

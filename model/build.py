@@ -20,8 +20,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from mlops.errors import UserError
-from mlops.params import Params
+from mlops.config.errors import UserError
+from mlops.config.params import Params
 
 CONTEXT = ("preprocessing", "n_outputs", "class_weights", "optimizer", "features")
 

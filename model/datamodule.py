@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 
 LABEL = "label"
 # Validation rows per forward pass. One pass over the whole split would be fastest, but at 200k rows the

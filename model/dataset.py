@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 
 BUNDLED_FILE = Path("data/breast_cancer.csv")
 BUNDLED_LABEL = "diagnosis"

@@ -2,7 +2,7 @@
 
 Encoded raw (the contract between prepare, the exported model and the handler): one float per feature,
 in params order. float/int as is, bool as 0/1, a category as its index in the column's vocabulary and -1
-for a value not in it, a date or datetime as days since 1970-01-01 (model/values.py parses the text, in
+for a value not in it, a date or datetime as days since 1970-01-01 (mlops/config/values.py parses the text, in
 training and in the handler alike; the model derives DATE_PARTS from it), NaN for a missing value.
 Everything learned from data (vocabularies, fill values, the standardisation) is fitted here on train
 only, written to artifacts/prepared/preprocessing.json, and baked into the exported TorchScript module
@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlops.params import FeatureSpec
-from mlops.sections import Train
-from model import values as raw
+from mlops.config import values as raw
+from mlops.config.params import FeatureSpec
+from mlops.config.sections import Train
 from model.table import bool_codes
 
 UNKNOWN = -1.0
@@ -164,13 +164,13 @@ def class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
     return np.bincount(labels.astype(np.int64), minlength=n_classes).tolist()
 
 
-DEFAULT_CLASS_WEIGHTS = Train.class_weights  # mlops/sections.py says why it is `none`
+DEFAULT_CLASS_WEIGHTS = Train.class_weights  # mlops/config/sections.py says why it is `none`
 
 
 def class_weights(setting, classes: list, counts: list[int]) -> list[float] | None:
     """train.class_weights: none, auto (n / (classes x count): each class weighs the same in the loss;
     buys minority recall with accuracy and calibration), or {label: weight} (unlisted labels weigh 1)."""
-    from mlops.params import ParamsError
+    from mlops.config.params import ParamsError
 
     if setting is None or str(setting).lower() in ("none", "null", "false"):
         return None

@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlops import paths
-from mlops.params import Params, load_params
+from mlops.config import paths
+from mlops.config.params import Params, load_params
+from mlops.report import uncertainty
+from mlops.report.gates import derived_rule
+from mlops.report.settings import report_settings, task_of
 from model import seeds as seed_models
-from model import uncertainty
-from model.gates import derived_rule
-from model.review_config import report_settings, task_of
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
 
@@ -171,7 +171,7 @@ def confusion(y: np.ndarray, pred: np.ndarray, classes: list[str], limit: int = 
 
 def residuals(y: np.ndarray, prediction: np.ndarray, points: int, seed: int) -> pd.DataFrame:
     """Predicted-vs-actual and residual plot data: a seeded sample of `points` test rows."""
-    from model.explain import sample_rows
+    from mlops.report.explain import sample_rows
 
     rows = sample_rows(len(y), points, seed)
     pred = prediction[rows, 0]
@@ -254,7 +254,7 @@ def feature_schema(params: Params) -> list[dict]:
 
 def dataset_identity(params: Params, task: str, test_rows: int, interval_rows: int) -> dict:
     """What the model predicts: a PR or promotion comparing models of different identities has no
-    comparable baseline (model/gates.py swap_reason)."""
+    comparable baseline (mlops/report/gates.py swap_reason)."""
     identity = {
         "task": task,
         "label": params.data.label,
@@ -268,7 +268,7 @@ def dataset_identity(params: Params, task: str, test_rows: int, interval_rows: i
 
 def attribute(params, settings, features, kinds, x_train, x_test, seed: int) -> None:
     """Integrated gradients of the shipped model over (a sample of) the test split, to eval/plots."""
-    from model import explain
+    from mlops.report import explain
 
     fixed = [f for f, kind in zip(features, kinds, strict=True) if kind == "category"]
     if fixed:
@@ -301,7 +301,7 @@ def review_extras(
     """Baselines, slices, calibration and attributions; returns the metrics.json sections they add.
     `out`: class probabilities, or the regression prediction [n, 1]; `sample`: the rows intervals use;
     `seed_files`: the seed models the train stage exported (model/seeds.py), scored on those rows."""
-    from model import baselines, calibration, slices
+    from mlops.report import baselines, calibration, slices
 
     settings = report_settings(params)
     task = task_of(params)

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlops import paths
-from mlops.errors import UserError
-from mlops.params import DataSpec, load_params
+from mlops.config import paths
+from mlops.config import values as raw
+from mlops.config.errors import UserError
+from mlops.config.params import DataSpec, load_params
 from model import encoding
-from model import values as raw
 from model.table import read_typed
 
 LABEL = "label"
@@ -32,7 +32,7 @@ ROW_GROUP = 1 << 17  # rows per Parquet row group of a split (DDP ranks read who
 def clean_frame(frame: pd.DataFrame, spec: DataSpec) -> pd.DataFrame:
     """A text table (model.dataset.read_table) as schema columns: numbers as float64, bool as 0/1,
     categories as their (raw) strings, label as its class index (or number). Assumes `validate` passed.
-    Dates stay as their text. Values are read by model/values.py, as training and the handler read
+    Dates stay as their text. Values are read by mlops/config/values.py, as training and the handler read
     them; rows without a label are left out (data.label_missing: drop_row). The traffic generator and
     tests use it to get plausible raw request values."""
     out = pd.DataFrame(index=frame.index)
@@ -59,7 +59,7 @@ def clean_frame(frame: pd.DataFrame, spec: DataSpec) -> pd.DataFrame:
 
 
 def _each(values: pd.Series, convert) -> pd.Series:
-    """convert (model/values.py) applied once per distinct value; float64."""
+    """convert (mlops/config/values.py) applied once per distinct value; float64."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     lookup = {v: convert(v) for v in pd.unique(values)}
@@ -88,7 +88,7 @@ def split(frame: pd.DataFrame, test_size: float, val_size: float, seed: int, str
 
 def fit_scaler(train: pd.DataFrame, features: list[str]) -> dict:
     """Preprocessing for an all-float encoded table (the bundled one), fitted on `train`."""
-    from mlops.params import FeatureSpec
+    from mlops.config.params import FeatureSpec
 
     columns = [
         encoding.fit_column(FeatureSpec(name), train[name].to_numpy(dtype=np.float64), None)

@@ -1,6 +1,6 @@
 """Seed models: extra models trained exactly like the shipped one, on the same split, with seeds seed+1 ...
 seed+k (params.yaml `report.seeds`). The PR report widens every interval of a change by their spread: the
-noise a retrain alone brings (docs/review.md, "Which noise an interval covers").
+noise a retrain alone brings (docs/report.md, "Which noise an interval covers").
 
 The `train` stage fits them right after the shipped model, where Lightning is loaded already, and exports
 each as the same TorchScript into artifacts/seeds/ (a DVC output of `train`). `evaluate` only loads and
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops import paths
+from mlops.config import paths
 
 AUTO_SEED_ROWS = 20000  # report.seeds auto: seed models only up to this many train rows
 MANIFEST = paths.SEEDS_DIR / "seeds.json"
@@ -42,8 +42,8 @@ def train(params, preprocessing: dict) -> list[Path]:
     Called by `train` on global rank 0 after the shipped model is saved."""
     from dataclasses import replace
 
+    from mlops.report.settings import report_settings
     from model.datamodule import parquet_rows
-    from model.review_config import report_settings
     from model.train import export, fit
 
     k = count(report_settings(params), parquet_rows(paths.TRAIN_SPLIT))
@@ -85,7 +85,7 @@ def files(params) -> list[Path]:
 
 
 def _main() -> None:
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     train(load_params(), json.loads(paths.PREPROCESSING.read_text()))
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.errors import UserError
-from mlops.params import DataSpec
-from model import values as raw
+from mlops.config import values as raw
+from mlops.config.errors import UserError
+from mlops.config.params import DataSpec
 
 # Cells Arrow reads as null on the fast path (exact spellings); any other spelling of raw.NULLS (" NA",
-# "nULL") is found afterwards, per distinct value, so the reader and the handler agree (model/values.py).
+# "nULL") is found afterwards, per distinct value, so the reader and the handler agree
+# (mlops/config/values.py).
 NULLS = ["", "nan", "NaN", "NAN", "na", "NA", "Na", "null", "NULL", "Null", "none", "None", "NONE", "<NA>"]
 TRUE, FALSE = tuple(sorted(raw.TRUE)), tuple(sorted(raw.FALSE))
 CSV_SUFFIXES, PARQUET_SUFFIXES = (".csv", ".txt"), (".parquet", ".pq")
@@ -79,7 +80,7 @@ def header_of(path: Path, spec: DataSpec | None = None) -> list[str]:
 
 
 def strip_categories(values: pd.Series) -> pd.Series:
-    """Categorical of each value's text as model/values.py reads it (stripped; a spelling of null is
+    """Categorical of each value's text as mlops/config/values.py reads it (stripped; a spelling of null is
     missing); works on the few distinct values, not on every row."""
     cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
     names = [None if raw.is_null(c) else str(c).strip() for c in cat.cat.categories]  # a typed value: str()
@@ -92,7 +93,7 @@ def strip_categories(values: pd.Series) -> pd.Series:
 
 
 def _parsed(values: pd.Series, parse) -> tuple[pd.Series, pd.Series | None]:
-    """float64 from text by `parse` (model/values.py), once per distinct value: NaN for a null, and
+    """float64 from text by `parse` (mlops/config/values.py), once per distinct value: NaN for a null, and
     the text of the cells `parse` refuses (or None)."""
     cat = values.astype("category") if not isinstance(values.dtype, pd.CategoricalDtype) else values
     lookup = np.full(len(cat.cat.categories) + 1, np.nan)

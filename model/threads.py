@@ -2,7 +2,7 @@
 
 WHY: torch starts one intra-op (OpenMP) thread per core. The threads of one operation wait for each
 other at its end, so when another job holds one of the cores every step waits for a thread that is not
-running: on a shared 2-core machine 100k rows took 9 min instead of 1 (issue 11). A small tabular MLP
+running: on a shared 2-core machine 100k rows took 9 min instead of 1. A small tabular MLP
 gains little from a second thread even on a quiet machine (docs/large-data.md has both measurements),
 so `auto` leaves half of the CPUs this process may use to whatever else runs (a CI runner's other steps,
 a DDP sibling): half of them, split between the training processes of this machine, at least 1 and at
@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 
 MAX_AUTO = 8  # beyond this a small MLP's operations are too short to split further
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -63,7 +63,8 @@ def local_processes(cfg) -> int:
 
 
 def use_threads(cfg) -> int:
-    """Set torch's intra-op thread count from the `train:` section (mlops.sections.Train); returns it."""
+    """Set torch's intra-op thread count from the `train:` section (mlops.config.sections.Train); returns
+    it."""
     import torch
 
     threads = resolve(cfg.threads, local_processes(cfg))

@@ -9,7 +9,7 @@ See docs/distributed-training.md.
 
 artifacts/model holds nothing that differs between two runs of the same code, params and data on
 one machine (no run id, timestamp or absolute path), so retraining gives the same dvc.lock; the MLflow
-run id goes to the git-ignored artifacts/train_run.json instead (model/tracking.py).
+run id goes to the git-ignored artifacts/train_run.json instead (mlops/config/tracking.py).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from mlops import paths
-from mlops.params import Params, load_params
-from mlops.sections import as_dict
+from mlops.config import paths
+from mlops.config.params import Params, load_params
+from mlops.config.sections import as_dict
 
 
 def quiet_lightning() -> None:
@@ -139,7 +139,7 @@ def run() -> None:
     from pytorch_lightning.loggers import MLFlowLogger
     from pytorch_lightning.utilities import rank_zero_only
 
-    from model import tracking
+    from mlops.config import tracking
     from model.datamodule import parquet_rows
 
     params = load_params()
@@ -184,7 +184,7 @@ def run() -> None:
         "seed": params.seed,
     }
     paths.MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
-    # the run id changes on every retrain: outside the DVC-tracked folder (model/tracking.py says why)
+    # the run id changes on every retrain: outside the DVC-tracked folder (mlops/config/tracking.py says why)
     tracking.write_run(logger.run_id, experiment, paths.MODEL_FILE)
 
     with mlflow.start_run(run_id=logger.run_id):

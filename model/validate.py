@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlops import paths
-from mlops.errors import UserError
-from mlops.params import DataSpec, load_params
-from model import values as raw
+from mlops.config import paths
+from mlops.config import values as raw
+from mlops.config.errors import UserError
+from mlops.config.params import DataSpec, load_params
 from model.table import TypedTable, bool_codes, read_typed
 
 MAX_ROWS_SHOWN = 10

@@ -1,4 +1,4 @@
-"""Alerts to a person: Apprise, configured by URL (Slack, Teams, mailto, a JSON webhook, ...).
+"""What monitoring tells a person, through the Apprise channel of mlops/release/alerts.py.
 
 A PR and a job summary reach nobody at 05:23 on a Sunday, and a monitor that went blind produces no PR
 at all. So every decision other than `no_drift` (and `never_served`, a new repository's notice), and
@@ -10,10 +10,7 @@ never hidden behind them.
 
 from __future__ import annotations
 
-import os
-import re
-
-from monitoring.policy import ALERT_ENV
+from mlops.release.alerts import notify
 
 TOP = 10  # drifted columns named in an alert; the rest are counted
 LEVELS = {
@@ -25,36 +22,11 @@ LEVELS = {
 }
 
 
-def urls() -> list[str]:
-    return [u for u in re.split(r"[\s,]+", os.environ.get(ALERT_ENV, "")) if u]
-
-
-def notify(title: str, body: str, level: str = "warning") -> bool:
-    """Send to every configured URL; True when all deliveries succeeded, False on failure or no URL."""
-    targets = urls()
-    if not targets:
-        print(f"alert: {ALERT_ENV} is not set, no alert sent ({title})")
-        return False
-    import apprise
-
-    sender = apprise.Apprise()
-    bad = [u for u in targets if not sender.add(u)]
-    if bad:  # never print the URL: it carries the webhook secret
-        print(f"alert: {len(bad)} of {len(targets)} URL(s) in {ALERT_ENV} are not valid Apprise URLs")
-    kind = {
-        "info": apprise.NotifyType.INFO,
-        "warning": apprise.NotifyType.WARNING,
-        "failure": apprise.NotifyType.FAILURE,
-    }[level]
-    sent = bool(len(sender)) and bool(sender.notify(title=title, body=body, notify_type=kind))
-    print(f"alert: {'sent' if sent else 'FAILED to send'} to {len(sender)} target(s): {title}")
-    return sent and not bad
-
-
 def decision_alert(summary: dict, report_hint: str = "") -> bool:
     """The alert for a drift-check decision (the caller skips no_drift). None for never_served: a new
     repository's expected state, told by a notice in the job, not by a daily page."""
-    from monitoring.drift import NEVER_SERVED, drifted_columns, rejection_line
+    from monitoring.drift import NEVER_SERVED, drifted_columns
+    from monitoring.rejections import rejection_line
 
     decision = summary["decision"]
     if decision == NEVER_SERVED:

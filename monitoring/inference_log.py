@@ -36,7 +36,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from model import values as parse
+from mlops.config import values as parse
 from serve.handler import records
 from serve.handler.records import log_kind, parse_ts
 
@@ -201,7 +201,7 @@ def _bad_value(spec: _Spec, values: list) -> str:
 
 
 def _read_numbers(spec: _Spec, values: list) -> list:
-    """The row with each numeric column's string read as the handler read it (model/values.py: " 12.5 "
+    """The row with each numeric column's string read as the handler read it (mlops/config/values.py: " 12.5 "
     is 12.5, "NA" a null where the schema is known), so a row the server scored is never dropped here.
     A string that is no number stays, and the check below names it."""
     out = list(values)

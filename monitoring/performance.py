@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model import uncertainty
+from mlops.report import uncertainty
 from monitoring.inference_log import ReadStats, read_jsonl
 from monitoring.policy import Performance, Policy, parse_window
 
@@ -408,7 +408,7 @@ def _figures(frame, y, pred, proba, classes: list[str], points: list[dict], out:
     import matplotlib.pyplot as plt
     from sklearn import metrics as skm
 
-    from model import plots
+    from mlops.report import plots
 
     made = []
     confusion = skm.confusion_matrix(y, pred, labels=range(len(classes)))

@@ -1,4 +1,5 @@
-"""The drift policy: params.yaml's `monitoring:` section (typed, with its defaults, in mlops/sections.py),
+"""The drift policy: params.yaml's `monitoring:` section (typed, with its defaults, in
+mlops/config/sections.py),
 checked against the schema and the gates, with the CLI's and the environment's overrides applied.
 
 Where the data comes from, how much of it counts, and when drift is drift are configuration, so a team
@@ -11,15 +12,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from mlops import sections
-from mlops.errors import UserError
-from mlops.params import Params
+from mlops.config import sections
+from mlops.config.errors import UserError
+from mlops.config.params import Params
 
 LOG_ENV = "MLOPS_INFERENCE_LOG_DIR"  # the handler writes where this points; the drift job reads there too
 FEEDBACK_ENV = "MLOPS_FEEDBACK"
-ALERT_ENV = (
-    "MLOPS_ALERT_URLS"  # Apprise URLs (Slack, Teams, mailto, json:// webhooks), space or comma separated
-)
 CHECKS = ("features", "prediction", "target", "performance")
 
 

@@ -24,40 +24,20 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from mlops.errors import UserError
-from mlops.params import Params
+from mlops.config.errors import UserError
+from mlops.config.git import git, identity
+from mlops.config.params import Params
+from mlops.github.actions import set_outputs, step_summary
+from mlops.github.client import GitHub
 from model.dataset import bootstrap, dvc
 from monitoring import remote
-from monitoring.actions import set_outputs, step_summary
 from monitoring.drift import PERFORMANCE, RETRAIN, SUMMARY, markdown
-from monitoring.github import GitHub
 from monitoring.policy import Policy
 from monitoring.snapshot import Snapshot, build
 
 DATA_DVC = "data.dvc"
 MARKER = "<!-- mlops:retrain-pr -->"  # identifies the body as ours for readers and tools
 LOSER_WAIT = 20.0  # s the run that lost the branch race waits for the winner's PR before opening one
-BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
-
-
-def git(*args: str, env: dict | None = None, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], text=True, capture_output=True, env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout.strip()
-
-
-def _identity() -> dict[str, str]:
-    """Commit as the configured user; on a bare CI runner, as the Actions bot."""
-    if git("config", "user.email", check=False):
-        return {}
-    name, email = BOT
-    return {
-        "GIT_AUTHOR_NAME": name,
-        "GIT_AUTHOR_EMAIL": email,
-        "GIT_COMMITTER_NAME": name,
-        "GIT_COMMITTER_EMAIL": email,
-    }
 
 
 def served_ids(policy: Policy) -> set[str] | None:
@@ -86,7 +66,7 @@ def commit_file(branch: str, path: str, message: str, parent: str = "HEAD") -> s
         git("read-tree", parent, env=index)
         git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
         tree = git("write-tree", env=index)
-    commit = git("commit-tree", tree, "-p", parent, "-m", message, env=_identity())
+    commit = git("commit-tree", tree, "-p", parent, "-m", message, env=identity())
     git("update-ref", f"refs/heads/{branch}", commit)
     return commit
 

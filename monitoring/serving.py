@@ -34,7 +34,7 @@ def released(path: Path = RELEASE_RECORD) -> str | None:
     """What the production release record says runs there, or None: no record, or the placeholder."""
     if not path.is_file():
         return None
-    from serve.delivery import read
+    from mlops.release.delivery import read
 
     release = read(path.read_text())
     if release.image is None and release.version in ("", "0"):

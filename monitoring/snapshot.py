@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops.errors import UserError
-from mlops.params import DataSpec
+from mlops.config.errors import UserError
+from mlops.config.params import DataSpec
 from model.dataset import read_table
 from model.table import FALSE, NULLS, TRUE
 from model.validate import validate_table

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.errors import UserError
-from mlops.params import Params
+from mlops.config.errors import UserError
+from mlops.config.params import Params
 from model.dataset import read_table
 from model.prepare import clean_frame
 from monitoring.inference_log import log_files, read_jsonl

@@ -1,1 +1,1 @@
-"""The run side: TorchServe handler, server config and model archiving."""
+"""The run side: TorchServe handler, server config and the local server."""

@@ -55,7 +55,7 @@ class Client:
     def local(cls, model_name: str | None = None, **kwargs) -> Client:
         """The server `mlops serve start` runs: address from serve/config.properties, key from its run dir."""
         if model_name is None:
-            from mlops.params import load_params
+            from mlops.config.params import load_params
 
             model_name = load_params().serve.model_name
         return cls(settings.endpoint("inference").url, model_name, settings.key_file(), **kwargs)

@@ -20,13 +20,45 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlops.errors import UserError
+from mlops.config.errors import UserError
 from serve import settings
-from serve.archive import MODEL_STORE, serve_settings
 from serve.client import Client, ServeError, model_workers
 
+if TYPE_CHECKING:
+    from mlops.config.params import Params
+
 KINDS = ("inference", "management", "metrics")
+MODEL_STORE = Path("model_store")
+RUNTIMES = ("torchserve", "kserve")  # serve.runtime: who serves the .mar (docs/serving.md)
+
+
+def serve_settings(params: Params) -> dict:
+    """serve.json's basics (the handler's config format) from the typed `serve:` section."""
+    cfg = params.serve
+    if cfg.runtime not in RUNTIMES:
+        raise UserError(
+            f"params.yaml: serve.runtime must be one of {', '.join(RUNTIMES)}; got {cfg.runtime!r}"
+        )
+    delay = int(cfg.max_batch_delay)
+    if delay < 1:  # TorchServe 0.12 (ModelManager.createModel) reads a .mar's 0 as "unset": 100 ms
+        raise UserError(
+            "params.yaml: serve.max_batch_delay must be >= 1 ms: TorchServe 0.12 turns 0 into its default "
+            f"of 100 ms; got {delay}. For no wait at all use batch_size: 1, or serve.runtime: kserve "
+            "(never waits; docs/serving.md, batching policy)"
+        )
+    return {
+        "runtime": str(cfg.runtime),
+        "model_name": str(cfg.model_name),
+        "workers": int(cfg.workers),
+        "kserve_workers": int(cfg.kserve_workers),
+        "batch_size": int(cfg.batch_size),
+        "max_batch_delay": delay,
+        "response_timeout": int(cfg.response_timeout),
+        "max_batch_rows": int(cfg.max_batch_rows),
+        "inference_log_dir": str(cfg.inference_log_dir),
+    }
 
 
 def _torchserve() -> str:
@@ -156,7 +188,7 @@ LOAD_FAILED = ("Backend worker process died", "Load model failed", "Failed to lo
 
 
 def start(timeout: float = 120.0, run_dir: Path = settings.RUN_DIR, store: Path = MODEL_STORE) -> None:
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     params = load_params()
     cfg = serve_settings(params)
@@ -276,7 +308,7 @@ def stop(run_dir: Path = settings.RUN_DIR, timeout: float = 30.0) -> bool:
 
 
 def status(run_dir: Path = settings.RUN_DIR) -> int:
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     name = serve_settings(load_params())["model_name"]
     client = _client(name, run_dir)
@@ -320,7 +352,7 @@ def start_kserve(params, cfg: dict, mar: Path, timeout: float, run_dir: Path) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     settings.key_file(run_dir).unlink(missing_ok=True)
     env = _env(run_dir, cfg["inference_log_dir"], params)
-    root = str(Path(__file__).resolve().parents[1])  # serve/ and model/values.py, as in the .mar
+    root = str(Path(__file__).resolve().parents[1])  # serve/ and mlops/config/values.py, as in the .mar
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.setdefault(settings.KEY_FILE_ENV, str(settings.key_file(run_dir).resolve()))
     cmd = [

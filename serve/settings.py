@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m serve.settings max-request-size`: the value for the image's MAX_REQUEST_SIZE build arg."""
     import sys
 
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     args = sys.argv[1:] if argv is None else argv
     if args != ["max-request-size"]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.action_pins import dependabot_directories, main, problems
+from mlops.github.pins import dependabot_directories, main, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"

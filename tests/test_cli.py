@@ -7,8 +7,8 @@ import sys
 
 import yaml
 
-from mlops import paths
 from mlops.cli import build_parser
+from mlops.config import paths
 from tests.repo import ROOT
 
 HEAVY = ("torch", "pytorch_lightning", "mlflow", "evidently", "dvc", "pandas", "sklearn")
@@ -46,8 +46,8 @@ def test_the_lock_loop_commands_take_what_the_pr_workflow_passes():
 
 
 def test_the_training_run_record_is_outside_every_dvc_output_and_git_ignored():
-    """A run id inside a DVC output would change its md5 on every retrain (model/tracking.py)."""
-    from model.tracking import RUN_RECORD
+    """A run id inside a DVC output would change its md5 on every retrain (mlops/config/tracking.py)."""
+    from mlops.config.tracking import RUN_RECORD
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]

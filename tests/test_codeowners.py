@@ -520,9 +520,10 @@ def test_matcher_star_patterns_do_not_cross_directories():
     assert owners(rules, "docs/build/b.md") == ("@all",)  # docs/* stops at one level
     assert owners(rules, "model/registry.py") == ("@py",)
     assert owners(rules, "model/sub/x.py") == ("@all",)
-    assert owners(rules, "mlops/commands/deploy.py") == ("@deep",)
+    assert owners(rules, "mlops/cli/deploy.py") == ("@deep",)
     assert owners(rules, "a/z.py") == owners(rules, "a/b/c/z.py") == ("@az",)
-    assert owners(parse_codeowners("/mlops @x\n"), "mlops/cli.py") == ("@x",)  # a directory, no slash
+    # a directory, no slash
+    assert owners(parse_codeowners("/mlops @x\n"), "mlops/cli/__init__.py") == ("@x",)
     assert owners(parse_codeowners("/serve/ @x\n"), "serve") == ()  # trailing slash: directories only
 
 
@@ -541,13 +542,13 @@ def test_the_derivation_finds_what_the_release_and_drift_jobs_run():
     reading the workflows and the import graph (not by listing them)."""
     files = credentialed_files()
     for path in (
-        "mlops/cli.py",
-        "mlops/commands/release.py",
-        "mlops/commands/deploy.py",
-        "model/gates.py",
-        "model/tracking.py",
-        "model/registry.py",
-        "serve/delivery.py",
+        "mlops/cli/__init__.py",
+        "mlops/cli/release.py",
+        "mlops/cli/deploy.py",
+        "mlops/report/gates.py",
+        "mlops/config/tracking.py",
+        "mlops/release/registry.py",
+        "mlops/release/delivery.py",
         "serve/handler/entry.py",  # packed into the .mar by `mlops archive` (a string literal)
         "serve/handler/service.py",  # and what it imports
         "pyproject.toml",
@@ -574,18 +575,19 @@ def test_the_check_reports_a_file_a_rule_no_longer_covers(tmp_path):
     """A CODEOWNERS copy missing one rule, and one whose later owner-less line un-owns a file."""
     text = codeowners_path().read_text()
     rules = parse_codeowners(text)
-    rule = rule_for(rules, "mlops/cli.py")
+    rule = rule_for(rules, "mlops/cli/__init__.py")
     assert rule is not None and rule.owners
     lines = text.splitlines()
     without = "\n".join(line for i, line in enumerate(lines, start=1) if i != rule.line) + "\n"
     (tmp_path / "CODEOWNERS").write_text(without)
     missing = uncovered((tmp_path / "CODEOWNERS").read_text())
-    assert "mlops/cli.py" in missing
+    assert "mlops/cli/__init__.py" in missing
     assert any(
-        why.startswith("promote.yml job release (environment registry") for why in missing["mlops/cli.py"]
+        why.startswith("promote.yml job release (environment registry")
+        for why in missing["mlops/cli/__init__.py"]
     )
-    unowned = uncovered(text + "\n/model/gates.py\n")
-    assert list(unowned) == ["model/gates.py"]
+    unowned = uncovered(text + "\n/mlops/report/gates.py\n")
+    assert list(unowned) == ["mlops/report/gates.py"]
 
 
 def test_a_new_credentialed_job_extends_the_list(tmp_path):

@@ -34,7 +34,7 @@ def test_demo_runs_the_whole_loop(tmp_path):
     # (performance, measured on labelled feedback, is named first when both hold: monitoring/drift.py)
     assert re.search(r"drift: \d+ of 30 monitored features drifted", out), out
     assert re.search(r"^decision: (drift|performance)$", out, re.M), out
-    assert (repo / "report/report.md").exists() and (repo / "reports/drift/report.html").exists()
+    assert (repo / "reports/pr/report.md").exists() and (repo / "reports/drift/report.html").exists()
     branch = sh(["git", "branch", "--list", "retrain/*", "--format=%(refname:short)"], repo).stdout.split()
     assert len(branch) == 1 and f"retrain branch  {branch[0]}" in out
     # The branch proposes new data (a new data.dvc); the checkout itself stays on main's data.

@@ -14,9 +14,11 @@ out, every served row in the inference log.
 | `context` | what is read from and written to TorchServe's context |
 | `errors` | RequestError: a client mistake becomes that request's 4xx |
 
-It runs in the slim serving image, so it imports torch, the standard library, model/values.py (the value
+It runs in the slim serving image, so it imports torch, the standard library, mlops/config/values.py (the
+value
 parser training uses) and, when installed, orjson (tests/serve/test_handler_imports.py keeps it so).
-serve/archive.py packs this folder and model/values.py into the .mar. The names below load on first use:
+mlops/release/archive.py packs this folder and mlops/config/values.py into the .mar. The names below load on
+first use:
 monitoring imports `records` without loading torch.
 """
 

@@ -1,6 +1,6 @@
 """The file TorchServe loads (`--handler`): a module-level `handle`, with no BaseHandler overhead per
-batch. Inside the .mar it runs as a top-level module beside `serve/handler/` and `model/values.py`
-(serve/archive.py packs them), so it imports the package by its full name."""
+batch. Inside the .mar it runs as a top-level module beside `serve/handler/` and `mlops/config/values.py`
+(mlops/release/archive.py packs them), so it imports the package by its full name."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The request encoding: each feature's raw values (numbers, booleans, category strings, dates, nulls)
-to the float the exported model takes, exactly as training encoded the table (model/values.py is the
+to the float the exported model takes, exactly as training encoded the table (mlops/config/values.py is the
 parser both use), or a 400 naming the row and the feature."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from itertools import chain
 
 import torch
 
-from model import values as raw_values
+from mlops.config import values as raw_values
 from serve.handler.errors import RequestError, echo, kind_name
 
 NUMBER_TYPES = {int, float}  # not bool: JSON true/false are not numeric feature values
@@ -38,7 +38,7 @@ class Column:
     def encode(self, i0: int, values):
         """The column's values as floats (a list, or `values` itself when nothing changes); a RequestError
         naming the row (counted from `i0`) and this column otherwise. Numbers, JSON booleans and exact
-        vocabulary strings take a fast path; any other value is read by model/values.py, as training
+        vocabulary strings take a fast path; any other value is read by mlops/config/values.py, as training
         read the table (`NO` for a bool, `" 1.5"` for a number, `NA` for a null, an ISO 8601 date)."""
         types = set(map(type, values))
         if self.kind in NUMERIC_KINDS:
@@ -102,7 +102,7 @@ class Column:
 
 class Schema:
     """The request encoding of every feature, in model order, from serve.json's `schema` (the training
-    meta's, whose types and missing policies mlops/params.py validated): one entry per feature."""
+    meta's, whose types and missing policies mlops/config/params.py validated): one entry per feature."""
 
     def __init__(self, features: list[str], schema: list[dict]):
         by_name = {c["name"]: c for c in schema}

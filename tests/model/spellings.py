@@ -8,8 +8,9 @@ import pandas as pd
 import yaml
 from hypothesis import strategies as st
 
-from mlops.params import load_params
-from model import encoding, values
+from mlops.config import values
+from mlops.config.params import load_params
+from model import encoding
 from model.table import read_typed
 from model.validate import validate_table
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from model import baselines, encoding
+from mlops.report import baselines
+from model import encoding
 from tests.repo import ROOT
 
 

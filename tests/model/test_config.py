@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from mlops import sections
-from mlops.params import ParamsError, load_params
+from mlops.config import sections
+from mlops.config.params import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ["a", "b", "c"]

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mlops.errors import UserError
-from mlops.sections import Train
+from mlops.config.errors import UserError
+from mlops.config.sections import Train
 from model import datamodule
 from model.datamodule import batches, block, load_block, per_process_batch, read_block, to_tensors
 

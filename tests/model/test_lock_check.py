@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model.lock_check import TITLE, check, git_tracked_outputs
+from mlops.release.lock_check import TITLE, check, git_tracked_outputs
 from tests.repo import sh
 
 DVC_YAML = {

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from model.lock_check import TITLE, check, classify, repro
+from mlops.release.lock_check import TITLE, check, classify, repro
 from tests.model import lock_project as lp
 
 
@@ -125,7 +125,7 @@ def test_a_code_change_reproduces_its_stage_and_downstream(project):
 
 
 def test_an_unknown_base_is_an_error_not_a_full_retrain(project):
-    from mlops.errors import UserError
+    from mlops.config.errors import UserError
 
     with pytest.raises(UserError, match="origin/main is not a commit in this clone: fetch it"):
         classify("origin/main")

@@ -1,4 +1,4 @@
-"""Issue 11's must-show: swap in a mixed-type table by data + params.yaml only, and run the whole loop.
+"""A forker's own table: swap in a mixed-type table by data + params.yaml only, and run the whole loop.
 
 The table is made here (model/examples.py: a 3-class string label with imbalance, numeric columns with
 missing cells, two categorical columns, a bool; no download). On a branch of the trained breast-cancer
@@ -150,7 +150,7 @@ def test_mixed_type_classification_table_runs_the_whole_loop(trained_repo, dvc_r
 
     commit_all(repo, "penguins")
     report = sh(["mlops", "report", "--base", "main"], repo, check=False, **env)
-    text = (repo / "report/report.md").read_text()
+    text = (repo / "reports/pr/report.md").read_text()
     assert report.returncode == 0, report.stdout + report.stderr
     assert "No comparable baseline" in text  # breast-cancer's metrics are not a baseline for penguins
 
@@ -216,7 +216,7 @@ def test_regression_table_runs_the_whole_loop(trained_repo, dvc_remote, tmp_path
     commit_all(repo, "penguin mass")
     report = sh(["mlops", "report", "--base", "main"], repo, check=False, **env)
     assert report.returncode == 0, report.stdout + report.stderr
-    assert "No comparable baseline" in (repo / "report/report.md").read_text()
+    assert "No comparable baseline" in (repo / "reports/pr/report.md").read_text()
 
     client = None
     try:

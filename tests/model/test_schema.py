@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from mlops.errors import UserError
-from mlops.params import ParamsError, load_params
+from mlops.config.errors import UserError
+from mlops.config.params import ParamsError, load_params
 from model import encoding
 from model.examples import mixed_table
 from model.net import TabularNet
@@ -254,7 +254,7 @@ def test_decoding_for_the_drift_reference():
 def test_class_weights_reach_the_loss(tmp_path):
     from dataclasses import replace
 
-    from mlops.sections import Component, Train
+    from mlops.config.sections import Component, Train
     from model.train import fit
 
     params, frame, matrix, prep = fitted(tmp_path)

@@ -13,8 +13,9 @@ import pytest
 import torch
 import yaml
 
-from mlops.params import ParamsError, load_params
-from model import encoding, values
+from mlops.config import values
+from mlops.config.params import ParamsError, load_params
+from model import encoding
 from model.examples import mixed_table
 from model.prepare import encode_table
 from model.table import read_typed
@@ -245,7 +246,7 @@ def test_date_parts_match_the_calendar():
 
 
 def test_a_date_column_trains_into_the_exported_model(tmp_path):
-    """The table's ISO date strings are parsed by model/values.py into days; the TorchScript module
+    """The table's ISO date strings are parsed by mlops/config/values.py into days; the TorchScript module
     derives and standardises year, month, ... itself, so a raw request's date, parsed the same way,
     gives exactly the offline prediction."""
     from model.net import TabularNet

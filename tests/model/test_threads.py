@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from mlops.errors import UserError
-from mlops.sections import Train
+from mlops.config.errors import UserError
+from mlops.config.sections import Train
 from model.threads import MAX_AUTO, available_cpus, local_processes, resolve, use_threads
 from tests.repo import ROOT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from model.dataset import bundled_frame
 from model.validate import validate_table
 

@@ -1,4 +1,4 @@
-"""model/values.py is how training reads a cell: every spelling the table reader accepts is what the
+"""mlops/config/values.py is how training reads a cell: every spelling the table reader accepts is what the
 shared parser accepts, with the same encoded float, so the handler (which calls the same parser) cannot
 refuse what training accepted."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from model import values
+from mlops.config import values
 from tests.model.spellings import column_of, read_column, same
 
 SETTINGS = settings(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from model.dataset import read_table
 from model.prepare import clean_frame
 

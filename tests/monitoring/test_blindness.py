@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import paths
+from mlops.config import paths
 from monitoring.drift import BLIND_EXIT
 from monitoring.serving import RELEASE_RECORD
 from tests.monitoring.logs import records, write_jsonl
@@ -28,7 +28,7 @@ LOG_DIR = Path("logs/inference")
 def release_record(version: str | None = "3") -> None:
     """The production release file in the workspace: as the deploy flow leaves it after releasing
     `version`, or (None) the template's placeholder, nothing released."""
-    from serve.delivery import Image, rewrite
+    from mlops.release.delivery import Image, rewrite
 
     text = (ROOT / RELEASE_RECORD).read_text()
     if version is not None:

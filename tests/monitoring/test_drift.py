@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import paths
+from mlops.config import paths
 from tests.monitoring.logs import jittered, records, shifted, table, write_jsonl
 
 LOG = Path("logs/inference/model-host-1.jsonl")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import paths
+from mlops.config import paths
 from monitoring.drift import FAILED_EXIT
 from tests.monitoring.logs import records, write_jsonl
 

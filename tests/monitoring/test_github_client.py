@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from monitoring.github import GitHub
+from mlops.github.client import GitHub
 
 
 def pull(number: int, ref: str) -> dict:
@@ -86,7 +86,7 @@ def test_every_page_is_read():
 
 def test_a_refused_pr_names_the_repository_setting():
     """GITHUB_TOKEN gets 403 on POST /pulls while the "Allow GitHub Actions to create ..." setting is off."""
-    from mlops.errors import UserError
+    from mlops.config.errors import UserError
 
     refused = {"message": "GitHub Actions is not permitted to create or approve pull requests."}
     server = Scripted([(200, {}, []), (403, {}, refused)])

@@ -88,7 +88,7 @@ def test_with_the_schema_types_raw_category_values_and_nulls_come_back(tmp_path)
 
 
 def test_a_number_sent_as_text_is_read_as_the_handler_read_it(tmp_path):
-    """The handler scores " 12.5 " as 12.5 (model/values.py), and logs the raw text: the reader must
+    """The handler scores " 12.5 " as 12.5 (mlops/config/values.py), and logs the raw text: the reader must
     keep that row, or served rows vanish from monitoring. Text that is no number is still refused."""
     (tmp_path / "m.jsonl").write_bytes(
         lines(

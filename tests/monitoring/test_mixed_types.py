@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from model.examples import mixed_table
 from monitoring.drift import check
 from monitoring.policy import load_policy

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from mlops.errors import UserError
-from mlops.params import load_params
-from monitoring.github import GitHub
+from mlops.config.errors import UserError
+from mlops.config.params import load_params
+from mlops.github.client import GitHub
 from monitoring.policy import load_policy, parse_window
 from tests.repo import ROOT
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import paths
+from mlops.config import paths
 from serve.handler import LogRecords, RequestError
 from tests.monitoring.logs import records, write_jsonl
 
@@ -53,10 +53,11 @@ def test_refused_requests_over_the_limit_are_a_rejections_decision(workspace, dr
 def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspace):
     """The handler refuses a null in a `missing: error` column, so one in the log (another server, an
     older schema) is counted per column; a column that imputes is not."""
-    from mlops.params import load_params
-    from monitoring.drift import feature_types, rejections
+    from mlops.config.params import load_params
+    from monitoring.columns import feature_types
     from monitoring.inference_log import read_jsonl
     from monitoring.policy import load_policy
+    from monitoring.rejections import rejections
 
     Path("params.yaml").write_text(
         Path("params.yaml")

@@ -380,7 +380,7 @@ def test_a_run_without_drift_restates_the_open_pr(tmp_path, github, monkeypatch,
     """Drift subsided: the open PR no longer says only "Drift detected"; its body starts with the
     latest state, replaced (not stacked) on every run."""
     from mlops.cli import main
-    from monitoring.github import GitHub
+    from mlops.github.client import GitHub
     from monitoring.retrain_pr import STATUS
 
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops import paths
+from mlops.config import paths
 from tests.monitoring.logs import records, write_jsonl
 
 LOG = Path("logs/inference/model-host-1.jsonl")

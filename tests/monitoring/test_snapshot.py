@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import UserError
-from mlops.params import load_params
+from mlops.config.errors import UserError
+from mlops.config.params import load_params
 from model.validate import validate_table
 from monitoring.snapshot import build
 from tests.monitoring.logs import jittered, records, table, write_jsonl

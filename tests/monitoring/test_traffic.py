@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from model.validate import validate_table
 from monitoring.traffic import make_rows
 from tests.monitoring.logs import table

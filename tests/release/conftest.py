@@ -1,6 +1,6 @@
 """`project`: a fresh synthetic project (tests/release/project.py) with its own sqlite MLflow registry.
 
-Its model files are not TorchScript, so the release's re-measurement (mlops/measure.py) is replaced by
+Its model files are not TorchScript, so the release's re-measurement (mlops/release/measure.py) is replaced by
 `measured`: it agrees with eval/metrics.json unless a test sets `measured.scores`. tests/release/
 test_measure.py measures a real trained model."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import measure
+from mlops.release import measure
 from tests.repo import ROOT, sh
 
 

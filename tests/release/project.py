@@ -6,12 +6,13 @@ for artifacts/model, the model files and eval/metrics.json, inside a git reposit
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import yaml
 
-from model import registry
+from mlops.release import artifacts, registry
 from tests.repo import sh
 
 # what train writes into meta.json and the archive requires: the task and the request schema
@@ -32,9 +33,9 @@ def write_model(project: Path, weights: bytes, metrics: dict) -> None:
     (model_dir / "meta.json").write_text(json.dumps(META))
     (project / "eval").mkdir(exist_ok=True)
     (project / "eval/metrics.json").write_text(json.dumps(metrics))
-    entries = [{"md5": registry.md5(f), "relpath": f.name} for f in sorted(model_dir.iterdir())]
+    entries = [{"md5": artifacts.md5(f), "relpath": f.name} for f in sorted(model_dir.iterdir())]
     listing = json.dumps(entries).encode()
-    digest = registry.hashlib.md5(listing).hexdigest() + ".dir"
+    digest = hashlib.md5(listing).hexdigest() + ".dir"
     cache = project / ".dvc/cache/files/md5" / digest[:2]
     cache.mkdir(parents=True, exist_ok=True)
     (cache / digest[2:]).write_bytes(listing)
@@ -51,7 +52,7 @@ def write_model(project: Path, weights: bytes, metrics: dict) -> None:
                     {
                         "path": "eval/metrics.json",
                         "hash": "md5",
-                        "md5": registry.md5(project / "eval/metrics.json"),
+                        "md5": artifacts.md5(project / "eval/metrics.json"),
                     }
                 ],
             },
@@ -68,7 +69,7 @@ def commit(project: Path, message: str) -> None:
 def champion(project: Path) -> str | None:
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
     found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)

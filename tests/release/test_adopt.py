@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops import outputs
-from mlops.errors import UserError
+from mlops.config.errors import UserError
+from mlops.release import adopt
 from tests.model import lock_project as lp
 from tests.standins.github_api import FakeGitHub, make_certificate
 
@@ -126,7 +126,7 @@ def _refused(pr: Path, api: FakeGitHub, monkeypatch, run_id: int, match: str) ->
     for name, value in user_env(api).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(UserError, match=match):
-        outputs.adopt(str(run_id), repo=REPO, push=False)
+        adopt.adopt(str(run_id), repo=REPO, push=False)
     assert (pr / "dvc.lock").read_bytes() == lock_before
     assert lp.run(["git", "rev-parse", "HEAD"], pr).stdout == head
 
@@ -171,4 +171,4 @@ def test_the_repository_comes_from_the_origin_remote(pr):
         "ssh://git@h/octo/model",
     ):
         lp.run(["git", "remote", "set-url", "origin", url], pr)
-        assert outputs.origin_repo() == REPO
+        assert adopt.origin_repo() == REPO

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlops import image
 from mlops.cli import main
-from mlops.errors import UserError
+from mlops.config.errors import UserError
+from mlops.release import image
 
 TAGS = {"acme/model": {"model-v1-0123456"}}
 CODES = {"acme/fresh": "NAME_UNKNOWN", "acme/private": "DENIED"}
@@ -190,7 +190,8 @@ def test_image_build_refuses_an_unknown_runtime_or_no_single_mar(tmp_path):
 
 
 def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
-    from serve import archive
+    from mlops.release import archive
+    from serve import server
 
     params = archive.load_params()
     params = replace(params, serve=replace(params.serve, runtime="kserve"))
@@ -198,4 +199,4 @@ def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
     assert image.archived_model(tmp_path)[1] == "kserve"
     params = replace(params, serve=replace(params.serve, max_batch_delay=0))  # TorchServe 0.12: 100 ms, not 0
     with pytest.raises(UserError, match="max_batch_delay must be >= 1"):
-        archive.serve_settings(params)
+        server.serve_settings(params)

@@ -9,9 +9,8 @@ import zipfile
 import pytest
 
 from mlops.cli import main
-from mlops.errors import UserError
-from model import registry
-from serve import archive
+from mlops.config.errors import UserError
+from mlops.release import archive, artifacts, registry
 from tests.release.project import GOOD, champion, commit, promote_two, write_model
 
 WORSE = {**GOOD, "accuracy": 0.93}  # above the 0.90 floor, 0.03 below the champion: refused
@@ -29,7 +28,7 @@ def mar_version(project) -> str:
 def version_of(number: str):
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     return MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
         "breast-cancer-classifier", number
@@ -67,7 +66,7 @@ def test_archive_after_a_refused_promotion_is_refused_and_keeps_the_champion_arc
     commit(project, "model 2")
     with pytest.raises(UserError, match="failed the gates"):
         registry.promote()
-    expected = registry.md5(project / "artifacts/model/model.pt")
+    expected = artifacts.md5(project / "artifacts/model/model.pt")
     with pytest.raises(UserError, match=rf"md5 {expected}\) is not the champion, version 1 .*refusing"):
         archive.archive_champion()
     assert (project / "model_store/breast-cancer.mar").read_bytes() == champion_mar

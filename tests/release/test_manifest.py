@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from mlops.errors import UserError
-from model import registry
+from mlops.config.errors import UserError
+from mlops.release import artifacts, registry
 from tests.release.project import GOOD, champion, commit, write_model
 
 
@@ -29,7 +30,7 @@ def test_a_tampered_dir_manifest_is_refused_with_matching_tampered_files(project
     entries = json.loads(manifest.read_text())
     for entry in entries:
         if entry["relpath"] == "model.pt":
-            entry["md5"] = registry.md5(model)
+            entry["md5"] = artifacts.md5(model)
     manifest.write_text(json.dumps(entries))
 
     with pytest.raises(UserError, match=r"is not the one dvc.lock names: its md5 is [0-9a-f]{32}.*tampered"):
@@ -39,10 +40,10 @@ def test_a_tampered_dir_manifest_is_refused_with_matching_tampered_files(project
 
 def test_a_manifest_that_is_not_a_file_list_is_refused(tmp_path):
     listing = b'{"relpath": "x"}'
-    digest = registry.hashlib.md5(listing).hexdigest() + ".dir"
+    digest = hashlib.md5(listing).hexdigest() + ".dir"
     (tmp_path / "m").write_bytes(listing)
     with pytest.raises(UserError, match="not a list of"):
-        registry.read_manifest(tmp_path / "m", digest)
+        artifacts.read_manifest(tmp_path / "m", digest)
 
 
 def test_an_untouched_manifest_is_accepted(project):

@@ -1,4 +1,5 @@
-"""The release gates the model on numbers main's code measures (mlops/measure.py), not the PR's report:
+"""The release gates the model on numbers main's code measures (mlops/release/measure.py), not the PR's
+report:
 a report that disagrees with the re-measurement stops the release before anything is registered."""
 
 from __future__ import annotations
@@ -7,9 +8,8 @@ import json
 
 import pytest
 
-from mlops import measure
-from mlops.errors import UserError
-from model import registry
+from mlops.config.errors import UserError
+from mlops.release import measure, registry
 from tests.release.conftest import measured
 from tests.release.project import GOOD, champion, commit, write_model
 
@@ -24,14 +24,14 @@ def test_a_release_whose_reported_metrics_disagree_with_the_remeasured_ones_is_r
     commit(project, "model 2")
     measured.scores = {**GOOD, "accuracy": 0.91}
     alerts = []
-    monkeypatch.setattr("monitoring.alerting.notify", lambda title, body, level: alerts.append(body) or True)
+    monkeypatch.setattr("mlops.release.alerts.notify", lambda title, body, level: alerts.append(body) or True)
     with pytest.raises(UserError, match=r"accuracy: eval/metrics.json reports 0.97, re-measured 0.91"):
         registry.promote(candidate=True)
     assert champion(project) == "1"
     assert json.loads((project / "model_store/release.json").read_text())["version"] == "1"
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     versions = MlflowClient(tracking_uri=tracking.tracking_uri()).search_model_versions("")
     assert [str(v.version) for v in versions] == ["1"]  # nothing registered
@@ -45,7 +45,7 @@ def test_the_gates_and_the_registry_use_the_remeasured_numbers(project):
     registry.promote(candidate=True)
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
         "breast-cancer-classifier", "1"

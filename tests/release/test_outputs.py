@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops import outputs
-from mlops.errors import UserError
+from mlops.config.errors import UserError
+from mlops.release import outputs
 from tests.repo import clone, sh
 from tests.standins.github_api import FakeGitHub, make_certificate
 
@@ -282,7 +282,7 @@ def test_receive_skips_a_poisoned_newest_run_and_admits_an_older_good_one(tmp_pa
     bad = api.add_run("acme/model", head, {"dvc-outputs": zipped(poisoned)})  # newer: tried first
     list_pulls_for(api, merged)
     alerts = []
-    monkeypatch.setattr("monitoring.alerting.notify", lambda title, body, level: alerts.append(body) or True)
+    monkeypatch.setattr("mlops.release.alerts.notify", lambda title, body, level: alerts.append(body) or True)
     result = outputs.receive(
         tmp_path / "quarantine", depth=1, lock=work / "dvc.lock", cache=work / ".dvc/cache"
     )
@@ -310,6 +310,6 @@ def test_receive_refuses_when_every_run_is_poisoned(tmp_path, api, monkeypatch):
     api.add_pull("acme/model", "new-model", head_sha="b" * 40)
     bad = api.add_run("acme/model", "b" * 40, {"dvc-outputs": zipped(artifact)})
     list_pulls_for(api, merged)
-    monkeypatch.setattr("monitoring.alerting.notify", lambda *a: True)
+    monkeypatch.setattr("mlops.release.alerts.notify", lambda *a: True)
     with pytest.raises(UserError, match=rf"no good dvc-outputs artifact.*\n  run {bad['id']}"):
         outputs.receive(tmp_path / "q", depth=1, lock=work / "dvc.lock", cache=work / ".dvc/cache")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mlops.errors import UserError
-from model import registry
+from mlops.config.errors import UserError
+from mlops.release import artifacts, registry
 from tests.release.project import GOOD, champion, commit, promote_two, write_model
 from tests.repo import sh
 
@@ -26,14 +26,14 @@ def test_first_promotion_sets_champion_and_records_the_release(project):
 
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
         "breast-cancer-classifier", "1"
     )
     head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
     assert version.tags["git_sha"] == head
-    assert version.tags["model_md5"] == registry.md5(project / "artifacts/model/model.pt")
+    assert version.tags["model_md5"] == artifacts.md5(project / "artifacts/model/model.pt")
     assert float(version.tags["metric.accuracy"]) == GOOD["accuracy"]
     assert json.loads(version.tags["params"])["seed"] == 42
     assert "data_md5" in version.tags and version.tags["gates"] == "passed"
@@ -91,7 +91,7 @@ def test_promoting_the_same_bytes_again_reuses_the_version(project):
     registry.promote()
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     versions = MlflowClient(tracking_uri=tracking.tracking_uri()).search_model_versions(
         "name='breast-cancer-classifier'"
@@ -116,7 +116,7 @@ def test_a_dirty_tree_is_refused_and_allow_dirty_records_it(project, monkeypatch
     assert registry.promote(allow_dirty=True) == 0
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     tags = (
         MlflowClient(tracking_uri=tracking.tracking_uri())

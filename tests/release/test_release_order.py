@@ -11,9 +11,8 @@ import json
 import pytest
 
 from mlops.cli import main
-from mlops.errors import UserError
-from model import registry
-from serve import archive
+from mlops.config.errors import UserError
+from mlops.release import archive, registry
 from tests.release.project import GOOD, champion, commit, write_model
 from tests.repo import sh
 
@@ -153,7 +152,7 @@ def test_a_rerun_of_an_older_release_cannot_move_the_alias_back(project, capsys)
     assert champion(project) == "3" and release(project)["version"] == "3"
     from mlflow import MlflowClient
 
-    from model import tracking
+    from mlops.config import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())
     assert "image" not in client.get_model_version("breast-cancer-classifier", "2").tags

@@ -157,7 +157,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=2_844_672)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    from mlops.params import load_params
+    from mlops.config.params import load_params
 
     row = [1.0] * len(load_params().data.feature_names)
     url = settings.endpoint("inference").url

@@ -1,13 +1,13 @@
 """The .mar runs in the slim serving image: the handler package imports torch, the standard library,
-model/values.py and itself, and the archive carries every module of it."""
+mlops/config/values.py and itself, and the archive carries every module of it."""
 
 import ast
 import sys
 
-from serve import archive
+from mlops.release import archive
 
 PACKAGE = archive.HANDLER_PACKAGE
-OWN = ("serve.handler", "model.values")
+OWN = ("serve.handler", "mlops.config.values")
 OPTIONAL = {"orjson"}  # faster JSON where installed; serve/handler/jsonio.py falls back to json
 LAZY = {"ts"}  # TorchServe's own package, present wherever a worker runs; imported inside a function
 
@@ -23,7 +23,11 @@ def imports(tree: ast.AST):
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 for alias in child.names:
-                    yield f"{base}.{alias.name}" if base in ("serve", "model") else base, in_function, guarded
+                    yield (
+                        f"{base}.{alias.name}" if base in ("serve", "mlops.config") else base,
+                        in_function,
+                        guarded,
+                    )
             elif isinstance(child, ast.Try):
                 catches = any(
                     isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in child.handlers
@@ -63,5 +67,5 @@ def test_the_import_check_catches_what_it_must():
 def test_the_archive_lays_out_every_module_at_its_import_path(tmp_path):
     staged = archive.stage_handler(tmp_path / "code")
     packed = {p.relative_to(staged).as_posix() for p in staged.rglob("*.py")}
-    assert packed == {f"serve/handler/{p.name}" for p in PACKAGE.glob("*.py")} | {"model/values.py"}
+    assert packed == {f"serve/handler/{p.name}" for p in PACKAGE.glob("*.py")} | {"mlops/config/values.py"}
     assert archive.HANDLER.parent == PACKAGE and (PACKAGE / archive.HANDLER.name).is_file()

@@ -186,7 +186,7 @@ def test_good_requests_mixed_with_anything_are_served(handler, rows, bad, data):
     assert same(body, run(handler_, model_dir, [(good, "application/json")])[0][2])
 
 
-# -- a mixed schema (issue 11): category strings, booleans, nulls where the column imputes ----------------
+# -- a mixed schema: category strings, booleans, nulls where the column imputes -------------------------
 MIXED = ["size", "color", "fresh", "count"]
 mixed_value = st.one_of(
     st.none(),

@@ -1,4 +1,4 @@
-"""Issue 11 on the serving side: category strings, booleans and nulls encoded as the exported model
+"""Mixed-type tables on the serving side: category strings, booleans and nulls encoded as the exported model
 expects, regression answers, and the inference log keeping the raw inputs.
 
 The model is a hand-made TorchScript module that follows the export contract (one float32 [n, F]

@@ -176,7 +176,7 @@ def test_kserve_metrics_path_has_the_handlers_counts_behind_the_token(kserve):
 
 @pytest.mark.slow
 def test_kserve_logs_exactly_what_it_scored(kserve):
-    """The decoy of issue 21 (an escaped `d\\u0061ta` key and a `data` in parameters) and plain requests:
+    """A decoy for the log (an escaped `d\\u0061ta` key and a `data` in parameters) and plain requests:
     each log record holds the values that were scored and the answer that was sent."""
     row = [float(i) + 0.25 for i in range(len(kserve.features))]
     decoy = (

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from serve import settings
 
 ROOT = Path(__file__).resolve().parents[2]

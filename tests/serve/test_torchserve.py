@@ -226,7 +226,7 @@ BAD_REQUESTS = {
     "wrong content type": (None, "text/plain", True, 415, "send application/json"),
     "form content type": (b"a=1", "application/x-www-form-urlencoded", True, 415, "send application/json"),
     "missing token": (None, "application/json", False, 400, "Token Authorization failed"),
-    # what killed the worker or failed its batch before (issue 9)
+    # what once killed the worker or failed its whole batch: one bad request must cost only itself
     "non-ASCII name": (None, "application/json", True, 400, "unknown: 'm\\xe9an_radius'"),
     "CJK name": (None, "application/json", True, 400, "unknown: '\\u5e73\\u5747\\u534a\\u5f84'"),
     "zero-width space in a name": (None, "application/json", True, 400, "unknown: 'mean\\u200b_radius'"),

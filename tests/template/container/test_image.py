@@ -35,7 +35,7 @@ def test_image_runs_answers_health_and_predicts(image):
         [
             "python",
             "-m",
-            "serve.smoke",
+            "mlops.release.smoke",
             IMAGE,
             "--engine",
             "podman",

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from mlops.cli import main
-from serve import delivery
+from mlops.release import delivery, proposal
 from tests.standins.github_api import FakeGitHub, make_certificate
 from tests.template.deploy.conftest import ROOT, render, validate
 
@@ -231,7 +231,7 @@ def test_propose_racing_runs_make_one_pr(github):
 
     def run(image, version):
         try:
-            delivery.propose(image, version)
+            proposal.propose(image, version)
         except BaseException as err:  # reported below, in the main thread
             errors.append(err)
 

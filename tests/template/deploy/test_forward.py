@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from mlops.cli import main
-from serve import delivery
+from mlops.release import delivery
 from tests.template.deploy.conftest import ROOT
 from tests.template.deploy.test_delivery import (
     IMAGE_A,
@@ -58,7 +58,7 @@ def deployed(root, env: str, image: str, version: str, canary: int | None = None
 
 
 def champion_record(root, version: str, image: str | None, champion: bool = True) -> None:
-    """model_store/release.json as model/registry.py writes it after an alias move."""
+    """model_store/release.json as mlops/release/registry.py writes it after an alias move."""
     (root / "model_store").mkdir(exist_ok=True)
     record = {"registered_model": "m", "version": version, "champion": champion, "event": "promote"}
     (root / "model_store" / "release.json").write_text(

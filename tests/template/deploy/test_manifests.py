@@ -86,7 +86,7 @@ def test_torchserve_is_reachable_only_through_the_gate(overlay):
 
 
 def test_the_gate_body_limit_is_the_request_size_derived_from_params():
-    from mlops.params import load_params
+    from mlops.config.params import load_params
     from serve import settings
 
     params = load_params()

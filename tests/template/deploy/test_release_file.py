@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops.errors import UserError
-from serve import delivery
+from mlops.config.errors import UserError
+from mlops.release import delivery
 from tests.template.deploy.conftest import ROOT
 
 PRODUCTION = delivery.release_file("production")

@@ -104,7 +104,7 @@ def test_cml_comment_update_patches_its_own_comment(github_server, tmp_path):
     github_server.add_pull("acme/model", "feature", head_sha=sha)
     (repo / "other.md").write_text("someone else's comment")
     cml(github_server, repo, "comment", "create", "--target=pr", "other.md", event=pr_event(sha))
-    plot = (Path(__file__).parents[3] / "docs/images/review/roc.png").read_bytes()  # a real PNG
+    plot = (Path(__file__).parents[3] / "docs/images/report/roc.png").read_bytes()  # a real PNG
     for text in ("first", "second"):
         (repo / "report.md").write_text(f"# {text}\n\n![plot](plot.png)\n")
         (repo / "plot.png").write_bytes(plot)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from model.lock_check import TITLE as LOCK_TITLE
+from mlops.release.lock_check import TITLE as LOCK_TITLE
 from tests.repo import sh
 from tests.template.github.act import pr_checkout, pull_request_event
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.registry import md5
+from mlops.release.artifacts import md5
 from tests.repo import clone, sh
 from tests.template.scale import servers
 

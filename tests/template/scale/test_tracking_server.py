@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.params import load_params
+from mlops.config.params import load_params
 from tests.repo import copy_project, sh
 from tests.template.scale import servers
 
@@ -80,7 +80,7 @@ def test_pipeline_report_promote_rollback_on_postgres_and_s3(
     if proxied:
         report = sh(["mlops", "report", "--base", "main"], repo, **env)
         assert "gates passed" in report.stdout
-        assert meta["run_id"] in (repo / "report/report.md").read_text()
+        assert meta["run_id"] in (repo / "reports/pr/report.md").read_text()
 
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-q", "--allow-empty", "-m", "train against the tracking server"], repo)

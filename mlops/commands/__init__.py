@@ -1,1 +1,0 @@
-"""Argument parsing for each area of the CLI. Keep these modules free of heavy imports."""

@@ -1,0 +1,1 @@
+"""GitHub plumbing: the API client, Actions step outputs and summaries, action pins."""
