@@ -33,7 +33,9 @@ RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin model-server \
  && mkdir -p /home/model-server/run /home/model-server/logs /home/model-server/model-store \
  && chown -R model-server:model-server /home/model-server
 
-COPY serve/__init__.py serve/settings.py serve/client.py serve/healthcheck.py /opt/serve/serve/
+# No serve/__init__.py: `serve` stays a namespace package, so the worker finds the handler package the
+# .mar carries (serve/handler/ beside its entry file) as well as these modules.
+COPY serve/settings.py serve/client.py serve/healthcheck.py /opt/serve/serve/
 COPY serve/config.properties serve/log4j2.xml serve/metrics.yaml /opt/serve/serve/
 
 ARG MODEL_NAME=breast-cancer

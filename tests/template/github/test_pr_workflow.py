@@ -42,6 +42,18 @@ def commit(repo: Path, message: str) -> None:
     sh(["git", "commit", "-q", "-am", message], repo)
 
 
+def _find(node, key: str):
+    """The first `key` in a section, nested blocks included (train.optimizer.lr), as set_param edits it."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        for child in node.values():
+            found = _find(child, key)
+            if found is not None:
+                return found
+    return None
+
+
 def set_param(repo: Path, section: str, key: str, value) -> None:
     """Edit one value in params.yaml in place (keeps the comments, as a person's edit would)."""
     path = repo / "params.yaml"
@@ -52,7 +64,7 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
         rf"^(\s+{key}:\s*)[^#\n]*?(\s*(#.*)?)$", rf"\g<1>{value}\g<2>", block[0], count=1, flags=re.M
     )
     path.write_text(text.replace(block[0], edited))
-    assert yaml.safe_load(path.read_text())[section][key] == value
+    assert _find(yaml.safe_load(path.read_text())[section], key) == value
 
 
 def fresh_fork(trained_repo: Path, dst: Path, dvc_remote: Path, branch: str) -> Path:
