@@ -30,6 +30,15 @@ def test_help_lists_the_pipeline_commands():
         assert f"    {command} " in text
 
 
+def test_both_module_spellings_the_workflows_use_run_the_cli():
+    """promote.yml calls `python3 -m mlops.cli`, other steps `python -m mlops`: both must be the CLI."""
+    for module in ("mlops", "mlops.cli"):
+        proc = subprocess.run(
+            [sys.executable, "-m", module, "image-tag", "--help"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 0 and "--refuse-existing" in proc.stdout, (module, proc.stderr)
+
+
 def test_the_lock_loop_commands_take_what_the_pr_workflow_passes():
     """The contract with pr.yml (CI calls these exact forms)."""
     parser = build_parser()
