@@ -189,10 +189,11 @@ def test_image_build_refuses_an_unknown_runtime_or_no_single_mar(tmp_path):
         image.build_command("docker", "r:t", "1", "abc1234", tmp_path)
 
 
-def test_archive_records_the_runtime_the_image_is_built_for(tmp_path):
+def test_archive_records_the_runtime_the_image_is_built_for(trained_repo, tmp_path, monkeypatch):
     from mlops.release import archive
     from serve import server
 
+    monkeypatch.chdir(trained_repo)  # a clean clone has no artifacts/model: use the shared trained one
     params = archive.load_params()
     params = replace(params, serve=replace(params.serve, runtime="kserve"))
     archive.build(version="3", store=tmp_path, params=params)
