@@ -6,9 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
-from sklearn.datasets import load_wine
 
+from tests.model.wine import use_wine
 from tests.repo import copy_project, sh
 
 pytestmark = pytest.mark.slow
@@ -16,22 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_different_table_runs_the_whole_pipeline(tmp_path):
     repo = copy_project(tmp_path / "repo", tmp_path / "remote")
-    # A different labelled table: 13 other columns, 3 classes, another label name, Parquet not CSV.
-    wine = load_wine(as_frame=True)
-    table = wine.frame.drop(columns="target").rename(columns=lambda c: c.replace("/", "_"))
-    table["cultivar"] = [f"cultivar_{t}" for t in wine.target]
-    (repo / "data").mkdir()
-    table.to_parquet(repo / "data/wine.parquet", index=False)
-
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"] = {
-        "path": "data/wine.parquet",
-        "label": "cultivar",
-        "classes": ["cultivar_0", "cultivar_1", "cultivar_2"],
-        "features": {c: {"type": "float", "min": 0} for c in table.columns if c != "cultivar"},
-    }
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(["dvc", "add", "data"], repo)
+    params = use_wine(repo)  # 13 other columns, 3 classes, another label name, Parquet not CSV
 
     sh(["dvc", "repro"], repo)
 
