@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.repo import ROOT, source_files
+from benchmarks.workspace import ROOT, source_files
 
 HEAVY = ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "matplotlib", "captum", "sklearn")
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.repo import copy_project, sh
+from benchmarks.workspace import copy_project, sh
 
 
 def timed(cmd: list[str], cwd: Path, **env: str) -> float:

@@ -10,7 +10,7 @@ Method, all in one run on a fresh copy of this working tree (a temp dir):
 3. embedded: MLflow on a sqlite file, DVC remote a local directory. Each stage runs as
    `dvc repro --force --single-item STAGE`, then `dvc push` and `mlops promote` (after a commit);
 4. servers: PostgreSQL + moto_server (S3 API) + `mlflow server --artifacts-destination s3://...`
-   (tests/template/scale/servers.py starts them, all on 127.0.0.1), client env MLFLOW_TRACKING_URI only, DVC
+   (benchmarks/servers.py starts them, all on 127.0.0.1), client env MLFLOW_TRACKING_URI only, DVC
    remote on the same S3 endpoint; the same stages again, forced, then push and promote;
 5. time: wall clock of each command. Peak memory: the highest sum of RSS over the command's process tree
    (psutil, polled every 50 ms; shared pages count once per process, so it is an upper bound). The
@@ -37,8 +37,8 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.repo import copy_project, env, sh
-from tests.template.scale import servers
+from benchmarks import servers
+from benchmarks.workspace import copy_project, env, sh
 
 STAGES = ["validate", "prepare", "train", "evaluate"]
 BUCKET = "mlops-bench"

@@ -1,6 +1,6 @@
 """Benchmark: wall time, CPU time and peak RSS of each pipeline stage at 10k, 100k and 1M rows x 30 columns.
 
-Method, all in one run, each size in its own fresh copy of this working tree (tests/repo.py
+Method, all in one run, each size in its own fresh copy of this working tree (benchmarks/workspace.py
 copy_project, in a temp dir that is deleted after the size). With --baseline REV each size runs twice,
 first on a copy of commit REV (git archive), then on the working tree, so both see the same machine load
 within minutes of each other; the stages run the copy's own code (`python -m mlops` from the copy,
@@ -45,7 +45,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.repo import ROOT, copy_project, env, sh
+from benchmarks.workspace import ROOT, copy_project, env, sh
 
 STAGES = ["validate", "prepare", "train", "evaluate"]
 LABEL, CLASSES = "target", ["negative", "positive"]

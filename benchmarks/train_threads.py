@@ -33,8 +33,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.stages import configure, measured
+from benchmarks.workspace import copy_project
 from model.threads import available_cpus
-from tests.repo import copy_project
 
 BURN = "import time\nend = time.monotonic() + {limit}\nwhile time.monotonic() < end: pass"
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from benchmarks import servers
 from tests.conftest import missing_tool
-from tests.template.scale import servers
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import servers
 from mlops.release.artifacts import md5
 from tests.repo import clone, sh
-from tests.template.scale import servers
 
 pytestmark = pytest.mark.slow
 BUCKET = "dvc-store"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import servers
 from mlops.config.params import load_params
 from tests.repo import copy_project, sh
-from tests.template.scale import servers
 
 pytestmark = pytest.mark.slow
 BUCKET = "mlops-artifacts"

@@ -1,4 +1,7 @@
-"""Real servers for the scale-out tests and benchmark: PostgreSQL, an S3 API (moto_server) and mlflow server.
+"""Real servers for the scale-out benchmark and tests: PostgreSQL, an S3 API (moto_server) and mlflow server.
+
+They live here, not under tests/, so benchmarks/scale_pipeline.py runs with tests/ deleted;
+tests/template/scale imports them from here.
 
 Each runs as a child process in its own session, bound to 127.0.0.1 on a free port, and `stop()` ends
 the whole process group and checks that nothing listens on the port any more: a test that leaks a
@@ -16,14 +19,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN = Path(sys.executable).parent  # moto_server and mlflow come from the venv running the tests
+from benchmarks.workspace import BIN  # moto_server and mlflow come from the venv running this process
 
 # Test-only credentials: moto accepts any; a real deployment passes its own through the same variables.
 AWS = {
