@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from mlops.config.errors import UserError
+from serve.settings import max_request_bytes
 
 VERSION = re.compile(r"\d+")
 SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -161,8 +162,8 @@ def verify_pushed(repository: str, image_tag: str, digest: str) -> None:
 DOCKERFILES = {"torchserve": "Dockerfile", "kserve": "Dockerfile.kserve"}
 
 
-def archived_model(store: Path) -> tuple[str, str]:
-    """(model name, runtime) of the one .mar `mlops archive` wrote; no runtime recorded: TorchServe."""
+def _archived(store: Path) -> tuple[str, str, dict]:
+    """(model name, runtime, serve.json) of the one .mar `mlops archive` wrote; no runtime: TorchServe."""
     mars = sorted(store.glob("*.mar"))
     if len(mars) != 1:
         raise UserError(f"expected exactly one .mar in {store}, found {len(mars)}: run `mlops archive`")
@@ -172,6 +173,12 @@ def archived_model(store: Path) -> tuple[str, str]:
     runtime = str(spec.get("runtime", "torchserve"))
     if runtime not in DOCKERFILES:
         raise UserError(f"{mars[0]}: unknown serve runtime {runtime!r} (one of {', '.join(DOCKERFILES)})")
+    return name, runtime, spec
+
+
+def archived_model(store: Path) -> tuple[str, str]:
+    """(model name, runtime) of the one .mar `mlops archive` wrote."""
+    name, runtime, _ = _archived(store)
     return name, runtime
 
 
@@ -179,13 +186,19 @@ def build_command(
     engine: str, ref: str, version: str, sha: str, store: Path = Path("model_store"), extra: str = ""
 ) -> list[str]:
     """The image build for the archived model's runtime. Dockerfile.kserve has its own context filter
-    (Dockerfile.kserve.dockerignore: BuildKit finds it by name; podman and buildah are told)."""
-    name, runtime = archived_model(store)
+    (Dockerfile.kserve.dockerignore: BuildKit finds it by name; podman and buildah are told).
+    MAX_REQUEST_SIZE is sized for the archived model's features and max_batch_rows, as `make image`
+    does: the Dockerfile's default fits the bundled table only, and a wider one would get 413s."""
+    name, runtime, spec = _archived(store)
     dockerfile = DOCKERFILES[runtime]
     cmd = [engine, "build", *extra.split(), "-f", dockerfile]
     ignore = Path(f"{dockerfile}.dockerignore")
     if Path(engine).name in ("podman", "buildah") and ignore.exists():
         cmd += ["--ignorefile", str(ignore)]
-    for arg in (f"MODEL_NAME={name}", f"MODEL_VERSION={version}", f"GIT_SHA={sha}"):
+    args = [f"MODEL_NAME={name}", f"MODEL_VERSION={version}", f"GIT_SHA={sha}"]
+    if "features" in spec:  # `mlops archive` writes both
+        size = max_request_bytes(spec["features"], int(spec["max_batch_rows"]))
+        args.append(f"MAX_REQUEST_SIZE={size}")
+    for arg in args:
         cmd += ["--build-arg", arg]
     return [*cmd, "-t", ref, "."]

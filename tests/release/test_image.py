@@ -145,11 +145,12 @@ def test_the_pushed_digest_is_read_back(registry, monkeypatch, capsys):
     assert "is not in the registry after the push" in capsys.readouterr().err
 
 
-def _mar(store, runtime=None):
+def _mar(store, runtime=None, features=("a", "b")):
     import zipfile
 
     store.mkdir(parents=True, exist_ok=True)
-    spec = {"model_name": "m", **({"runtime": runtime} if runtime else {})}
+    spec = {"model_name": "m", "features": list(features), "max_batch_rows": 10}
+    spec.update({"runtime": runtime} if runtime else {})
     with zipfile.ZipFile(store / "m.mar", "w") as mar:
         mar.writestr("MAR-INF/MANIFEST.json", json.dumps({"model": {"modelName": "m"}}))
         mar.writestr("serve.json", json.dumps(spec))
@@ -179,6 +180,20 @@ def test_the_release_builds_the_image_of_the_archived_runtime(
     assert ("--ignorefile" in cmd) == ignorefile
     assert {"MODEL_NAME=m", "MODEL_VERSION=3", "GIT_SHA=abc1234"} <= set(cmd)
     assert cmd[-3:] == ["-t", "r/m:model-v3-abc1234", "."]
+
+
+def test_the_image_request_limit_is_sized_for_the_archived_features(tmp_path):
+    """A forker's table is not the bundled one: the Dockerfile's default limit must not be what ships."""
+    from serve.settings import max_request_bytes
+
+    sizes = []
+    for width in (2, 200):
+        _mar(tmp_path / str(width), features=[f"column_{i}" for i in range(width)])
+        cmd = image.build_command("docker", "r:t", "1", "abc1234", tmp_path / str(width))
+        [size] = [a.split("=")[1] for a in cmd if a.startswith("MAX_REQUEST_SIZE=")]
+        assert int(size) == max_request_bytes([f"column_{i}" for i in range(width)], 10)
+        sizes.append(int(size))
+    assert sizes[1] > sizes[0]
 
 
 def test_image_build_refuses_an_unknown_runtime_or_no_single_mar(tmp_path):
