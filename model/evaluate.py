@@ -37,6 +37,7 @@ from mlops.report import uncertainty
 from mlops.report.gates import derived_rule
 from mlops.report.settings import report_settings, task_of
 from model import seeds as seed_models
+from model import threads
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
 
@@ -400,6 +401,9 @@ def review_extras(
 
 def run() -> None:
     params = load_params()
+    # train's thread policy (`train.threads`, model/threads.py): on a shared 2-core machine two threads of
+    # this small model waited for each other, and attributions took 7 times as long as on one
+    torch.set_num_threads(threads.resolve(params.train.threads))
     settings = report_settings(params)
     task = task_of(params)
     classes = [str(c) for c in params.data.classes] if task != "regression" else []
