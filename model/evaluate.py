@@ -14,8 +14,9 @@ Bounded at any size (a million rows, hundreds of classes): the point metrics use
 intervals, eval/predictions.csv and slice intervals use at most `report.max_rows` rows (fewer with many
 classes: `report.max_cells` probability cells), those with the smallest
 row keys (a hash of the row), so main and a PR on the same split keep the same rows and stay paired;
-attributions use a seeded sample of `report.ig_rows`, baselines fit on `report.baseline_rows` train
-rows, every committed curve is cut to `report.plot_points` points and the confusion matrix to the
+attributions use a seeded sample of `report.ig_rows`, the baselines (their test predictions come from
+the `baselines` stage, mlops/report/baselines.py) fit on `report.baseline_rows` train rows, every
+committed curve is cut to `report.plot_points` points and the confusion matrix to the
 `report.max_classes` most frequent classes. metrics.json's `dataset` says
 what the model predicts (task, label, classes), so a swapped dataset is never gated against the old one.
 """
