@@ -1,7 +1,8 @@
 """How long `mlops evaluate` takes on the bundled data, and how much of it is imports (target: <= 4 s).
 
 Method: in the current directory, which must hold a pipeline run (`dvc repro` done: artifacts/prepared,
-artifacts/model, and artifacts/seeds where the train stage writes seed models), run `mlops evaluate` N
+artifacts/model, artifacts/seeds where the train stage writes seed models, and artifacts/baselines where
+the baselines stage writes the reference models' test predictions), run `mlops evaluate` N
 times as a subprocess and print wall and CPU time (user + sys, from the child's rusage) of each run and
 their median; then `python -X importtime -c "import model.evaluate"` once, listing the heaviest modules
 it imports directly. On a shared machine wall time includes waiting for a core; CPU time is what
@@ -11,7 +12,9 @@ With --baseline REV the comparison is side by side instead, in one run: two temp
 (git archive) and this working tree (its tracked and untracked files), each given this directory's
 artifacts/prepared (the same split) and its own params.yaml. In each copy `mlops train` runs first
 (--train-runs times; timed the same way: the train stage that also fits the `report.seeds` models is
-slower than one that does not) and then `mlops evaluate`, the copies alternating run by run so both
+slower than one that does not), then `mlops baselines` where the copy's dvc.yaml has that stage (also
+--train-runs times; a copy without it fits the baselines inside evaluate), and then `mlops evaluate`
+(--runs times), the copies alternating run by run so both
 see the same machine load. Each runs its copy's own code (`python -m mlops`, PYTHONPATH=copy, cwd=copy;
 MLflow into a sqlite file in the copy). Last, one more evaluate per copy inside `python -c` prints the
 training, tracking, plotting and attribution libraries left in sys.modules (Lightning, MLflow,
@@ -35,6 +38,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.workspace import ROOT, source_files
@@ -98,17 +103,21 @@ def make_copy(dst: Path, rev: str | None) -> Path:
 def side_by_side(rev: str, runs: int, train_runs: int) -> int:
     label = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True)
     sides = {f"old ({label.stdout.strip()})": rev, "new (working tree)": None}
-    times: dict[str, dict[str, list[tuple[float, float]]]] = {s: {"train": [], "evaluate": []} for s in sides}
+    order = ("train", "baselines", "evaluate")
+    times: dict[str, dict[str, list[tuple[float, float]]]] = {s: {t: [] for t in order} for s in sides}
     with tempfile.TemporaryDirectory(prefix="evaluate-time-") as tmp:
         copies = {s: make_copy(Path(tmp) / f"side{i}", r) for i, (s, r) in enumerate(sides.items())}
+        stages = {s: set(yaml.safe_load((c / "dvc.yaml").read_text())["stages"]) for s, c in copies.items()}
 
         def env(copy: Path) -> dict:
             keep = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
             return {**keep, "PYTHONPATH": str(copy), "MLFLOW_TRACKING_URI": f"sqlite:///{copy}/mlflow.db"}
 
-        for stage, count in (("train", train_runs), ("evaluate", runs)):
+        for stage, count in (("train", train_runs), ("baselines", train_runs), ("evaluate", runs)):
             for i in range(count):
                 for side, copy in copies.items():
+                    if stage not in stages[side]:
+                        continue
                     wall, cpu = timed([sys.executable, "-m", "mlops", stage], copy, env(copy))
                     times[side][stage].append((wall, cpu))
                     print(f"{stage} run {i + 1}, {side}: wall {wall:.2f} s, cpu {cpu:.2f} s", flush=True)
@@ -123,13 +132,16 @@ def side_by_side(rev: str, runs: int, train_runs: int) -> int:
             )
             loaded[side] = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stderr[-300:]
     print(f"\n| median of runs (cpu / wall) | {' | '.join(sides)} |\n|---|---|---|")
-    for stage in ("train", "evaluate"):
+    for stage in order:
         cells = [
             f"{statistics.median(c for _, c in times[s][stage]):.2f} s / "
             f"{statistics.median(w for w, _ in times[s][stage]):.2f} s"
+            if times[s][stage]
+            else "(no such stage)"
             for s in sides
         ]
-        print(f"| `mlops {stage}` ({len(times[next(iter(sides))][stage])} runs) | {' | '.join(cells)} |")
+        count = max(len(times[s][stage]) for s in sides)
+        print(f"| `mlops {stage}` ({count} runs) | {' | '.join(cells)} |")
     print(f"| libraries evaluate leaves loaded | {' | '.join(loaded[s] for s in sides)} |")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min)")
     return 0

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import servers
 from benchmarks.workspace import copy_project, env, sh
 
-STAGES = ["validate", "prepare", "train", "evaluate"]
+STAGES = ["validate", "prepare", "train", "baselines", "evaluate"]
 BUCKET = "mlops-bench"
 
 

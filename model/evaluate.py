@@ -14,8 +14,9 @@ Bounded at any size (a million rows, hundreds of classes): the point metrics use
 intervals, eval/predictions.csv and slice intervals use at most `report.max_rows` rows (fewer with many
 classes: `report.max_cells` probability cells), those with the smallest
 row keys (a hash of the row), so main and a PR on the same split keep the same rows and stay paired;
-attributions use a seeded sample of `report.ig_rows`, baselines fit on `report.baseline_rows` train
-rows, every committed curve is cut to `report.plot_points` points and the confusion matrix to the
+attributions use a seeded sample of `report.ig_rows`, the baselines (their test predictions come from
+the `baselines` stage, mlops/report/baselines.py) fit on `report.baseline_rows` train rows, every
+committed curve is cut to `report.plot_points` points and the confusion matrix to the
 `report.max_classes` most frequent classes. metrics.json's `dataset` says
 what the model predicts (task, label, classes), so a swapped dataset is never gated against the old one.
 """
@@ -32,10 +33,12 @@ import torch
 
 from mlops.config import paths
 from mlops.config.params import Params, load_params
+from mlops.report import scores as score_fns
 from mlops.report import uncertainty
 from mlops.report.gates import derived_rule
 from mlops.report.settings import report_settings, task_of
 from model import seeds as seed_models
+from model import threads
 
 FORWARD_ROWS = 65536  # rows per forward pass: bounded activations on any test split
 
@@ -62,28 +65,24 @@ def predict_values(model_file, features: np.ndarray) -> np.ndarray:
 
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
-    from sklearn import metrics as skm
-
     pred = proba.argmax(1)
     binary = n_classes == 2
-    average = "binary" if binary else "macro"
     labels = list(range(n_classes))
-    scores = {
-        "accuracy": skm.accuracy_score(y, pred),
-        "precision": skm.precision_score(y, pred, average=average, zero_division=0),
-        "recall": skm.recall_score(y, pred, average=average, zero_division=0),
-        "f1": skm.f1_score(y, pred, average=average, zero_division=0),
-        "roc_auc": skm.roc_auc_score(y, proba[:, 1])
-        if binary
-        else skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels),
-        "log_loss": skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=labels),
+    precision, recall, f1 = score_fns.prf(y, pred, "binary" if binary else "macro")
+    values = {
+        "accuracy": score_fns.accuracy(y, pred),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": score_fns.roc_auc(y, proba),
+        "log_loss": score_fns.log_loss(y, np.clip(proba, 1e-15, 1)),
         **uncertainty.point_metrics(y, proba, ("brier", "ece")),
     }
     if not binary:
-        for name in ("precision", "recall", "f1"):
-            scorer = getattr(skm, f"{name}_score")
-            scores[f"weighted_{name}"] = scorer(y, pred, average="weighted", labels=labels, zero_division=0)
-    return {k: round(float(v), 6) for k, v in scores.items()}
+        weighted = score_fns.prf(y, pred, "weighted", labels)
+        for name, value in zip(("precision", "recall", "f1"), weighted, strict=True):
+            values[f"weighted_{name}"] = value
+    return {k: round(float(v), 6) for k, v in values.items()}
 
 
 def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
@@ -93,11 +92,7 @@ def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float
 
 def per_class(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of each class (the report's per-class table)."""
-    from sklearn import metrics as skm
-
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y, pred, labels=range(len(classes)), zero_division=0
-    )
+    precision, recall, f1, support = score_fns.prf_support(y, pred, range(len(classes)))
     return {
         c: {
             "precision": round(float(p), 6),
@@ -126,15 +121,13 @@ def downsample_curve(frame: pd.DataFrame, x: str, y: str, points: int) -> pd.Dat
 def curves(
     y: np.ndarray, proba: np.ndarray, n_classes: int, points: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from sklearn import metrics as skm
-    from sklearn.preprocessing import label_binarize
-
     if n_classes == 2:
         truth, score = y, proba[:, 1]
     else:  # micro-average: every (row, class) pair is one binary decision
-        truth, score = label_binarize(y, classes=range(n_classes)).ravel(), proba.ravel()
-    fpr, tpr, roc_t = skm.roc_curve(truth, score)
-    precision, recall, pr_t = skm.precision_recall_curve(truth, score)
+        truth = (np.asarray(y)[:, None] == np.arange(n_classes)[None, :]).astype(np.int64).ravel()
+        score = proba.ravel()
+    fpr, tpr, roc_t = score_fns.roc_curve(truth, score)
+    precision, recall, pr_t = score_fns.precision_recall_curve(truth, score)
     roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_t, 1.0)})
     pr = pd.DataFrame({"recall": recall, "precision": precision, "threshold": [*pr_t, 1.0]})
     if points:
@@ -301,7 +294,7 @@ def review_extras(
     """Baselines, slices, calibration and attributions; returns the metrics.json sections they add.
     `out`: class probabilities, or the regression prediction [n, 1]; `sample`: the rows intervals use;
     `seed_files`: the seed models the train stage exported (model/seeds.py), scored on those rows."""
-    from mlops.report import baselines, calibration, slices
+    from mlops.report import baseline_store, calibration, slices
 
     settings = report_settings(params)
     task = task_of(params)
@@ -322,13 +315,13 @@ def review_extras(
 
     sections: dict = {"baseline": {}, "slice": {}}
     limit = int(settings["baseline_rows"])
-    if regression:
-        fitted = baselines.fit_regression_baselines(
-            x_train, train["label"].to_numpy(), x_test, params.seed, kinds, limit
-        )
-    else:
-        fitted = baselines.fit_baselines(
-            x_train, train["label"].to_numpy(), x_test, n_classes, params.seed, kinds, limit
+    key = baseline_store.fingerprint(params, task, kinds, limit)
+    fitted = baseline_store.load(key)
+    if fitted is None:  # no `baselines` stage output for these inputs: fit here (imports scikit-learn)
+        from mlops.report import baselines
+
+        fitted = baselines.fit(
+            task, x_train, train["label"].to_numpy(), x_test, n_classes, params.seed, kinds, limit
         )
     derived, _ = derived_rule(params.gates.rules(), task)  # the floors a swapped table is gated by
     for name, base_out in fitted.items():
@@ -409,6 +402,9 @@ def review_extras(
 
 def run() -> None:
     params = load_params()
+    # train's thread policy (`train.threads`, model/threads.py): on a shared 2-core machine two threads of
+    # this small model waited for each other, and attributions took 7 times as long as on one
+    torch.set_num_threads(threads.resolve(params.train.threads))
     settings = report_settings(params)
     task = task_of(params)
     classes = [str(c) for c in params.data.classes] if task != "regression" else []

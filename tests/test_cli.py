@@ -21,6 +21,7 @@ def test_help_lists_the_pipeline_commands():
         "validate",
         "prepare",
         "train",
+        "baselines",
         "evaluate",
         "demo",
         "repro",
@@ -85,6 +86,7 @@ def test_dvc_yaml_uses_the_paths_the_code_writes():
     assert outs["validate"] == [str(paths.VALIDATION_REPORT)]
     assert outs["prepare"] == [str(paths.PREPARED_DIR)]
     assert outs["train"] == [str(paths.MODEL_DIR), str(paths.SEEDS_DIR)]
+    assert outs["baselines"] == [str(paths.BASELINES_DIR)]
     assert outs["evaluate"] == [
         str(p)
         for p in (

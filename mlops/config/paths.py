@@ -20,6 +20,7 @@ MODEL_FILE = MODEL_DIR / "model.pt"  # TorchScript: raw features in, logits out 
 MODEL_META = MODEL_DIR / "meta.json"  # features, classes, seed, MLflow run
 HISTORY = MODEL_DIR / "history.csv"  # per-epoch training curves
 SEEDS_DIR = Path("artifacts/seeds")  # report.seeds extra models of other seeds (model/seeds.py), seeds.json
+BASELINES_DIR = Path("artifacts/baselines")  # the baselines' test predictions (mlops/report/baselines.py)
 
 EVAL_DIR = Path("eval")
 METRICS = EVAL_DIR / "metrics.json"

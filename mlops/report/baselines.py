@@ -7,7 +7,9 @@ or beats a small MLP, and the report shows it so a user sees when the network is
 Regression: a mean predictor, a linear regression and the same boosted trees. All are fitted on the
 train split only (a seeded sample of at most `report.baseline_rows` rows: a linear model gains nothing
 from a million rows but minutes; the boosted trees are bounded further, below) and scored on the test
-split, exactly like the model.
+split, exactly like the model. The `baselines` DVC stage (`run`) fits them once per split and saves their
+test predictions (mlops/report/baseline_store.py): a model change reuses them, and `evaluate` imports no
+scikit-learn.
 
 The splits hold the "encoded raw" matrix the exported model takes: category codes (-1 unknown) and NaN
 for missing values. The model imputes and one-hot encodes inside itself; these scikit-learn models get
@@ -175,3 +177,44 @@ def fit_regression_baselines(
         "mean_predictor": mean.fit(x, y).predict(x_test)[:, None],
         "gradient_boosting": _boost(kinds, x, y, x_test, seed, None),
     }
+
+
+def fit(task: str, x_train, y_train, x_test, n_classes: int, seed: int, kinds, max_rows: int) -> dict:
+    """Every baseline of `task`, fitted and scored on the test split (what `evaluate` reports)."""
+    if task == "regression":
+        return fit_regression_baselines(x_train, y_train, x_test, seed, kinds, max_rows)
+    return fit_baselines(x_train, y_train, x_test, n_classes, seed, kinds, max_rows)
+
+
+def run() -> None:
+    """DVC stage `baselines`: fit on the train split, save the test predictions for `evaluate`."""
+    import json
+
+    import pandas as pd
+
+    from mlops.config import paths
+    from mlops.config.params import load_params
+    from mlops.report import baseline_store
+    from mlops.report.settings import report_settings, task_of
+
+    params = load_params()
+    task = task_of(params)
+    features = params.data.feature_names
+    types = {c["name"]: c["type"] for c in json.loads(paths.PREPROCESSING.read_text())["columns"]}
+    kinds = [str(types.get(f, "float")) for f in features]
+    limit = int(report_settings(params)["baseline_rows"])
+    train = pd.read_parquet(paths.TRAIN_SPLIT, columns=[*features, "label"])
+    test = pd.read_parquet(paths.TEST_SPLIT, columns=features)
+    n_classes = 1 if task == "regression" else len(params.data.classes)
+    fitted = fit(
+        task,
+        train[features].to_numpy(dtype=np.float64),
+        train["label"].to_numpy(),
+        test[features].to_numpy(dtype=np.float64),
+        n_classes,
+        params.seed,
+        kinds,
+        limit,
+    )
+    baseline_store.save(fitted, baseline_store.fingerprint(params, task, kinds, limit))
+    print(f"baselines: {', '.join(fitted)} -> {paths.BASELINES_DIR}")

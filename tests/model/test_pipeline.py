@@ -14,7 +14,7 @@ from tests.repo import clone, copy_project, sh
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["validate", "prepare", "train", "evaluate"]
+STAGES = ["validate", "prepare", "train", "baselines", "evaluate"]
 OUTPUTS = [
     "reports/validation.json",
     "artifacts/prepared/train.parquet",
@@ -65,6 +65,7 @@ def test_push_then_pull_into_a_second_clone_restores_identical_outputs(trained_r
 
 
 def test_changing_a_training_param_reruns_only_train_and_evaluate(trained_repo, pulled):
+    """The baselines depend on the split, not the model: their stage is not rerun."""
     params = yaml.safe_load((pulled / "params.yaml").read_text())
     params["train"]["max_epochs"] = 5
     (pulled / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,5 +1,6 @@
 """The seed models come from the train stage (artifacts/seeds), and `evaluate` only scores them: it imports
-no Lightning, no MLflow, no plotting, and no Captum when the report shows no attributions."""
+no Lightning, no MLflow, no plotting, no scikit-learn (the baselines stage fits the baselines), and no
+Captum when the report shows no attributions."""
 
 from __future__ import annotations
 
@@ -19,8 +20,16 @@ from model import seeds
 from model.evaluate import predict_proba, row_keys
 from tests.repo import ROOT, env
 
-# Training, tracking, plotting and attribution libraries: none belongs in `evaluate` with report.top_k 0.
-TRAINING_ONLY = ("pytorch_lightning", "lightning", "lightning_fabric", "mlflow", "matplotlib", "captum")
+# Training, tracking, plotting, fitting and attribution libraries: none belongs in `evaluate` (top_k 0).
+TRAINING_ONLY = (
+    "pytorch_lightning",
+    "lightning",
+    "lightning_fabric",
+    "mlflow",
+    "matplotlib",
+    "captum",
+    "sklearn",
+)
 
 
 @pytest.mark.slow  # trained_repo: the real pipeline
