@@ -20,7 +20,7 @@ from mlops.config.tracking import tracking_uri, train_run
 
 PIPELINE = [
     ("Get the data (DVC remote, else the deterministic bootstrap)", "mlops data"),
-    ("Run the pipeline: validate -> prepare -> train -> evaluate", "dvc repro"),
+    ("Run the pipeline: validate -> prepare -> train, baselines -> evaluate", "dvc repro"),
     ("Share outputs and run-cache with the DVC remote", "dvc push --run-cache"),
     ("Write the PR report against main (what CML posts on a pull request)", "mlops report --base main"),
     (
