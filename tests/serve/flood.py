@@ -152,14 +152,16 @@ def flood(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=settings.RUN_DIR)
-    parser.add_argument("--model", default="breast-cancer")
+    parser.add_argument("--model", help="default: params.yaml serve.model_name")
     parser.add_argument("--conns", type=int, default=340)
     parser.add_argument("--size", type=int, default=2_844_672)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     from mlops.config.params import load_params
 
-    row = [1.0] * len(load_params().data.feature_names)
+    params = load_params()
+    row = [1.0] * len(params.data.feature_names)
+    args.model = args.model or params.serve.model_name
     url = settings.endpoint("inference").url
     print(json.dumps(flood(url, args.model, args.run_dir, args.conns, args.size, args.seconds, row)))
     return 0
