@@ -121,7 +121,10 @@ def test_label_flips_with_unchanged_inputs_are_a_performance_decision(
     assert regressed == {"accuracy", "f1", "roc_auc"}
     assert summary["reasons"][0].startswith(f"performance regressed on {WINDOW} labelled rows: accuracy 0.")
     report = Path(perf["report"]).read_text()
-    assert "Model performance on labelled production rows" in report and report.count("data:image/png") == 4
+    charts = ["confusion", "over-time", *(["roc", "pr"] if BINARY else [])]  # the curves: two classes
+    assert "Model performance on labelled production rows" in report
+    assert report.count("data:image/png") == len(charts)
+    assert all(f'alt="performance-{c}"' in report for c in charts)
     assert (
         "decision: performance" in out and "drift: performance report reports/drift/performance.html" in out
     )
