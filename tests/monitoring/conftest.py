@@ -1,4 +1,4 @@
-"""A workspace for the drift tests (params.yaml, the bundled data and its prepared split, in tmp_path), a
+"""A workspace for the drift tests (params.yaml, the project's table and its prepared split, in tmp_path), a
 local webhook that receives the alerts (the GitHub API test server's fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.repo import ROOT
+from tests.schema import write_data
 
 ENV = (
     "MLOPS_INFERENCE_LOG_DIR",
@@ -26,14 +27,13 @@ ENV = (
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """cwd = a project copy with data/ and artifacts/prepared/ (the reference), no logs yet."""
-    from model.dataset import write_bundled
     from model.prepare import run as prepare
 
     monkeypatch.chdir(tmp_path)
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    write_bundled()
+    write_data(tmp_path)
     prepare()
     return tmp_path
 

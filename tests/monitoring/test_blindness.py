@@ -11,13 +11,11 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mlops.config import paths
 from monitoring.drift import BLIND_EXIT
 from monitoring.serving import RELEASE_RECORD
-from tests.monitoring.logs import records, write_jsonl
+from tests.monitoring.logs import WINDOW, held_out, records, write_jsonl
 from tests.repo import ROOT
 
 pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
@@ -36,10 +34,6 @@ def release_record(version: str | None = "3") -> None:
         text = rewrite(text, str(RELEASE_RECORD), image=image, version=version)
     RELEASE_RECORD.parent.mkdir(parents=True, exist_ok=True)
     RELEASE_RECORD.write_text(text)
-
-
-def held_out() -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
 
 
 def old_drift_summary() -> Path:
@@ -88,7 +82,7 @@ def test_empty_log_dir_is_an_error(workspace, drift, webhook):
 def test_stale_log_is_an_error_not_not_enough_data(workspace, drift, webhook):
     release_record(None)  # no release recorded: the old log file alone shows production served
     write_jsonl(LOG_DIR / "worker-1.jsonl", records(held_out(), age=timedelta(days=3)))
-    code, summary, out = drift()  # staleness 2d in params.yaml; the 7d window holds 228 rows
+    code, summary, out = drift()  # staleness 2d in params.yaml; the 7d window holds WINDOW rows
     assert_blind(code, summary, out, webhook, "the inference log is stale: its newest record is from")
     assert "monitoring.staleness allows 2.0 d" in out
 
@@ -157,9 +151,9 @@ def test_rotated_and_gzipped_logs_are_read_and_counted(workspace, drift, webhook
     code, summary, out = drift()
     assert code == 0 and summary["decision"] == "no_drift"
     log = summary["log"]
-    assert log["rows"] == 228 and log["files"] == 5
+    assert log["rows"] == WINDOW and log["files"] == 5
     assert log["kinds"] == {"plain": 1, "rotated": 2, "gzipped": 2}
-    assert "228 rows in the window from 5 file(s) (1 plain, 2 rotated, 2 gzipped)" in out
+    assert f"{WINDOW} rows in the window from 5 file(s) (1 plain, 2 rotated, 2 gzipped)" in out
     assert webhook.received == []  # no_drift alerts nobody
 
 
@@ -171,7 +165,7 @@ def test_a_truncated_gzip_keeps_its_lines_and_is_named(workspace, drift, webhook
     code, summary, _ = drift()
     assert code == 0
     assert "logs/inference/worker-1.jsonl.1.gz: EOFError" in summary["log"]["unreadable"][0]
-    assert 150 < summary["log"]["rows"] < 228  # the lines before the cut were read
+    assert 150 < summary["log"]["rows"] < WINDOW  # the lines before the cut were read
 
 
 def test_not_enough_data_alerts(workspace, drift, webhook):
@@ -200,5 +194,5 @@ def test_a_plain_file_next_to_its_finished_gzip_is_read_once(workspace, drift):
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     (LOG_DIR / "model-host-42-20261123T110000Z-0002.partial").write_bytes(b"half a gzip")  # skipped
     code, summary, _ = drift()
-    assert code == 0 and summary["log"]["rows"] == 228
+    assert code == 0 and summary["log"]["rows"] == WINDOW
     assert summary["log"]["kinds"] == {"plain": 0, "rotated": 0, "gzipped": 1}

@@ -12,34 +12,33 @@ import pytest
 
 from mlops.config import paths
 from monitoring.drift import FAILED_EXIT
-from tests.monitoring.logs import records, write_jsonl
+from tests.monitoring.logs import WINDOW, edit_params, held_out, other_class, records, write_jsonl
+from tests.schema import CLASSES, numeric
 
 pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
 
 LOG = Path("logs/inference/model-host-1.jsonl")
 FEEDBACK = Path("feedback/labels.jsonl")
 CHAMPION = {"accuracy": 0.964912, "precision": 0.975, "recall": 0.928571, "f1": 0.95122, "roc_auc": 0.992063}
-
-
-def held_out() -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
+GONE = numeric(0)  # the column upstream stops sending
 
 
 def test_a_column_gone_all_null_is_named_and_alerted_not_a_crash(workspace, drift, webhook):
-    text = Path("params.yaml").read_text().replace("critical: []", "critical: [mean_radius]")
-    Path("params.yaml").write_text(text)
+    edit_params({"monitoring.critical": [GONE]})
     log = records(held_out())
     for record in log:
-        record["features"]["mean_radius"] = None  # the upstream service stopped sending it
+        record["features"][GONE] = None  # the upstream service stopped sending it
     write_jsonl(LOG, log)
     code, summary, out = drift()
     assert code == 0 and summary["decision"] == "drift"
-    (gone,) = [c for c in summary["features"]["columns"] if c["column"] == "mean_radius"]
+    (gone,) = [c for c in summary["features"]["columns"] if c["column"] == GONE]
     assert gone["drifted"] and gone["method"] == "all values missing in the production window"
-    assert "drifted column mean_radius: all values missing" in out
+    assert f"drifted column {GONE}: all values missing" in out
     (alert,) = webhook.received
-    assert "mean_radius (all values missing" in alert["message"]
-    assert "Window: last 7d" in alert["message"] and "228 production rows against 341" in alert["message"]
+    assert f"{GONE} (all values missing" in alert["message"]
+    reference = len(pd.read_parquet(paths.TRAIN_SPLIT))
+    assert "Window: last 7d" in alert["message"]
+    assert f"{WINDOW} production rows against {reference}" in alert["message"]
 
 
 def test_feedback_without_a_known_class_is_counted_not_a_crash(workspace, drift, webhook):
@@ -48,17 +47,19 @@ def test_feedback_without_a_known_class_is_counted_not_a_crash(workspace, drift,
     rows = held_out()
     write_jsonl(LOG, records(rows))
     feedback = records(rows, label_key="label")
+    codes = {str(c): f"code-{i}" for i, c in enumerate(CLASSES)}  # another system's codes
     for record in feedback:
-        record["label"] = {"benign": "B", "malignant": "M"}[record["label"]]  # another system's codes
+        record["label"] = codes[record["label"]]
     write_jsonl(FEEDBACK, feedback)
     code, summary, out = drift()
     perf = summary["performance"]
     assert code == 0 and summary["decision"] == "no_drift" and not perf["checked"]
-    assert perf["feedback"]["unknown_labels"] == 228 and set(perf["feedback"]["unknown_examples"]) == {
-        "B",
-        "M",
-    }
-    assert "drift: feedback: 228 feedback record(s); 228 with a label that is no class ('B', 'M'" in out
+    sent = {r["label"] for r in feedback}
+    examples = set(perf["feedback"]["unknown_examples"])
+    assert perf["feedback"]["unknown_labels"] == WINDOW
+    assert examples <= sent and len(examples) == min(5, len(sent))  # the 5 most frequent are named
+    told = f"drift: feedback: {WINDOW} feedback record(s); {WINDOW} with a label that is no class ("
+    assert told in out and all(repr(e) in out for e in examples)
 
 
 def test_a_crash_leaves_a_failure_summary_a_distinct_exit_and_an_alert(
@@ -92,7 +93,7 @@ def test_late_labels_are_scored_within_the_label_horizon(workspace, drift):
     write_jsonl(FEEDBACK, records(rows, label_key="label"))
     _, summary, _ = drift()
     assert summary["rows"]["current"] == 120
-    assert summary["performance"]["checked"] and summary["performance"]["rows"] == 228
+    assert summary["performance"]["checked"] and summary["performance"]["rows"] == WINDOW
 
 
 def test_repeated_labels_keep_the_latest_by_timestamp_and_are_counted(workspace, drift):
@@ -102,27 +103,27 @@ def test_repeated_labels_keep_the_latest_by_timestamp_and_are_counted(workspace,
     write_jsonl(LOG, records(rows))
     right = records(rows, label_key="label")  # a minute ago: the correction
     guess = records(rows, label_key="label", age=timedelta(hours=3))
-    wrong = [{**r, "label": "benign" if r["label"] == "malignant" else "malignant"} for r in guess]
+    wrong = [{**r, "label": other_class(r["label"])} for r in guess]
     write_jsonl(Path("feedback/a-first-guess.jsonl"), wrong)  # first by file name (what won before)
     write_jsonl(Path("feedback/b-corrections.jsonl"), right)
     _, summary, out = drift("--feedback", "feedback")
     perf = summary["performance"]
     assert perf["metrics"]["accuracy"] == 1.0 and summary["decision"] == "no_drift"
-    assert (perf["feedback"]["duplicates"], perf["feedback"]["conflicting"]) == (228, 228)
-    assert "228 repeated label(s), 228 row(s) with conflicting labels (the latest by ts kept)" in out
+    assert (perf["feedback"]["duplicates"], perf["feedback"]["conflicting"]) == (WINDOW, WINDOW)
+    told = f"{WINDOW} repeated label(s), {WINDOW} row(s) with conflicting labels (the latest by ts kept)"
+    assert told in out
 
 
 def test_a_critical_column_going_40_percent_null_is_drift(workspace, drift, webhook):
     """The distribution test sees only the values left; the missing rate is checked on its own."""
-    text = Path("params.yaml").read_text().replace("critical: []", "critical: [mean_radius]")
-    Path("params.yaml").write_text(text)
+    edit_params({"monitoring.critical": [GONE]})
     log = records(held_out())
     for record in log[::5] + log[1::5]:
-        record["features"]["mean_radius"] = None
+        record["features"][GONE] = None
     write_jsonl(LOG, log)
     code, summary, out = drift()
     assert code == 0 and summary["decision"] == "drift"
-    (column,) = [c for c in summary["features"]["columns"] if c["column"] == "mean_radius"]
-    assert column["missing"]["current"] == round(92 / 228, 6) and column["missing"]["drifted"]
-    assert summary["features"]["drifted_critical"] == ["mean_radius"]
+    (column,) = [c for c in summary["features"]["columns"] if c["column"] == GONE]
+    assert column["missing"]["current"] == round(92 / WINDOW, 6) and column["missing"]["drifted"]
+    assert summary["features"]["drifted_critical"] == [GONE]
     assert "missing 0.0% -> 40.4%" in out and "missing 0.0% -> 40.4%" in webhook.received[0]["message"]

@@ -10,7 +10,9 @@ from mlops.config.errors import UserError
 from mlops.config.params import load_params
 from mlops.github.client import GitHub
 from monitoring.policy import load_policy, parse_window
+from tests.monitoring.logs import edit_params
 from tests.repo import ROOT
+from tests.schema import numeric
 
 
 @pytest.mark.parametrize(
@@ -60,19 +62,25 @@ def test_overrides_cli_then_env_then_params(monkeypatch):
 def test_policy_errors_name_the_key(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     bad = tmp_path / "params.yaml"
-    bad.write_text(text.replace("columns: null", "columns: [mean_radius, no_such_feature]"))
+    column = numeric(0)
+
+    def edited(key: str, value) -> None:
+        bad.write_text(text)
+        edit_params({key: value}, bad)
+
+    edited("monitoring.columns", [column, "no_such_feature"])
     with pytest.raises(UserError, match=r"monitoring\.columns: no_such_feature not in data\.features"):
         load_policy(load_params(bad))
-    bad.write_text(text.replace("retrain_on: [features,", "retrain_on: [weather, features,"))
+    edited("monitoring.retrain_on", lambda checks: ["weather", *checks])
     with pytest.raises(UserError, match="unknown check weather"):
         load_policy(load_params(bad))
-    bad.write_text(text.replace("critical: []", "critical: [mean_radius, no_such_feature]"))
+    edited("monitoring.critical", [column, "no_such_feature"])
     with pytest.raises(UserError, match=r"monitoring\.critical: no_such_feature not among the monitored"):
         load_policy(load_params(bad))
-    bad.write_text(text.replace("weights: {}", "weights: {mean_radius: -1}"))
-    with pytest.raises(UserError, match=r"monitoring\.weights: weights must be >= 0, got mean_radius=-1"):
+    edited("monitoring.weights", {column: -1})
+    with pytest.raises(UserError, match=rf"monitoring\.weights: weights must be >= 0, got {column}=-1"):
         load_policy(load_params(bad))
-    bad.write_text(text.replace("metrics: null ", "metrics: [accuracy, precision]"))
+    edited("monitoring.performance.metrics", ["accuracy", "precision"])
     with pytest.raises(UserError, match=r"performance\.metrics: precision not in gates\.max_regression"):
         load_policy(load_params(bad))
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mlops.config import paths
 from serve.handler import LogRecords, RequestError
-from tests.monitoring.logs import records, write_jsonl
+from tests.monitoring.logs import WINDOW, edit_params, held_out, records, write_jsonl
+from tests.schema import CLASSES, numeric
 
 pytestmark = pytest.mark.usefixtures("no_report_charts")  # decisions only: no chart is read here
 
@@ -21,33 +20,33 @@ LOG = Path("logs/inference/model-host-1.jsonl")
 REFUSED = Path("logs/inference/refused/model-host-1.jsonl")  # where the handler puts them
 
 
-def held_out() -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
+REFUSED_COLUMN = numeric(0)
 
 
 def refusals(n: int, reason: str, column: str | None) -> list[str]:
     """n refusal lines exactly as the handler writes them (LogRecords.refusal)."""
-    writer = LogRecords(["mean_radius"], ["benign", "malignant"], "1")
-    err = RequestError(400, "row 0: mean_radius is null (missing) ...", reason, column)
+    writer = LogRecords([REFUSED_COLUMN], [str(c) for c in CLASSES], "1")
+    err = RequestError(400, f"row 0: {REFUSED_COLUMN} is null (missing) ...", reason, column)
     return [writer.refusal(f"bad-{i}", err, 400).decode().rstrip("\n") for i in range(n)]
 
 
 def test_refused_requests_over_the_limit_are_a_rejections_decision(workspace, drift, webhook):
     write_jsonl(LOG, records(held_out().iloc[:96]))  # 24 requests of 4 rows: under min_rows, no Evidently
-    write_jsonl(REFUSED, [], refusals(12, "missing", "mean_radius") + refusals(1, "malformed_json", None))
+    write_jsonl(REFUSED, [], refusals(12, "missing", REFUSED_COLUMN) + refusals(1, "malformed_json", None))
     code, summary, out = drift()
     result = summary["rejections"]
     assert code == 0 and summary["decision"] == "rejections" and summary["retrain"] is False
     assert (result["served_requests"], result["refused"], result["requests"]) == (24, 13, 37)
     top, request = result["columns"]
-    assert top["column"] == "mean_radius" and top["refused"] == 12 and top["reasons"] == {"missing": 12}
+    assert top["column"] == REFUSED_COLUMN and top["refused"] == 12 and top["reasons"] == {"missing": 12}
     assert top["exceeded"] and top["refused_rate"] == round(12 / 37, 6)
     assert request["column"] == "(request)" and request["refused"] == 1 and not request["exceeded"]
     assert summary["log"]["malformed"] == 0 and summary["log"]["refused"] == 13
-    assert "drift: rejections: mean_radius: 12 request(s) refused (32.4%: missing 12) (over the limit)" in out
+    told = f"drift: rejections: {REFUSED_COLUMN}: 12 request(s) refused (32.4%: missing 12) (over the limit)"
+    assert told in out
     (alert,) = webhook.received
     assert alert["title"] == "mlops drift: rejections"
-    assert "Rejections: mean_radius: 12 request(s) refused" in alert["message"]
+    assert f"Rejections: {REFUSED_COLUMN}: 12 request(s) refused" in alert["message"]
 
 
 def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspace):
@@ -59,17 +58,12 @@ def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspa
     from monitoring.policy import load_policy
     from monitoring.rejections import rejections
 
-    Path("params.yaml").write_text(
-        Path("params.yaml")
-        .read_text()
-        .replace(
-            "mean_texture: {type: float, min: 0}", "mean_texture: {type: float, min: 0, missing: impute}"
-        )
-    )
+    refused, imputed = numeric(0), numeric(1)
+    edit_params({("data", "features", imputed): lambda spec: {**spec, "missing": "impute"}})
     log = records(held_out())
     for record in log[:15]:  # 6.6%: a rise the missing-rate rule (0.05 and beyond noise) may not flag
-        record["features"]["mean_radius"] = None
-        record["features"]["mean_texture"] = None
+        record["features"][refused] = None
+        record["features"][imputed] = None
     write_jsonl(LOG, log)
     params = load_params()
     policy = load_policy(params)
@@ -79,19 +73,19 @@ def test_a_null_where_the_schema_says_error_is_counted_not_read_silently(workspa
     result = rejections(policy, params, stats, rows, None)
     (column,) = result["columns"]
     assert column == {
-        "column": "mean_radius",
+        "column": refused,
         "refused": 0,
         "refused_rate": 0.0,
         "reasons": {},
         "invalid_rows": 15,
-        "invalid_rate": round(15 / 228, 6),
+        "invalid_rate": round(15 / WINDOW, 6),
         "exceeded": True,
     }
-    assert result["exceeded"] and result["rows"] == 228 and result["served_requests"] == 57
+    assert result["exceeded"] and result["rows"] == WINDOW and result["served_requests"] == WINDOW / 4
 
 
 def test_every_request_refused_is_rejections_not_not_enough_data(workspace, drift):
-    write_jsonl(REFUSED, [], refusals(30, "not_a_number", "worst_area"))
+    write_jsonl(REFUSED, [], refusals(30, "not_a_number", numeric(-1)))
     code, summary, _ = drift()
     assert code == 0 and summary["decision"] == "rejections"
     assert summary["rows"]["current"] == 0 and summary["rejections"]["columns"][0]["refused_rate"] == 1.0

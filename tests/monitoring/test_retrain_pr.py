@@ -14,6 +14,7 @@ import yaml
 
 from tests.monitoring import logs
 from tests.repo import clone, copy_project, env, sh
+from tests.schema import SPEC, raw_table, write_data
 
 
 @pytest.fixture
@@ -36,12 +37,13 @@ def api_env(github) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    """Built once per module: a folder with repo/ (main holds the bundled data and its prepared split),
-    its bare origin.git and its dvc-remote/. Each test gets a copy from `project`."""
+    """Built once per module: a folder with repo/ (main holds the project's table, in its DVC remote too,
+    and its prepared split), its bare origin.git and its dvc-remote/. Each test gets a copy from `project`."""
     tmp = tmp_path_factory.mktemp("prepared")
     remote, bare = tmp / "dvc-remote", tmp / "origin.git"
     repo = copy_project(tmp / "repo", remote)
-    sh(["mlops", "data"], repo)
+    write_data(repo)  # what `mlops data` pulls, for any table (it can recreate only the bundled one)
+    sh("dvc commit -q -f data.dvc && dvc push -q data.dvc", repo)
     sh(["dvc", "repro", "prepare"], repo)
     sh("git add -A && git commit -q --allow-empty -m prepared", repo)
     sh(["git", "init", "-q", "--bare", str(bare)], tmp)
@@ -111,9 +113,9 @@ def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch, drifted):
     assert branch == "retrain/main" and pull["base"]["ref"] == "main"
     body = pull["body"]
     assert "### Drift check: **Drift detected**" in body and re.search(r"\| `\w+` \| K-S p_value \| ", body)
-    assert (
-        "569 previous + **150 new labelled production rows**" in body and "https://ci.example/run/1" in body
-    )
+    previous = len(raw_table())
+    assert f"{previous} previous + **150 new labelled production rows**" in body
+    assert "https://ci.example/run/1" in body
     assert sh(["git", "diff", "--name-only", "main", branch], bare).stdout.split() == ["data.dvc"]
     first = sh(["git", "show", f"{branch}:data.dvc"], bare).stdout
     assert data_md5(first) != data_md5(main_dvc) and in_remote(remote, data_md5(first))
@@ -128,7 +130,7 @@ def test_opens_one_pr_then_updates_it(tmp_path, github, monkeypatch, drifted):
     assert "updated PR #1" in out
     assert len(github.state.pulls) == 1 and len(github.calls("POST", r"/repos/acme/model/pulls")) == 1
     assert len(github.calls("PATCH", r"/repos/acme/model/pulls/1")) == 1
-    assert "569 previous + **200 new labelled production rows**" in github.state.pulls[0]["body"]
+    assert f"{previous} previous + **200 new labelled production rows**" in github.state.pulls[0]["body"]
     second = sh(["git", "show", f"{branch}:data.dvc"], bare).stdout
     assert data_md5(second) not in (data_md5(first), data_md5(main_dvc)) and in_remote(
         remote, data_md5(second)
@@ -224,7 +226,7 @@ def test_label_flips_open_a_performance_pr(tmp_path, github, monkeypatch, prepar
     (labels,) = (repo / "feedback").iterdir()
     records = [json.loads(line) for line in labels.read_text().splitlines()]
     for record in records[::3]:  # a third of the labels: the world changed what the inputs mean
-        record["label"] = "benign" if record["label"] == "malignant" else "malignant"
+        record["label"] = logs.other_class(record["label"])
     labels.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = sh(["mlops", "drift"], repo).stdout
     assert "decision: performance" in out
@@ -349,7 +351,9 @@ def test_in_github_actions_a_local_remote_is_refused_and_the_snapshot_kept(
     for command in commands[1:]:
         sh(command, work)
     assert in_remote(store, md5)
-    assert sum(len(p.read_text().splitlines()) - 1 for p in (work / "data").glob("*.csv")) == 569 + 150
+    from model.dataset import read_table
+
+    assert len(read_table(work / SPEC.path)) == len(raw_table()) + 150
     assert data_md5(sh(["git", "show", "retrain/main:data.dvc"], bare).stdout) == md5
 
 

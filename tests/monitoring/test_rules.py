@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from mlops.config import paths
-from tests.monitoring.logs import records, write_jsonl
+from tests.monitoring.logs import WINDOW, edit_params, held_out, other_class, records, write_jsonl
+from tests.schema import BINARY, CLASSES, FEATURES, numeric
 
 LOG = Path("logs/inference/model-host-1.jsonl")
 FEEDBACK = Path("feedback/labels.jsonl")
@@ -29,14 +30,7 @@ CHAMPION = {
 }
 
 
-def held_out() -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(paths.VAL_SPLIT), pd.read_parquet(paths.TEST_SPLIT)], ignore_index=True)
-
-
-def edit_policy(old: str, new: str) -> None:
-    text = Path("params.yaml").read_text()
-    assert old in text
-    Path("params.yaml").write_text(text.replace(old, new, 1))
+SHIFTED = numeric(0)  # the one column the critical and weight rules are tried on
 
 
 def one_column_shifted(column: str, sd: float) -> pd.DataFrame:
@@ -46,47 +40,50 @@ def one_column_shifted(column: str, sd: float) -> pd.DataFrame:
 
 
 def test_one_critical_column_drifting_is_drift(workspace, drift, webhook, no_report_charts):
-    write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
+    write_jsonl(LOG, records(one_column_shifted(SHIFTED, 1.0)))
     code, summary, out = drift()
-    assert (code, summary["decision"]) == (0, "no_drift")  # 1 of 30 columns: under the 0.5 share
-    column = next(c for c in summary["features"]["columns"] if c["column"] == "worst_perimeter")
+    assert (code, summary["decision"]) == (0, "no_drift")  # 1 of all columns: under the 0.5 share
+    column = next(c for c in summary["features"]["columns"] if c["column"] == SHIFTED)
     assert column["drifted"] and column["score"] < 1e-6
     # the console names the drifted column even when the decision is no_drift
-    assert f"drift: drifted column worst_perimeter: K-S p_value = {column['score']:.3g}" in out
+    assert f"drift: drifted column {SHIFTED}: K-S p_value = {column['score']:.3g}" in out
 
-    edit_policy("critical: []", "critical: [worst_perimeter]")
+    edit_params({"monitoring.critical": [SHIFTED]})
     code, summary, out = drift()
     assert (code, summary["decision"]) == (0, "drift")
-    assert summary["features"]["drifted_critical"] == ["worst_perimeter"]
-    assert "critical: worst_perimeter" in summary["reasons"][0] and "decision: drift" in out
+    assert summary["features"]["drifted_critical"] == [SHIFTED]
+    assert f"critical: {SHIFTED}" in summary["reasons"][0] and "decision: drift" in out
     (alert,) = webhook.received
-    assert alert["title"] == "mlops drift: drift" and "worst_perimeter (K-S p_value" in alert["message"]
+    assert alert["title"] == "mlops drift: drift" and f"{SHIFTED} (K-S p_value" in alert["message"]
 
 
 def test_weights_count_in_the_share(workspace, drift, no_report_charts):
-    write_jsonl(LOG, records(one_column_shifted("worst_perimeter", 1.0)))
-    edit_policy("weights: {}", "weights: {worst_perimeter: 30}")  # 30 of 59 weight units
+    write_jsonl(LOG, records(one_column_shifted(SHIFTED, 1.0)))
+    n = len(FEATURES)
+    edit_params({"monitoring.weights": {SHIFTED: n}})  # n of 2n - 1 weight units: over half alone
     _, summary, _ = drift()
-    assert summary["decision"] == "drift" and summary["features"]["share"] >= 30 / 59
+    assert summary["decision"] == "drift" and summary["features"]["share"] >= n / (2 * n - 1)
 
 
 def test_probability_drift_against_the_preceding_window(workspace, drift):
     rows = held_out()
-    confident = rows.assign(proba=np.where(rows["label"] == 1, 0.97, 0.03))
-    unsure = rows.assign(proba=np.where(rows["label"] == 1, 0.6, 0.4))  # same classes, less sure
+    confident = rows.assign(proba=0.97)  # the logged probability of the predicted class
+    unsure = rows.assign(proba=0.6)  # same classes, less sure
     write_jsonl(LOG, records(confident, age=timedelta(days=8)))  # the preceding 7 days
     write_jsonl(LOG, records(unsure, age=timedelta(hours=1)))
     _, summary, out = drift()
     prediction = summary["prediction"]
     assert not prediction["class_mix"]["drifted"]  # the predicted classes are the same
     assert prediction["probabilities"]["checked"] and prediction["drifted"]
-    (column,) = prediction["probabilities"]["columns"]  # binary: one test, p(benign) = 1 - p(malignant)
-    assert column["column"] == "proba_malignant" and column["drifted"]
+    columns = prediction["probabilities"]["columns"]
+    tested = CLASSES[-1:] if BINARY else CLASSES  # binary: one test, p(first) = 1 - p(last)
+    assert [c["column"] for c in columns] == [f"proba_{c}" for c in tested]
+    assert all(c["drifted"] for c in columns)
     assert summary["decision"] == "no_drift"  # params.yaml does not retrain on prediction drift
-    assert "drift: drifted column proba_malignant: K-S p_value" in out
+    assert f"drift: drifted column proba_{tested[-1]}: K-S p_value" in out
     assert Path("reports/drift/probabilities.html").stat().st_size > 10_000
 
-    edit_policy("retrain_on: [features, performance]", "retrain_on: [features, performance, prediction]")
+    edit_params({"monitoring.retrain_on": lambda checks: [*checks, "prediction"]})
     _, summary, _ = drift()
     assert summary["decision"] == "drift" and summary["reasons"][0].startswith("prediction drift: proba_")
 
@@ -96,7 +93,7 @@ def flipped(records_: list[dict], share: float, seed: int) -> list[dict]:
     out = []
     for record in records_:
         if rng.random() < share:
-            record = {**record, "label": "benign" if record["label"] == "malignant" else "malignant"}
+            record = {**record, "label": other_class(record["label"])}
         out.append(record)
     return out
 
@@ -119,12 +116,15 @@ def test_label_flips_with_unchanged_inputs_are_a_performance_decision(
     perf = summary["performance"]
     assert (code, summary["decision"], summary["retrain"]) == (0, "performance", True)
     assert summary["features"]["drifted"] is False  # the inputs did not move
-    assert perf["rows"] == 228 and 0.6 < perf["metrics"]["accuracy"] < 0.8
+    assert perf["rows"] == WINDOW and 0.6 < perf["metrics"]["accuracy"] < 0.8
     regressed = {r["metric"] for r in perf["regressions"] if r["regressed"]}
     assert regressed == {"accuracy", "f1", "roc_auc"}
-    assert summary["reasons"][0].startswith("performance regressed on 228 labelled rows: accuracy 0.")
+    assert summary["reasons"][0].startswith(f"performance regressed on {WINDOW} labelled rows: accuracy 0.")
     report = Path(perf["report"]).read_text()
-    assert "Model performance on labelled production rows" in report and report.count("data:image/png") == 4
+    charts = ["confusion", "over-time", *(["roc", "pr"] if BINARY else [])]  # the curves: two classes
+    assert "Model performance on labelled production rows" in report
+    assert report.count("data:image/png") == len(charts)
+    assert all(f'alt="performance-{c}"' in report for c in charts)
     assert (
         "decision: performance" in out and "drift: performance report reports/drift/performance.html" in out
     )
@@ -136,15 +136,14 @@ def test_a_small_drop_within_sampling_noise_does_not_fire(workspace, drift, no_r
     """3 wrong labels in 60 rows (accuracy 0.95 vs 0.965): within noise, so no performance decision.
     (ROC AUC is left out: these rows' logged probabilities are 0 or 1, so 3 errors made with full
     confidence move it from 0.992 to 0.95, which DeLong's interval rightly calls beyond noise.)"""
-    text = Path("params.yaml").read_text()
-    Path("params.yaml").write_text(text.replace("    metrics: null  ", "    metrics: [accuracy, f1]  ", 1))
+    edit_params({"monitoring.performance.metrics": ["accuracy", "f1"]})
     Path("eval").mkdir()
     Path("eval/metrics.json").write_text(json.dumps(CHAMPION))
     rows = held_out()
     write_jsonl(LOG, records(rows))
     labels = records(rows, label_key="label")[:60]  # (request ids derive from the whole frame)
     for record in labels[:3]:
-        record["label"] = "benign" if record["label"] == "malignant" else "malignant"
+        record["label"] = other_class(record["label"])
     write_jsonl(FEEDBACK, labels)
     _, summary, _ = drift()
     perf = summary["performance"]
