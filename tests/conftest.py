@@ -43,7 +43,10 @@ def dvc_remote(tmp_path_factory) -> Path:
 def trained_repo(tmp_path_factory, dvc_remote) -> Path:
     """A git repo (branch main) of this working tree after `mlops data` and `dvc repro`, outputs pushed
     (with run-cache) and committed. Read-only for tests: clone it (tests.repo.clone) to change things."""
+    from tests.model.project_data import seed_remote
+
     repo = copy_project(tmp_path_factory.mktemp("trained") / "repo", dvc_remote)
+    seed_remote(repo)  # a forker's table cannot be recreated: `mlops data` pulls it
     sh(["mlops", "data"], repo)
     sh(["dvc", "repro"], repo)
     sh(["dvc", "push", "--run-cache"], repo)
