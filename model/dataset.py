@@ -37,11 +37,22 @@ def write_bundled(path: Path = BUNDLED_FILE) -> Path:
     return path
 
 
-def bootstrap(pull: bool = True, push: bool = True, dvc_file: str = "data.dvc") -> None:
-    """Get the data a fresh clone needs: from the DVC remote, else recreated and checked against data.dvc."""
-    if pull and dvc("pull", dvc_file, check=False).returncode == 0:
+def bootstrap(
+    pull: bool = True, push: bool = True, dvc_file: str = "data.dvc", data_path: Path = BUNDLED_FILE
+) -> None:
+    """Get the data a fresh clone needs: from the DVC remote, else (the bundled table only) recreated and
+    checked against data.dvc. A forker's own table can only come from their remote: say so, write nothing."""
+    pulled = dvc("pull", dvc_file, check=False) if pull else None
+    if pulled is not None and pulled.returncode == 0:
         print(f"data: pulled from the DVC remote ({dvc_file})")
         return
+    if Path(data_path) != BUNDLED_FILE:
+        why = (pulled.stderr.strip().splitlines() or ["no output"])[-1] if pulled else "--no-pull was given"
+        raise UserError(
+            f"{data_path} could not be pulled from the DVC remote ({why}); `mlops data` can recreate only "
+            f"the bundled {BUNDLED_FILE}. Push your data from the clone that ran `dvc add data` "
+            "(`dvc push`), with the remote set up as docs/setup-fork.md step 6 says."
+        )
     write_bundled()
     recorded = Path(dvc_file).read_text()
     dvc("commit", "--force", dvc_file)  # hashes the data with DVC itself and fills the local cache

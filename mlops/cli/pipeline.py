@@ -6,9 +6,10 @@ from pathlib import Path
 
 
 def _data(args) -> int:
+    from mlops.config.params import load_params
     from model.dataset import bootstrap
 
-    bootstrap(pull=not args.no_pull, push=not args.no_push)
+    bootstrap(pull=not args.no_pull, push=not args.no_push, data_path=load_params().data.path)
     return 0
 
 

@@ -57,6 +57,18 @@ def test_fresh_copy_bootstraps_data_into_an_empty_remote(tmp_path):
     assert sh(["dvc", "status", "-c", "data.dvc"], repo).stdout.strip().startswith("Cache and remote")
 
 
+def test_a_forkers_table_is_never_replaced_by_the_bundled_one(tmp_path):
+    """Without the table in the remote, `mlops data` says where it must come from and writes nothing."""
+    repo = copy_project(tmp_path / "repo", tmp_path / "remote")  # an empty remote
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["path"] = "data/own.parquet"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = sh(["mlops", "data"], repo, check=False)
+    assert run.returncode == 1 and "data/own.parquet could not be pulled" in run.stderr, run.stderr
+    assert "can recreate only the bundled data/breast_cancer.csv" in run.stderr
+    assert not (repo / "data").exists()
+
+
 def test_repro_ran_all_stages_and_a_second_repro_runs_nothing(trained_repo, pulled):
     lock = yaml.safe_load((trained_repo / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(STAGES)
