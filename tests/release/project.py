@@ -14,6 +14,10 @@ import yaml
 
 from mlops.release import artifacts, registry
 from tests.repo import sh
+from tests.schema import MODEL_NAME, PARAMS
+
+REGISTERED = PARAMS.mlflow.registered_model  # the registry's model name, from params.yaml `name`
+MAR = f"model_store/{MODEL_NAME}.mar"  # where `mlops archive` puts the champion's archive
 
 # what train writes into meta.json and the archive requires: the task and the request schema
 META = {
@@ -72,7 +76,7 @@ def champion(project: Path) -> str | None:
     from mlops.config import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())  # the test's own sqlite file
-    found = registry._alias(client, "breast-cancer-classifier", registry.CHAMPION)
+    found = registry._alias(client, REGISTERED, registry.CHAMPION)
     return None if found is None else str(found.version)
 
 

@@ -11,7 +11,7 @@ import pytest
 from mlops.cli import main
 from mlops.config.errors import UserError
 from mlops.release import archive, artifacts, registry
-from tests.release.project import GOOD, champion, commit, promote_two, write_model
+from tests.release.project import GOOD, MAR, REGISTERED, champion, commit, promote_two, write_model
 
 WORSE = {**GOOD, "accuracy": 0.93}  # above the 0.90 floor, 0.03 below the champion: refused
 
@@ -21,7 +21,7 @@ def release(project) -> dict:
 
 
 def mar_version(project) -> str:
-    with zipfile.ZipFile(project / "model_store/breast-cancer.mar") as mar:
+    with zipfile.ZipFile(project / MAR) as mar:
         return json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"]
 
 
@@ -30,9 +30,7 @@ def version_of(number: str):
 
     from mlops.config import tracking
 
-    return MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
-        "breast-cancer-classifier", number
-    )
+    return MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(REGISTERED, number)
 
 
 def promote_good_then_refused(project) -> None:
@@ -51,7 +49,7 @@ def test_archive_without_a_champion_is_refused(project):
     write_model(project, b"weights-1", GOOD)
     with pytest.raises(UserError, match=r"no champion .* run `mlops promote` first"):
         archive.archive_champion()
-    assert not (project / "model_store/breast-cancer.mar").exists()
+    assert not (project / MAR).exists()
 
 
 def test_archive_after_a_refused_promotion_is_refused_and_keeps_the_champion_archive(project):
@@ -60,7 +58,7 @@ def test_archive_after_a_refused_promotion_is_refused_and_keeps_the_champion_arc
     registry.promote()
     archive.archive_champion()
     assert mar_version(project) == "1"
-    champion_mar = (project / "model_store/breast-cancer.mar").read_bytes()
+    champion_mar = (project / MAR).read_bytes()
 
     write_model(project, b"weights-2", WORSE)
     commit(project, "model 2")
@@ -69,7 +67,7 @@ def test_archive_after_a_refused_promotion_is_refused_and_keeps_the_champion_arc
     expected = artifacts.md5(project / "artifacts/model/model.pt")
     with pytest.raises(UserError, match=rf"md5 {expected}\) is not the champion, version 1 .*refusing"):
         archive.archive_champion()
-    assert (project / "model_store/breast-cancer.mar").read_bytes() == champion_mar
+    assert (project / MAR).read_bytes() == champion_mar
     assert release(project)["version"] == "1"
 
 

@@ -11,7 +11,7 @@ import pytest
 from mlops.config.errors import UserError
 from mlops.release import measure, registry
 from tests.release.conftest import measured
-from tests.release.project import GOOD, champion, commit, write_model
+from tests.release.project import GOOD, REGISTERED, champion, commit, write_model
 
 
 def test_a_release_whose_reported_metrics_disagree_with_the_remeasured_ones_is_refused(project, monkeypatch):
@@ -47,9 +47,7 @@ def test_the_gates_and_the_registry_use_the_remeasured_numbers(project):
 
     from mlops.config import tracking
 
-    version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
-        "breast-cancer-classifier", "1"
-    )
+    version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(REGISTERED, "1")
     assert float(version.tags["metric.accuracy"]) == pytest.approx(0.96 + 2e-6, abs=1e-9)
 
 

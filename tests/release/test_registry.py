@@ -9,7 +9,7 @@ import pytest
 
 from mlops.config.errors import UserError
 from mlops.release import artifacts, registry
-from tests.release.project import GOOD, champion, commit, promote_two, write_model
+from tests.release.project import GOOD, REGISTERED, champion, commit, promote_two, write_model
 from tests.repo import sh
 
 
@@ -28,9 +28,7 @@ def test_first_promotion_sets_champion_and_records_the_release(project):
 
     from mlops.config import tracking
 
-    version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
-        "breast-cancer-classifier", "1"
-    )
+    version = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(REGISTERED, "1")
     head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
     assert version.tags["git_sha"] == head
     assert version.tags["model_md5"] == artifacts.md5(project / "artifacts/model/model.pt")
@@ -94,7 +92,7 @@ def test_promoting_the_same_bytes_again_reuses_the_version(project):
     from mlops.config import tracking
 
     versions = MlflowClient(tracking_uri=tracking.tracking_uri()).search_model_versions(
-        "name='breast-cancer-classifier'"
+        f"name='{REGISTERED}'"
     )
     assert len(versions) == 1 and champion(project) == "1"
 
@@ -118,11 +116,7 @@ def test_a_dirty_tree_is_refused_and_allow_dirty_records_it(project, monkeypatch
 
     from mlops.config import tracking
 
-    tags = (
-        MlflowClient(tracking_uri=tracking.tracking_uri())
-        .get_model_version("breast-cancer-classifier", "1")
-        .tags
-    )
+    tags = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(REGISTERED, "1").tags
     assert tags["git_dirty"] == "true" and tags["git_sha"] == main_sha
     assert json.loads((project / "model_store/release.json").read_text())["git_dirty"] is True
 
@@ -131,8 +125,6 @@ def test_a_dirty_tree_is_refused_and_allow_dirty_records_it(project, monkeypatch
     commit(project, "model 3 on the branch")
     assert registry.promote() == 0
     head = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
-    latest = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(
-        "breast-cancer-classifier", "2"
-    )
+    latest = MlflowClient(tracking_uri=tracking.tracking_uri()).get_model_version(REGISTERED, "2")
     assert latest.tags["git_sha"] == head != main_sha and latest.tags["git_dirty"] == "false"
     assert "git_dirty" not in json.loads((project / "model_store/release.json").read_text())

@@ -13,7 +13,7 @@ import pytest
 from mlops.cli import main
 from mlops.config.errors import UserError
 from mlops.release import archive, registry
-from tests.release.project import GOOD, champion, commit, write_model
+from tests.release.project import GOOD, REGISTERED, champion, commit, write_model
 from tests.repo import sh
 
 
@@ -155,12 +155,12 @@ def test_a_rerun_of_an_older_release_cannot_move_the_alias_back(project, capsys)
     from mlops.config import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())
-    assert "image" not in client.get_model_version("breast-cancer-classifier", "2").tags
+    assert "image" not in client.get_model_version(REGISTERED, "2").tags
 
     with pytest.raises(UserError, match="--force needs --reason"):
         registry.move_champion("2", expect="3", force=True)
     forced = ["champion", "--version", "2", "--expect", "3", "--force", "--reason", "B misbehaves"]
     assert main(forced) == 0
     assert champion(project) == "2"
-    tags = client.get_model_version("breast-cancer-classifier", "2").tags
+    tags = client.get_model_version(REGISTERED, "2").tags
     assert tags["forced_champion_reason"] == "B misbehaves"

@@ -58,10 +58,12 @@ def test_evaluate_scores_the_train_stages_seed_models_and_imports_no_training_co
     test = pd.read_parquet(tmp_path / "artifacts/prepared/test.parquet")
     x, y = test[features].to_numpy(dtype=np.float64), test["label"].to_numpy()
     predictions = pd.read_csv(tmp_path / "eval/predictions.csv").set_index("row").loc[row_keys(x, y)]
+    classes = range(len(params["data"]["classes"]))  # one probability column per class
     for k, model in enumerate(manifest["models"], start=1):
         expected = predict_proba(tmp_path / "artifacts/seeds" / model["file"], x)
-        np.testing.assert_allclose(predictions[[f"seed{k}_proba_0", f"seed{k}_proba_1"]], expected, atol=1e-8)
-    assert not np.allclose(predictions[["seed1_proba_1"]], predictions[["proba_1"]])  # other models
+        np.testing.assert_allclose(predictions[[f"seed{k}_proba_{c}" for c in classes]], expected, atol=1e-8)
+    own = predictions[[f"proba_{c}" for c in classes]].to_numpy()
+    assert not np.allclose(predictions[[f"seed1_proba_{c}" for c in classes]].to_numpy(), own)  # other models
 
 
 def test_seed_models_of_another_seed_or_none_at_all_are_not_scored(tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mlops.report.baselines import fit_baselines
 from mlops.report.slices import assign, key, slice_table
@@ -131,17 +132,25 @@ def test_report_rows_for_baselines_and_a_slice_that_regressed(repo):
 
 @pytest.mark.slow
 def test_metrics_json_of_evaluate_holds_intervals_baselines_and_slices(trained_repo):
-    """The real `evaluate` on the bundled data: every new number is in eval/ for `dvc metrics diff`."""
+    """The real `evaluate` on the project's data: every new number is in eval/ for `dvc metrics diff`."""
     metrics = json.loads((trained_repo / "eval/metrics.json").read_text())
+    params = yaml.safe_load((trained_repo / "params.yaml").read_text())
     for name in ("accuracy", "roc_auc", "brier", "ece"):
         span = metrics["interval"][name]
         assert span["low"] <= metrics[name] <= span["high"]
     logistic = metrics["baseline"]["logistic_regression"]
     assert logistic["accuracy"] > 0.9 and "interval" in logistic
     majority = metrics["baseline"]["majority_class"]
-    test = pd.read_parquet(trained_repo / "artifacts/prepared/test.parquet")
-    assert majority["accuracy"] == pytest.approx((test["label"] == 0).mean(), abs=1e-6)
-    assert sum(s["rows"] for s in metrics["slice"]["mean_radius"].values()) == len(test)
+    prepared = trained_repo / "artifacts/prepared"
+    test = pd.read_parquet(prepared / "test.parquet")
+    most = pd.read_parquet(prepared / "train.parquet")["label"].mode()[0]  # the train split's majority
+    assert majority["accuracy"] == pytest.approx((test["label"] == most).mean(), abs=1e-6)
+    features = params["data"]["features"]
+    columns = [s if isinstance(s, str) else s["column"] for s in params["report"]["slices"] or []]
+    sliced = [c for c in columns if c in features]
+    assert sorted(metrics["slice"]) == sorted(sliced)  # slices on columns the table lacks are skipped
+    for column in sliced:
+        assert sum(s["rows"] for s in metrics["slice"][column].values()) == len(test)
     predictions = pd.read_csv(trained_repo / "eval/predictions.csv")
     assert len(predictions) == len(test) and predictions["row"].is_unique
     assert (predictions["label"].to_numpy() == test["label"].to_numpy()).all()
