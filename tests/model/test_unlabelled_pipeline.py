@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from model.examples import mixed_table
+from tests.model.wine import swap_table
 from tests.repo import copy_project, sh
 
 pytestmark = pytest.mark.slow
@@ -34,20 +35,8 @@ def test_a_table_with_15_percent_unlabelled_rows_runs_the_pipeline(tmp_path):
     table["adult"] = np.where(table["adult"] == "true", rng.choice(["YES", "y", "True"], 240), "no")
     unlabelled = int(table["species"].isna().sum())
     assert 0.1 < unlabelled / len(table) < 0.2
-    (repo / "data").mkdir(exist_ok=True)
-    for old in (repo / "data").glob("*"):
-        old.unlink()
-    table.to_csv(repo / "data/penguins.csv", index=False)
-
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["name"] = "penguins"
-    params["data"] = {
-        "path": "data/penguins.csv",
-        "label": "species",
-        "classes": ["Adelie", "Chinstrap", "Gentoo"],
-        "missing": "impute",
-        "features": FEATURES,
-    }
+    data = {"label": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"], "missing": "impute"}
+    params = swap_table(repo, table, "penguins.csv", "penguins", {**data, "features": FEATURES})
     params["train"].update(max_epochs=8)
     params["report"].update(resamples=200, slices=[{"column": "island"}], ig_steps=8)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
