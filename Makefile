@@ -55,7 +55,7 @@ demo: install ## the main job: run the whole loop locally on the bundled data
 data: install ## get the data: dvc pull, else recreate the bundled table and push it
 	mlops data
 
-pipeline: data ## dvc repro: validate, prepare, train, evaluate
+pipeline: data ## dvc repro: validate, prepare, train, baselines, evaluate
 	dvc repro
 
 lint: install-dev ## pre-commit on every file (ruff, formatting, file hygiene), offline

@@ -14,7 +14,7 @@ from mlops.config.errors import UserError
 
 # One module per area; each defines register(subparsers). Order sets the order in --help.
 COMMAND_MODULES = (
-    "mlops.cli.pipeline",  # data, validate, prepare, train, evaluate, demo
+    "mlops.cli.pipeline",  # data, validate, prepare, train, baselines, evaluate, demo
     "mlops.cli.report",  # report (PR comment)
     "mlops.cli.release",  # promote, rollback, archive, serve
     "mlops.cli.deploy",  # deploy stage, propose, canary, rollback (GitOps)

@@ -2,11 +2,11 @@
 
 The table is made here (model/examples.py: a 3-class string label with imbalance, numeric columns with
 missing cells, two categorical columns, a bool; no download). On a branch of the trained breast-cancer
-project it goes through `dvc repro` (validate, prepare, train, evaluate), `mlops report` against main
-(another dataset: no comparable baseline), then, merged to main, `mlops promote`, `mlops archive`, a
-real TorchServe answering raw rows (category strings, an unseen category, nulls) exactly as the offline
-model does on the same rows, and `mlops drift` on the logged traffic. The same for a regression task.
-Slow: real training and a real TorchServe.
+project it goes through `dvc repro` (validate, prepare, train, baselines, evaluate), `mlops report`
+against main (another dataset: no comparable baseline), then, merged to main, `mlops promote`,
+`mlops archive`, a real TorchServe answering raw rows (category strings, an unseen category, nulls)
+exactly as the offline model does on the same rows, and `mlops drift` on the logged traffic. The same
+for a regression task. Slow: real training and a real TorchServe.
 """
 
 from __future__ import annotations
