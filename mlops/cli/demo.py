@@ -17,6 +17,7 @@ from pathlib import Path
 from mlops.config import paths
 from mlops.config.errors import UserError
 from mlops.config.tracking import tracking_uri, train_run
+from mlops.report.scores import flat_scores
 
 PIPELINE = [
     ("Get the data (DVC remote, else the deterministic bootstrap)", "mlops data"),
@@ -75,9 +76,7 @@ def summary() -> str:
     rows = [
         (
             "metrics",
-            f"{paths.METRICS}  ("
-            + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, (int, float)))
-            + ")",
+            f"{paths.METRICS}  (" + ", ".join(f"{k}={v:.3f}" for k, v in flat_scores(metrics).items()) + ")",
         ),
         ("plot data", f"{paths.PLOTS_DIR}/ (confusion, roc, pr, training curves)"),
         ("PR report", "reports/pr/report.md (+ PNG plots in reports/pr/)"),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from mlops.config import paths
 from mlops.config.errors import UserError
 from mlops.config.params import Params, load_params
+from mlops.report.scores import flat_scores
 
 # Absolute, scaled by max(1, |value|) for metrics in the label's units (RMSE, MAE). evaluate rounds
 # every metric to 6 decimals; the same TorchScript bytes on the same test split differ between CPUs only
@@ -80,11 +81,6 @@ def measure(params: Params | None = None) -> Measurement:
     return Measurement(scores, evaluate.dataset_identity(params, task, len(y), interval_rows))
 
 
-def reported_scores(document: dict) -> dict[str, float]:
-    """The flat scores of a metrics.json document (it also nests intervals, baselines and slices)."""
-    return {k: v for k, v in document.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
 def _close(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -93,7 +89,7 @@ def _close(a: float, b: float) -> bool:
 
 def disagreements(reported: dict, measured: Measurement) -> list[str]:
     """Each metric (and dataset identity entry) where the PR's document and the measurement differ."""
-    claimed = reported_scores(reported)
+    claimed = flat_scores(reported)
     problems = []
     for name in sorted(claimed.keys() | measured.metrics.keys()):
         said, got = claimed.get(name), measured.metrics.get(name)

@@ -47,6 +47,7 @@ from mlops.release.artifacts import (
     verify_reviewed_artifacts,
 )
 from mlops.report.gates import all_passed, check_gates, floors_changed, recorded_identity, swap_reason
+from mlops.report.scores import flat_scores
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
@@ -196,9 +197,8 @@ def promote(
             else "re-measured by this checkout's code on the test split"
         )
     else:
-        # the model's own scores: metrics.json also nests intervals, baselines and slices (model/evaluate.py)
         document = json.loads(paths.METRICS.read_text())
-        metrics = {k: v for k, v in document.items() if isinstance(v, (int, float))}
+        metrics = flat_scores(document)
         identity, source = recorded_identity(document), f"as {paths.METRICS} reports them (not re-measured)"
     # a swapped table's derived floors use the baselines' scores of the PR run (evaluate fits them; the
     # re-measurement scores the shipped model only): docs/security.md names this

@@ -119,3 +119,10 @@ def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     eps = np.finfo(proba.dtype).eps
     clipped = np.clip(proba, eps, 1 - eps)
     return float(np.mean(-np.log(clipped[np.arange(len(y)), np.asarray(y, dtype=np.int64)])))
+
+
+def flat_scores(document: dict) -> dict[str, float]:
+    """A metrics.json document's own scores: its top-level numbers (it also nests intervals, baselines,
+    slices and the dataset's identity). The report, the release's re-measurement check, the registry's
+    tags and the demo's summary all read the same ones."""
+    return {k: v for k, v in document.items() if isinstance(v, int | float) and not isinstance(v, bool)}

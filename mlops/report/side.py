@@ -16,6 +16,7 @@ import yaml
 from mlops.config import paths
 from mlops.config.git import git
 from mlops.report.compare import Predictions
+from mlops.report.scores import flat_scores
 from mlops.report.settings import task_of
 
 PLOT_FILES = {
@@ -75,7 +76,7 @@ class Side:
     @property
     def scores(self) -> dict[str, float]:
         """The model's own metrics: the top-level numbers of metrics.json (not intervals, baselines...)."""
-        return {k: v for k, v in (self.metrics or {}).items() if isinstance(v, (int, float))}
+        return flat_scores(self.metrics or {})
 
     @property
     def task(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops.release import measure
+from mlops.report.scores import flat_scores
 from tests.repo import ROOT, sh
 
 
@@ -33,7 +34,7 @@ def measured(params=None) -> measure.Measurement:
     """Stand-in for measure.measure: the report's own scores, or `measured.scores` when a test sets them."""
     import json
 
-    reported = measure.reported_scores(json.loads(Path("eval/metrics.json").read_text()))
+    reported = flat_scores(json.loads(Path("eval/metrics.json").read_text()))
     return measure.Measurement(dict(measured.scores if measured.scores is not None else reported))
 
 

@@ -77,3 +77,18 @@ def test_curves_match_scikit_learn(k, y, proba):
         for a, b in zip(ours, theirs, strict=True):
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, atol=TOL, rtol=0)
+
+
+def test_a_metrics_documents_scores_are_its_top_level_numbers_only():
+    """What the report compares, the release re-measures and the registry tags: not the nested intervals,
+    baselines or identity, and not a flag (a bool is an int to Python)."""
+    document = {
+        "accuracy": 0.96,
+        "n_test": 114,
+        "calibrated": True,
+        "intervals": {"accuracy": [0.9, 0.99]},
+        "baseline": {"logreg": {"accuracy": 0.95}},
+        "dataset": {"label": "diagnosis"},
+        "note": "text",
+    }
+    assert scores.flat_scores(document) == {"accuracy": 0.96, "n_test": 114}
